@@ -1,0 +1,1 @@
+"""The write-side domain: aggregates as pure `decide`/`evolve` functions (stdlib, pydantic)."""

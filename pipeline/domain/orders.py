@@ -1,0 +1,189 @@
+"""The order aggregate: created for an active customer, paid, shipped, or cancelled before shipping.
+
+Cross-aggregate rule, and its limit: an order's customer must exist and be active, but the order's
+writer cannot read the user's stream (it may live on another partition). `decide` asks the
+`customer_status` lookup in its `DecisionContext`, which the processor feeds from a replicated,
+eventually consistent read of every user's status (the aggregates topic). A user deactivated
+concurrently may therefore still get an order accepted; compensating (cancelling such orders) is
+left to a process manager reacting to `UserDeactivated`, not to this aggregate.
+
+Money is integer minor units (cents) of the order's currency; totals are always computed here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from pipeline.domain.common import Command, DecisionContext, Event, Rejection
+from pipeline.domain.errors import InvalidHistory
+from pipeline.domain.values import Currency, MinorUnits, Quantity, ReferenceId, Text
+
+AGGREGATE_TYPE = "order"
+MAX_ITEMS = 100
+
+
+class OrderItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sku: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+    quantity: Quantity
+    unit_price: MinorUnits
+
+
+def _at_least_one_item(items: tuple[OrderItem, ...]) -> tuple[OrderItem, ...]:
+    if not items:
+        raise PydanticCustomError("no_items", "an order needs at least one item")
+    return items
+
+
+class CreateOrder(Command):
+    customer_id: ReferenceId
+    items: Annotated[
+        tuple[OrderItem, ...],
+        Field(max_length=MAX_ITEMS, json_schema_extra={"minItems": 1}),
+        AfterValidator(_at_least_one_item),
+    ]
+    currency: Currency
+
+
+class PayOrder(Command):
+    """Record a payment; `amount`, when given, must equal the order's total."""
+
+    payment_ref: Text
+    amount: MinorUnits | None = None
+
+
+class ShipOrder(Command):
+    tracking: Text | None = None
+
+
+class CancelOrder(Command):
+    reason: Text
+
+
+class OrderCreated(Event):
+    """v2: v1 had no `currency`; every v1 order was in EUR (see `pipeline.domain.upcasters`)."""
+
+    schema_version = 2
+    customer_id: str
+    items: tuple[OrderItem, ...]
+    currency: str
+    total: int
+
+
+class OrderPaid(Event):
+    amount: int
+    payment_ref: str
+
+
+class OrderShipped(Event):
+    tracking: str | None = None
+
+
+class OrderCancelled(Event):
+    reason: str
+
+
+OrderStatus = Literal["created", "paid", "shipped", "cancelled"]
+
+
+class OrderState(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    customer_id: str
+    items: tuple[OrderItem, ...]
+    currency: str
+    total: int
+    status: OrderStatus = "created"
+    payment_ref: str | None = None
+    tracking: str | None = None
+
+
+OrderCommand = CreateOrder | PayOrder | ShipOrder | CancelOrder
+OrderEvent = OrderCreated | OrderPaid | OrderShipped | OrderCancelled
+OrderDecision = list[OrderEvent] | Rejection
+
+
+def order_total(items: tuple[OrderItem, ...]) -> int:
+    """Sum of quantity * unit price, in minor units."""
+    return sum(item.quantity * item.unit_price for item in items)
+
+
+def decide(
+    state: OrderState | None, command: OrderCommand, context: DecisionContext
+) -> OrderDecision:
+    """The events `command` causes on an order in `state`, or why it is refused. Pure."""
+    if isinstance(command, CreateOrder):
+        return _create(state, command, context)
+    if state is None:
+        return Rejection(code="order.not_found", reason="the order does not exist")
+    if state.status == "cancelled":
+        return Rejection(code="order.cancelled", reason="the order is cancelled")
+    if isinstance(command, PayOrder):
+        return _pay(state, command)
+    if isinstance(command, ShipOrder):
+        if state.status == "shipped":
+            return Rejection(code="order.already_shipped", reason="the order is already shipped")
+        if state.status != "paid":
+            return Rejection(code="order.not_paid", reason="an order ships only once paid")
+        return [OrderShipped(tracking=command.tracking)]
+    if state.status == "shipped":
+        return Rejection(code="order.already_shipped", reason="a shipped order cannot be cancelled")
+    return [OrderCancelled(reason=command.reason)]
+
+
+def _create(
+    state: OrderState | None, command: CreateOrder, context: DecisionContext
+) -> OrderDecision:
+    if state is not None:
+        return Rejection(code="order.already_exists", reason="the order already exists")
+    customer = context.customer_status(command.customer_id)
+    if customer is None:
+        return Rejection(code="order.unknown_customer", reason=f"no user {command.customer_id!r}")
+    if customer != "active":
+        return Rejection(
+            code="order.customer_inactive", reason=f"user {command.customer_id!r} is deactivated"
+        )
+    total = order_total(command.items)
+    return [
+        OrderCreated(
+            customer_id=command.customer_id,
+            items=command.items,
+            currency=command.currency,
+            total=total,
+        )
+    ]
+
+
+def _pay(state: OrderState, command: PayOrder) -> OrderDecision:
+    if state.status != "created":
+        return Rejection(code="order.already_paid", reason="the order is already paid")
+    if command.amount is not None and command.amount != state.total:
+        return Rejection(
+            code="order.amount_mismatch",
+            reason=f"amount {command.amount} differs from the total {state.total} {state.currency}",
+        )
+    return [OrderPaid(amount=state.total, payment_ref=command.payment_ref)]
+
+
+def evolve(state: OrderState | None, event: OrderEvent) -> OrderState:
+    """The order after `event`; raises `InvalidHistory` for an event that cannot follow `state`."""
+    if isinstance(event, OrderCreated):
+        if state is not None:
+            raise InvalidHistory("OrderCreated on an existing order")
+        return OrderState(
+            customer_id=event.customer_id,
+            items=event.items,
+            currency=event.currency,
+            total=event.total,
+        )
+    if state is None:
+        raise InvalidHistory(f"{type(event).__name__} before OrderCreated")
+    if isinstance(event, OrderPaid):
+        return state.model_copy(update={"status": "paid", "payment_ref": event.payment_ref})
+    if isinstance(event, OrderShipped):
+        return state.model_copy(update={"status": "shipped", "tracking": event.tracking})
+    return state.model_copy(update={"status": "cancelled"})

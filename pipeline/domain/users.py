@@ -1,0 +1,128 @@
+"""The user aggregate: create, update (changed fields only), deactivate, reactivate."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.domain.common import (
+    Command,
+    CustomerStatus,
+    DecisionContext,
+    Event,
+    Rejection,
+)
+from pipeline.domain.errors import InvalidHistory
+from pipeline.domain.values import Email, PersonName, Text
+
+AGGREGATE_TYPE = "user"
+
+
+class CreateUser(Command):
+    email: Email
+    name: PersonName
+
+
+class UpdateUser(Command):
+    """Change email and/or name; fields left out or unchanged produce no event."""
+
+    email: Email | None = None
+    name: PersonName | None = None
+
+
+class DeactivateUser(Command):
+    reason: Text | None = None
+
+
+class ReactivateUser(Command):
+    pass
+
+
+class UserCreated(Event):
+    """v2: v1 carried `full_name` instead of `name` (see `pipeline.domain.upcasters`)."""
+
+    schema_version = 2
+    email: str
+    name: str
+
+
+class UserEmailChanged(Event):
+    email: str
+
+
+class UserNameChanged(Event):
+    name: str
+
+
+class UserDeactivated(Event):
+    reason: str | None = None
+
+
+class UserReactivated(Event):
+    pass
+
+
+class UserState(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    email: str
+    name: str
+    active: bool = True
+
+
+UserCommand = CreateUser | UpdateUser | DeactivateUser | ReactivateUser
+UserEvent = UserCreated | UserEmailChanged | UserNameChanged | UserDeactivated | UserReactivated
+UserDecision = list[UserEvent] | Rejection
+
+_NOT_FOUND = Rejection(code="user.not_found", reason="the user does not exist")
+
+
+def decide(state: UserState | None, command: UserCommand, context: DecisionContext) -> UserDecision:
+    """The events `command` causes on a user in `state`, or why it is refused. Pure."""
+    if isinstance(command, CreateUser):
+        if state is not None:
+            return Rejection(code="user.already_exists", reason="the user already exists")
+        return [UserCreated(email=command.email, name=command.name)]
+    if state is None:
+        return _NOT_FOUND
+    if isinstance(command, UpdateUser):
+        return _update(state, command)
+    if isinstance(command, DeactivateUser):
+        if not state.active:
+            return Rejection(code="user.already_deactivated", reason="the user is deactivated")
+        return [UserDeactivated(reason=command.reason)]
+    if state.active:
+        return Rejection(code="user.not_deactivated", reason="the user is already active")
+    return [UserReactivated()]
+
+
+def _update(state: UserState, command: UpdateUser) -> UserDecision:
+    if not state.active:
+        return Rejection(code="user.deactivated", reason="a deactivated user cannot be updated")
+    events: list[UserEvent] = []
+    if command.email is not None and command.email != state.email:
+        events.append(UserEmailChanged(email=command.email))
+    if command.name is not None and command.name != state.name:
+        events.append(UserNameChanged(name=command.name))
+    return events
+
+
+def evolve(state: UserState | None, event: UserEvent) -> UserState:
+    """The user after `event`; raises `InvalidHistory` for an event that cannot follow `state`."""
+    if isinstance(event, UserCreated):
+        if state is not None:
+            raise InvalidHistory("UserCreated on an existing user")
+        return UserState(email=event.email, name=event.name)
+    if state is None:
+        raise InvalidHistory(f"{type(event).__name__} before UserCreated")
+    if isinstance(event, UserEmailChanged):
+        return state.model_copy(update={"email": event.email})
+    if isinstance(event, UserNameChanged):
+        return state.model_copy(update={"name": event.name})
+    return state.model_copy(update={"active": isinstance(event, UserReactivated)})
+
+
+def status(state: UserState | None) -> CustomerStatus | None:
+    """What a `CustomerStatusLookup` answers for a user in `state`."""
+    if state is None:
+        return None
+    return "active" if state.active else "deactivated"

@@ -1,0 +1,227 @@
+"""The wire contract: command, event, result and snapshot envelopes (UTF-8 JSON), keys, headers.
+
+Commands come from any Kafka client, so their envelope forbids unknown fields and is size-bounded
+at decode. Events, results and snapshots are written by the project itself and ignore unknown
+envelope fields, so an older reader survives a rolling upgrade that adds one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from topics.errors import InvalidEnvelope, InvalidStreamId, NotJson, TooLarge
+
+MAX_COMMAND_BYTES = 64 * 1024
+"""Largest command accepted at decode; bigger ones are rejected as `TooLarge`."""
+MAX_RECORD_BYTES = 1024 * 1024
+"""Largest event, result or snapshot accepted at decode (Kafka's default `max.message.bytes`)."""
+RECENT_COMMANDS_WINDOW = 100
+"""How many recent command ids a snapshot keeps per stream for duplicate detection."""
+
+AGGREGATE_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+AGGREGATE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+TYPE_NAME_PATTERN = r"^[A-Z][A-Za-z0-9]{0,63}$"
+
+AggregateId = Annotated[str, Field(pattern=AGGREGATE_ID_PATTERN)]
+MessageId = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,128}$")]
+"""Printable ASCII without spaces, 1-128 characters: safe in keys, headers and logs."""
+TypeName = Annotated[str, Field(pattern=TYPE_NAME_PATTERN)]
+StreamId = Annotated[str, Field(min_length=3, max_length=161, pattern=r"^[a-z][a-z0-9_]*-.+$")]
+Text = Annotated[str, Field(max_length=1000)]
+
+_AGGREGATE_TYPE_RE = re.compile(AGGREGATE_TYPE_PATTERN)
+_AGGREGATE_ID_RE = re.compile(AGGREGATE_ID_PATTERN)
+
+
+class CommandEnvelope(BaseModel):
+    """A request to change one stream; `command_id` is the client's idempotency key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: MessageId
+    type: TypeName
+    aggregate_id: AggregateId
+    expected_version: Annotated[int, Field(ge=0)] | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    issued_at: AwareDatetime
+    issued_by: Text | None = None
+    correlation_id: MessageId | None = None
+
+
+class EventEnvelope(BaseModel):
+    """One fact in one stream, at `version` (1 for the first event); record key `stream@version`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: MessageId
+    type: TypeName
+    schema_version: Annotated[int, Field(ge=1)]
+    stream_id: StreamId
+    version: Annotated[int, Field(ge=1)]
+    data: dict[str, Any]
+    occurred_at: AwareDatetime
+    causation_id: MessageId | None = None
+    correlation_id: MessageId | None = None
+
+
+class CommandResult(BaseModel):
+    """The answer to one command; `version` is the stream's version after it was handled."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    command_id: MessageId
+    stream_id: StreamId | None
+    status: Literal["accepted", "rejected", "duplicate"]
+    version: Annotated[int, Field(ge=0)] | None = None
+    event_ids: list[str] = Field(default_factory=list)
+    code: str | None = None
+    reason: Text | None = None
+    processed_at: AwareDatetime
+
+
+class Snapshot(BaseModel):
+    """A stream's latest state (value of the compacted aggregates topic, key = stream id)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stream_id: StreamId
+    aggregate_type: Annotated[str, Field(pattern=AGGREGATE_TYPE_PATTERN)]
+    version: Annotated[int, Field(ge=0)]
+    state: dict[str, Any] | None
+    recent_command_ids: Annotated[list[str], Field(max_length=RECENT_COMMANDS_WINDOW)] = Field(
+        default_factory=list
+    )
+    updated_at: AwareDatetime
+
+
+def make_stream_id(aggregate_type: str, aggregate_id: str) -> str:
+    """`"<aggregate_type>-<aggregate_id>"`, for example `user-u001`; the commands' record key."""
+    if not _AGGREGATE_TYPE_RE.match(aggregate_type):
+        raise InvalidStreamId(f"invalid aggregate type {aggregate_type!r}")
+    if not _AGGREGATE_ID_RE.match(aggregate_id):
+        raise InvalidStreamId(f"invalid aggregate id {aggregate_id!r}")
+    return f"{aggregate_type}-{aggregate_id}"
+
+
+def parse_stream_id(stream_id: str) -> tuple[str, str]:
+    """Split a stream id at its first `-` (aggregate types never contain one)."""
+    aggregate_type, sep, aggregate_id = stream_id.partition("-")
+    if not sep:
+        raise InvalidStreamId(f"stream id {stream_id!r} has no '-'")
+    make_stream_id(aggregate_type, aggregate_id)
+    return aggregate_type, aggregate_id
+
+
+def event_key(stream_id: str, version: int) -> str:
+    """`"<stream_id>@<version>"`: unique per event, so compaction never drops history."""
+    return f"{stream_id}@{version}"
+
+
+def parse_event_key(key: str) -> tuple[str, int]:
+    """Inverse of `event_key` (stream ids never contain `@`)."""
+    stream_id, sep, version = key.rpartition("@")
+    if not sep or not version.isdigit():
+        raise InvalidStreamId(f"event key {key!r} is not '<stream_id>@<version>'")
+    parse_stream_id(stream_id)
+    return stream_id, int(version)
+
+
+def remember_command(recent_command_ids: list[str], command_id: str) -> list[str]:
+    """The window after `command_id` was handled: appended, oldest dropped beyond the bound."""
+    return [*recent_command_ids, command_id][-RECENT_COMMANDS_WINDOW:]
+
+
+def encode(model: BaseModel) -> bytes:
+    """The UTF-8 JSON of any envelope (compact, fields in declaration order)."""
+    return model.model_dump_json().encode("utf-8")
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _decode(raw: bytes, model: type[_Model], limit: int) -> _Model:
+    if len(raw) > limit:
+        raise TooLarge(f"{model.__name__} is {len(raw)} bytes, the limit is {limit}")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        problems = error.errors(include_url=False, include_input=False)
+        if any(problem["type"] == "json_invalid" for problem in problems):
+            raise NotJson(f"not UTF-8 JSON: {problems[0]['msg']}") from None
+        raise InvalidEnvelope(f"invalid {model.__name__}: {describe(error)}") from None
+
+
+def describe(error: ValidationError) -> str:
+    """A one-line, readable summary of a pydantic validation error (no input echoed back)."""
+    parts = []
+    for problem in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in problem["loc"]) or "(root)"
+        parts.append(f"{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def decode_command(raw: bytes) -> CommandEnvelope:
+    """Decode a command; raises `TooLarge`, `NotJson` or `InvalidEnvelope`."""
+    return _decode(raw, CommandEnvelope, MAX_COMMAND_BYTES)
+
+
+def decode_event(raw: bytes) -> EventEnvelope:
+    """Decode an event envelope (not upcast: see `topics.upcasting`)."""
+    return _decode(raw, EventEnvelope, MAX_RECORD_BYTES)
+
+
+def decode_result(raw: bytes) -> CommandResult:
+    """Decode a command result."""
+    return _decode(raw, CommandResult, MAX_RECORD_BYTES)
+
+
+def decode_snapshot(raw: bytes) -> Snapshot:
+    """Decode an aggregates-topic value (a tombstone is `None` and never reaches here)."""
+    return _decode(raw, Snapshot, MAX_RECORD_BYTES)
+
+
+def peek_command_id(raw: bytes) -> str | None:
+    """Best effort: the `command_id` of a command that failed to decode, to answer it rejected."""
+    if len(raw) > MAX_COMMAND_BYTES:
+        return None
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return None
+    command_id = document.get("command_id") if isinstance(document, dict) else None
+    if isinstance(command_id, str) and re.fullmatch(r"[\x21-\x7e]{1,128}", command_id):
+        return command_id
+    return None
+
+
+Headers = list[tuple[str, bytes]]
+
+
+def headers_for_event(envelope: EventEnvelope) -> Headers:
+    """Headers that let tools route an event without decoding its value."""
+    return [
+        ("type", envelope.type.encode()),
+        ("stream_id", envelope.stream_id.encode()),
+        ("version", str(envelope.version).encode()),
+        ("schema_version", str(envelope.schema_version).encode()),
+    ]
+
+
+def headers_for_command(envelope: CommandEnvelope, stream_id: str) -> Headers:
+    """Headers that let tools route a command without decoding its value."""
+    return [
+        ("type", envelope.type.encode()),
+        ("stream_id", stream_id.encode()),
+        ("command_id", envelope.command_id.encode()),
+    ]
+
+
+def read_headers(headers: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Headers as a dict of text (as confluent-kafka returns them; last value of a name wins)."""
+    if not headers:
+        return {}
+    return {name: (value or b"").decode("utf-8", errors="replace") for name, value in headers}

@@ -1,0 +1,1 @@
+"""Entry points: the `cqrs` command line, the HTTP gateway and the native service runner."""

@@ -1,0 +1,5 @@
+"""`python -m cqrs` runs the command line."""
+
+from cqrs.cli import main
+
+main()

@@ -1,0 +1,20 @@
+"""The `cqrs` command line: one Typer app, its command groups registered here and only here."""
+
+from __future__ import annotations
+
+import typer
+
+from cqrs.cli import services
+
+app = typer.Typer(
+    name="cqrs",
+    help="CQRS and event sourcing on Kafka: services, topics, commands, projections, queries.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(services.app, name="services")
+
+
+def main() -> None:
+    """Run the command line."""
+    app()

@@ -1,0 +1,76 @@
+"""`cqrs services up|down|status|env`: the native Kafka, Elasticsearch and PostgreSQL."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cqrs.services import Layout, Runner, ServiceError
+
+app = typer.Typer(help="Run Kafka, Elasticsearch and PostgreSQL natively (no Docker needed).")
+console = Console(stderr=True)
+
+Names = Annotated[
+    list[str] | None,
+    typer.Argument(help="Services to act on (kafka, elasticsearch, postgres); default all."),
+]
+
+
+def _runner(names: list[str] | None) -> Runner:
+    try:
+        return Runner(Layout.from_env(), names)
+    except ServiceError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+
+
+def _say(message: str) -> None:
+    console.print(message, highlight=False, markup=False)
+
+
+@app.command()
+def up(names: Names = None) -> None:
+    """Fetch (once, cached), start and health-check the services. Idempotent."""
+    runner = _runner(names)
+    started = time.monotonic()
+    try:
+        runner.up(_say)
+    except ServiceError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from error
+    console.print(f"[green]services ready[/green] in {time.monotonic() - started:.1f}s")
+    console.print('point clients at them with: eval "$(cqrs services env)"')
+
+
+@app.command()
+def down(names: Names = None) -> None:
+    """Stop exactly the processes `up` started, and check that they are gone."""
+    if not _runner(names).down(_say):
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(names: Names = None) -> None:
+    """Show each service's pid, health, memory and log file. Exit 1 if any is not ready."""
+    table = Table("service", "pid", "state", "rss", "endpoint", "log")
+    statuses = _runner(names).status()
+    for item in statuses:
+        state = "[green]ready[/green]" if item.ready else (
+            "[yellow]starting[/yellow]" if item.pid else "[red]stopped[/red]")
+        table.add_row(item.name, str(item.pid or "-"), state, f"{item.rss_mib:.0f} MiB",
+                      item.endpoint, str(item.log_file))
+    Console().print(table)
+    if not all(item.ready for item in statuses):
+        raise typer.Exit(1)
+
+
+@app.command()
+def env() -> None:
+    """Print shell exports that point the project and its tests at the native services."""
+    for key, value in Layout.from_env().client_env().items():
+        print(f"export {key}={shlex.quote(value)}")

@@ -1,0 +1,92 @@
+"""Versions, ports and directories of the native services: one place, read by the runner and tests."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# The artifacts, as Maven Central names them. docker-compose.yml uses the same versions
+# (tests/unit/test_compose.py checks that the two agree).
+KAFKA_VERSION = "4.1.1"
+KAFKA_ARTIFACT = f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}"
+LOG4J_VERSION = "2.24.3"
+LOG4J_BINDING = f"org.apache.logging.log4j:log4j-slf4j2-impl:{LOG4J_VERSION}"
+ELASTICSEARCH_VERSION = "9.2.0"
+ELASTICSEARCH_ARTIFACT = (
+    f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ELASTICSEARCH_VERSION}:zip"
+)
+POSTGRES_MAJOR = 15
+
+KAFKA_MIN_JAVA = 17
+ELASTICSEARCH_MIN_JAVA = 21
+SERVICE_USER = "cqrs"
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the services live and listen.
+
+    The cache (downloads and unpacked distributions) is outside the clone so that a second
+    ``up`` fetches nothing; the state (data, logs, pids) is per machine. As root both sit under
+    /var so that the unprivileged service user can read them; otherwise under the user's home.
+    Every value can be overridden by ``CQRS_SERVICES_*`` variables.
+    """
+
+    state_dir: Path
+    cache_dir: Path
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    elasticsearch_port: int = 9200
+    postgres_port: int = 5432
+    host: str = "127.0.0.1"
+    heap_mb: int = 512
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Layout:
+        env = dict(os.environ if env is None else env)
+        home = Path.home()
+        default_state = Path("/var/lib/cqrs") if _is_root() else home / ".local/state/cqrs"
+        default_cache = Path("/var/cache/cqrs") if _is_root() else home / ".cache/cqrs"
+        return cls(
+            state_dir=Path(env.get("CQRS_SERVICES_STATE_DIR", default_state)),
+            cache_dir=Path(env.get("CQRS_SERVICES_CACHE_DIR", default_cache)),
+            kafka_port=int(env.get("CQRS_SERVICES_KAFKA_PORT", 9092)),
+            kafka_controller_port=int(env.get("CQRS_SERVICES_KAFKA_CONTROLLER_PORT", 9093)),
+            elasticsearch_port=int(env.get("CQRS_SERVICES_ELASTICSEARCH_PORT", 9200)),
+            postgres_port=int(env.get("CQRS_SERVICES_POSTGRES_PORT", 5432)),
+            heap_mb=int(env.get("CQRS_SERVICES_HEAP_MB", 512)),
+        )
+
+    def service_dir(self, name: str) -> Path:
+        return self.state_dir / name
+
+    def log_file(self, name: str) -> Path:
+        return self.state_dir / name / "logs" / f"{name}.log"
+
+    def pid_file(self, name: str) -> Path:
+        return self.state_dir / "pids" / f"{name}.pid"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def elasticsearch_url(self) -> str:
+        return f"http://{self.host}:{self.elasticsearch_port}"
+
+    @property
+    def postgres_dsn(self) -> str:
+        return f"postgresql://cqrs:cqrs@{self.host}:{self.postgres_port}/cqrs"
+
+    def client_env(self) -> dict[str, str]:
+        """The variables that point the project (and its tests) at these services."""
+        return {
+            "CQRS_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "CQRS_ES_URL": self.elasticsearch_url,
+            "CQRS_PG_DSN": self.postgres_dsn,
+        }

@@ -1,0 +1,140 @@
+"""Starting, watching and stopping service processes by pid, and probing ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cqrs.services.errors import StartFailed
+
+
+def port_open(host: str, port: int) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def spawn(
+    command: list[str],
+    log_file: Path,
+    pid_file: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+) -> int:
+    """Start ``command`` detached in its own session (process group), output to ``log_file``."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+            start_new_session=True,
+        )
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, log_file: Path, pid: int | None = None
+) -> None:
+    """Poll ``check`` until true; fail early if ``pid`` died, naming the log to read."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if pid is not None and not pid_alive(pid):
+            raise StartFailed(f"{what} exited during start-up; see {log_file}:\n{tail(log_file)}")
+        time.sleep(0.5)
+    raise StartFailed(f"{what} was not ready after {timeout:.0f}s; see {log_file}:\n{tail(log_file)}")
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop_group(
+    pid: int, timeout: float = 60.0, sig: signal.Signals = signal.SIGTERM, leader_only: bool = False
+) -> bool:
+    """Stop the process group led by ``pid``: ``sig`` (to the leader alone if ``leader_only``),
+    then SIGKILL to the whole group after ``timeout``.
+
+    Returns True once no process of the group is left.
+    """
+    for current in (sig, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            if current is sig and leader_only:
+                os.kill(pid, current)
+            else:
+                os.killpg(pid, current)
+        deadline = time.monotonic() + (timeout if current is sig else 10.0)
+        while time.monotonic() < deadline:
+            if not group_alive(pid):
+                return True
+            time.sleep(0.2)
+    return not group_alive(pid)
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any live process belongs to process group ``pgid``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
+def rss_mib(pgid: int) -> float:
+    """Resident memory of the whole process group, in MiB."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    return total / 2**20

@@ -1,0 +1,47 @@
+"""Connection settings, read from the environment once per entry point (prefix ``CQRS_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the services are and how the topics are named.
+
+    Every field can be set with an environment variable ``CQRS_<FIELD>`` (for example
+    ``CQRS_KAFKA_BOOTSTRAP``); ``cqrs services env`` prints the values for the native services.
+    Secure transports are plain settings: ``kafka_security_protocol``/``kafka_sasl_*`` for Kafka,
+    credentials inside ``pg_dsn`` and ``es_url`` (or ``es_api_key``) for the databases.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CQRS_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_ca_location: str | None = None
+    pg_dsn: str = "postgresql://cqrs:cqrs@127.0.0.1:5432/cqrs"
+    es_url: str = "http://127.0.0.1:9200"
+    es_api_key: str | None = None
+    topic_prefix: str = "cqrs."
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+    def kafka_config(self) -> dict[str, str]:
+        """The librdkafka connection properties shared by every client of the project."""
+        config = {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            config["sasl.password"] = self.kafka_sasl_password
+        if self.kafka_ssl_ca_location:
+            config["ssl.ca.location"] = self.kafka_ssl_ca_location
+        return config

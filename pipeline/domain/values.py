@@ -56,13 +56,33 @@ def _text(value: str) -> str:
     return value
 
 
-Email = Annotated[str, BeforeValidator(_strip), AfterValidator(_email)]
+Email = Annotated[
+    str,
+    Field(json_schema_extra={"format": "email", "maxLength": MAX_EMAIL_LENGTH}),
+    BeforeValidator(_strip),
+    AfterValidator(_email),
+]
 """An email address, trimmed and lower-cased."""
-PersonName = Annotated[str, BeforeValidator(_strip), AfterValidator(_name)]
+PersonName = Annotated[
+    str,
+    Field(json_schema_extra={"minLength": 1, "maxLength": MAX_NAME_LENGTH}),
+    BeforeValidator(_strip),
+    AfterValidator(_name),
+]
 """A non-empty trimmed name of at most 200 characters."""
-Currency = Annotated[str, BeforeValidator(_strip), AfterValidator(_currency)]
+Currency = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": "^[A-Z]{3}$"}),
+    BeforeValidator(_strip),
+    AfterValidator(_currency),
+]
 """An ISO 4217 currency code such as `EUR` (format checked, not the list of codes)."""
-Text = Annotated[str, BeforeValidator(_strip), AfterValidator(_text)]
+Text = Annotated[
+    str,
+    Field(json_schema_extra={"minLength": 1, "maxLength": MAX_TEXT_LENGTH}),
+    BeforeValidator(_strip),
+    AfterValidator(_text),
+]
 """Free text (reasons, references, tracking numbers): trimmed, 1-500 characters."""
 MinorUnits = Annotated[int, Field(ge=0, le=10**12, strict=True)]
 """An amount of money in the currency's minor unit (cents): exact, no floats."""

@@ -1,0 +1,168 @@
+"""Envelopes round-trip as JSON, refuse bad input with readable errors, and carry routing headers."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from topics.envelopes import (
+    MAX_COMMAND_BYTES,
+    RECENT_COMMANDS_WINDOW,
+    CommandEnvelope,
+    CommandResult,
+    EventEnvelope,
+    Snapshot,
+    decode_command,
+    decode_event,
+    decode_result,
+    decode_snapshot,
+    encode,
+    event_key,
+    headers_for_command,
+    headers_for_event,
+    make_stream_id,
+    parse_event_key,
+    parse_stream_id,
+    peek_command_id,
+    read_headers,
+    remember_command,
+)
+from topics.errors import DecodeError, InvalidEnvelope, InvalidStreamId, NotJson, TooLarge
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def command(**overrides: object) -> CommandEnvelope:
+    fields: dict[str, object] = {
+        "command_id": "c-1",
+        "type": "CreateUser",
+        "aggregate_id": "u001",
+        "data": {"email": "a@example.com", "name": "Ada"},
+        "issued_at": NOW,
+    }
+    fields.update(overrides)
+    return CommandEnvelope.model_validate(fields)
+
+
+def event() -> EventEnvelope:
+    return EventEnvelope(
+        event_id="user-u001@3",
+        type="UserNameChanged",
+        schema_version=1,
+        stream_id="user-u001",
+        version=3,
+        data={"name": "Ada"},
+        occurred_at=NOW,
+        causation_id="c-1",
+    )
+
+
+def test_every_envelope_round_trips() -> None:
+    result = CommandResult(
+        command_id="c-1", stream_id="user-u001", status="accepted", version=3,
+        event_ids=["user-u001@3"], processed_at=NOW,
+    )  # fmt: skip
+    snapshot = Snapshot(
+        stream_id="user-u001", aggregate_type="user", version=3, state={"name": "Ada"},
+        recent_command_ids=["c-1"], updated_at=NOW,
+    )  # fmt: skip
+    assert decode_command(encode(command())) == command()
+    assert decode_event(encode(event())) == event()
+    assert decode_result(encode(result)) == result
+    assert decode_snapshot(encode(snapshot)) == snapshot
+
+
+def test_encoding_is_utf8_json() -> None:
+    raw = encode(command(data={"name": "Zoë"}))
+    assert json.loads(raw.decode("utf-8"))["data"] == {"name": "Zoë"}
+
+
+@pytest.mark.parametrize("raw", [b"{", b"\xff\xfe", b"", b"not json"])
+def test_not_json(raw: bytes) -> None:
+    with pytest.raises(NotJson, match="JSON"):
+        decode_command(raw)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"aggregate_id": "bad id!"}, "aggregate_id"),
+        ({"aggregate_id": ""}, "aggregate_id"),
+        ({"command_id": ""}, "command_id"),
+        ({"command_id": "x" * 129}, "command_id"),
+        ({"expected_version": -1}, "expected_version"),
+        ({"issued_at": "2024-05-01T12:00:00"}, "issued_at"),
+        ({"type": "create user"}, "type"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_command_names_the_field(change: dict[str, object], field: str) -> None:
+    document = json.loads(encode(command()))
+    document.update(change)
+    with pytest.raises(InvalidEnvelope, match=field):
+        decode_command(json.dumps(document).encode())
+
+
+def test_oversized_command_is_refused_before_parsing() -> None:
+    with pytest.raises(TooLarge, match=str(MAX_COMMAND_BYTES)):
+        decode_command(b" " * (MAX_COMMAND_BYTES + 1))
+
+
+def test_decode_errors_share_a_base() -> None:
+    assert issubclass(TooLarge, DecodeError)
+    assert issubclass(NotJson, DecodeError)
+    assert issubclass(InvalidEnvelope, DecodeError)
+
+
+def test_events_ignore_unknown_envelope_fields() -> None:
+    document = json.loads(encode(event()))
+    document["added_later"] = True
+    assert decode_event(json.dumps(document).encode()) == event()
+
+
+def test_peek_command_id_from_a_broken_command() -> None:
+    assert peek_command_id(b'{"command_id": "c-9", "type": 3}') == "c-9"
+    assert peek_command_id(b"{") is None
+    assert peek_command_id(b'{"command_id": "has space"}') is None
+    assert peek_command_id(b"[1]") is None
+
+
+def test_stream_ids_and_event_keys() -> None:
+    assert make_stream_id("user", "u001") == "user-u001"
+    assert parse_stream_id("order-o-42") == ("order", "o-42")
+    assert event_key("user-u001", 7) == "user-u001@7"
+    assert parse_event_key("order-o-42@12") == ("order-o-42", 12)
+
+
+@pytest.mark.parametrize("stream_id", ["user", "User-u1", "user-", "user-a b", "-u1"])
+def test_bad_stream_ids(stream_id: str) -> None:
+    with pytest.raises(InvalidStreamId):
+        parse_stream_id(stream_id)
+
+
+def test_bad_event_key() -> None:
+    with pytest.raises(InvalidStreamId):
+        parse_event_key("user-u1@x")
+
+
+def test_headers_route_without_decoding() -> None:
+    headers = read_headers(list(headers_for_event(event())))
+    assert headers == {
+        "type": "UserNameChanged",
+        "stream_id": "user-u001",
+        "version": "3",
+        "schema_version": "1",
+    }
+    command_headers = read_headers(list(headers_for_command(command(), "user-u001")))
+    assert command_headers == {"type": "CreateUser", "stream_id": "user-u001", "command_id": "c-1"}
+    assert read_headers(None) == {}
+    assert read_headers([("k", None)]) == {"k": ""}
+
+
+def test_recent_command_window_is_bounded() -> None:
+    recent: list[str] = []
+    for index in range(RECENT_COMMANDS_WINDOW + 5):
+        recent = remember_command(recent, f"c{index}")
+    assert len(recent) == RECENT_COMMANDS_WINDOW
+    assert recent[-1] == f"c{RECENT_COMMANDS_WINDOW + 4}"
+    assert recent[0] == "c5"

@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cqrs.services.base import Launch, Say, Service
+from cqrs.services.base import Say, Service
 from cqrs.services.elasticsearch import Elasticsearch
 from cqrs.services.errors import PortTaken, ServiceError
 from cqrs.services.kafka import Kafka
@@ -62,7 +62,7 @@ class Runner:
     def up(self, say: Say) -> None:
         """Start every chosen service that is not running; idempotent."""
         self._prepare_dirs()
-        pending: list[tuple[Service, Launch, int]] = []
+        pending: list[tuple[Service, int]] = []
         for service in self.services:
             pid = read_pid(self.layout.pid_file(service.name))
             if pid is not None:
@@ -82,12 +82,13 @@ class Runner:
             pid = spawn(launch.command, log_file, self.layout.pid_file(service.name),
                         env=launch.env, cwd=launch.cwd, user=launch.user)
             say(f"{service.name}: started (pid {pid}), log {log_file}")
-            pending.append((service, launch, pid))
-        for service, _launch, pid in pending:
+            pending.append((service, pid))
+        for service, pid in pending:
             wait_until(service.ready, service.start_timeout, service.name,
                        self.layout.log_file(service.name), pid)
-            service.after_start(say)
             say(f"{service.name}: ready, {service.describe()}")
+        for service in self.services:
+            service.after_start(say)
 
     def down(self, say: Say) -> bool:
         """Stop the processes ``up`` started (by their recorded pids); True if none is left."""

@@ -1,0 +1,23 @@
+"""Each real service answers."""
+
+from __future__ import annotations
+
+import httpx
+import psycopg
+from confluent_kafka.admin import AdminClient
+
+
+def test_kafka_lists_topics(kafka_config: dict[str, str]) -> None:
+    metadata = AdminClient(kafka_config).list_topics(timeout=10)
+    assert metadata.brokers, "the broker reported no brokers"
+
+
+def test_postgres_runs_a_query(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn) as conn:
+        row = conn.execute("SELECT current_database(), 1 + 1").fetchone()
+    assert row is not None and row[1] == 2
+
+
+def test_elasticsearch_is_healthy(es_url: str) -> None:
+    health = httpx.get(f"{es_url}/_cluster/health", timeout=10).json()
+    assert health["status"] in ("green", "yellow")

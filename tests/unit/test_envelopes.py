@@ -1,4 +1,4 @@
-"""Envelopes round-trip as JSON, refuse bad input with readable errors, and carry routing headers."""
+"""Envelopes round-trip as JSON, refuse bad input readably, and carry routing headers."""
 
 import json
 from datetime import UTC, datetime

@@ -1,4 +1,4 @@
-"""Upcasting chains are applied in order, purely, and fail loudly when they cannot reach a version."""
+"""Upcasting chains apply in order, purely, and fail loudly when they cannot reach a version."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -74,7 +74,11 @@ def test_user_created_v1_full_name_becomes_name() -> None:
 
 
 def test_order_created_v1_is_in_euros() -> None:
-    data = {"customer_id": "u1", "items": [{"sku": "s", "quantity": 1, "unit_price": 5}], "total": 5}
+    data = {
+        "customer_id": "u1",
+        "items": [{"sku": "s", "quantity": 1, "unit_price": 5}],
+        "total": 5,
+    }
     event = from_envelope(envelope("OrderCreated", 1, data))
     assert isinstance(event, OrderCreated)
     assert event.currency == "EUR"

@@ -8,7 +8,11 @@ Exception tree::
     │   ├── NotJson            not UTF-8 JSON at all
     │   └── InvalidEnvelope    JSON, but not a valid envelope (missing/extra/ill-typed fields)
     ├── InvalidStreamId        a stream id or event key that does not parse
-    └── UpcastError            an event's schema version cannot be brought to the current one
+    ├── UpcastError            an event's schema version cannot be brought to the current one
+    ├── InvalidTopicName       a topic prefix or projector name Kafka would not accept
+    └── AdminError             the cluster could not be inspected or changed by `topics.admin`
+        ├── BrokerUnavailable  no broker answered (start one: `cqrs services up`)
+        └── TopicCreationFailed  the broker refused to create a catalogue topic
 
 Decode errors carry a readable message (safe to put in a DLQ header or a rejected result).
 """
@@ -42,3 +46,19 @@ class InvalidStreamId(TopicsError, ValueError):
 
 class UpcastError(TopicsError):
     """No upcaster chain leads from an event's schema version to the one required."""
+
+
+class InvalidTopicName(TopicsError, ValueError):
+    """A topic prefix or projector name that would make an illegal Kafka topic name."""
+
+
+class AdminError(TopicsError):
+    """The cluster could not be inspected or changed."""
+
+
+class BrokerUnavailable(AdminError):
+    """No Kafka broker answered within the timeout."""
+
+
+class TopicCreationFailed(AdminError):
+    """The broker refused to create one or more catalogue topics (its reason is in the message)."""

@@ -1,0 +1,236 @@
+"""Make a cluster match the catalogue: create what is missing, report drift, never alter or delete.
+
+`apply` is idempotent: run twice, the second run creates nothing. An existing topic that differs
+from its spec (partitions, replication, a catalogue config, co-partitioning of commands and
+events) is reported as `Drift`, never changed: fixing it means migrating data, a human decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from confluent_kafka import KafkaError, KafkaException
+
+# confluent-kafka ships types but re-exports these from private modules without `__all__`.
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ClusterMetadata,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+)
+
+from topics.catalogue import Catalogue, TopicSpec
+from topics.errors import AdminError, BrokerUnavailable, TopicCreationFailed
+
+DEFAULT_TIMEOUT_S = 10.0
+
+_HOW_TO_START = (
+    "start the native services with `cqrs services up` and `eval \"$(cqrs services env)\"`, "
+    "or set CQRS_KAFKA_BOOTSTRAP (bootstrap.servers) to a reachable broker")
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One way an existing topic differs from its spec; `setting` is a config name or a field."""
+
+    topic: str
+    setting: str
+    expected: str
+    actual: str
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.setting} is {self.actual}, the catalogue wants {self.expected}"
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """A catalogue topic as the broker reports it; the counts are None when it does not exist.
+
+    `configs` holds the broker's value of every config the spec sets, plus every other
+    topic-level override found on the topic.
+    """
+
+    spec: TopicSpec
+    exists: bool
+    partitions: int | None = None
+    replication_factor: int | None = None
+    configs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """What `apply` did (or, with `dry_run`, would do): created, left as they were, drift."""
+
+    created: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    drift: tuple[Drift, ...]
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when every catalogue topic exists (or would) exactly as specified."""
+        return not self.drift
+
+
+def _metadata(admin: AdminClient, timeout: float) -> ClusterMetadata:
+    try:
+        return admin.list_topics(timeout=timeout)
+    except KafkaException as error:
+        raise BrokerUnavailable(
+            f"no Kafka broker answered within {timeout:g}s ({error.args[0]}); {_HOW_TO_START}"
+        ) from error
+
+
+def _exists(metadata: ClusterMetadata, name: str) -> bool:
+    topic = metadata.topics.get(name)
+    return topic is not None and (
+        topic.error is None or topic.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+
+def _broker_configs(admin: AdminClient, names: Sequence[str],
+                    timeout: float) -> dict[str, dict[str, ConfigEntry]]:
+    if not names:
+        return {}
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    futures = admin.describe_configs(resources, request_timeout=timeout)
+    try:
+        return {resource.name: future.result(timeout=timeout + 5)
+                for resource, future in futures.items()}
+    except KafkaException as error:
+        raise AdminError(f"describe_configs failed: {error.args[0]}") from error
+
+
+def _state(spec: TopicSpec, metadata: ClusterMetadata,
+           entries: Mapping[str, ConfigEntry]) -> TopicState:
+    partitions = metadata.topics[spec.name].partitions
+    replicas = [len(partition.replicas) for partition in partitions.values()]
+    configs = {name: str(entry.value) for name, entry in entries.items()
+               if name in spec.configs or entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG}
+    return TopicState(spec, True, len(partitions), min(replicas, default=0),
+                      MappingProxyType(dict(sorted(configs.items()))))
+
+
+def _observe(admin: AdminClient, specs: Iterable[TopicSpec], metadata: ClusterMetadata,
+             timeout: float) -> list[TopicState]:
+    specs = list(specs)
+    present = [spec.name for spec in specs if _exists(metadata, spec.name)]
+    entries = _broker_configs(admin, present, timeout)
+    return [_state(spec, metadata, entries[spec.name]) if spec.name in entries
+            else TopicState(spec, False) for spec in specs]
+
+
+def describe(admin: AdminClient, catalogue: Catalogue, *,
+             timeout: float = DEFAULT_TIMEOUT_S) -> list[TopicState]:
+    """Every catalogue topic as the broker reports it, in catalogue order. Changes nothing."""
+    return _observe(admin, catalogue.specs(), _metadata(admin, timeout), timeout)
+
+
+def _same_value(setting: str, expected: str, actual: str | None) -> bool:
+    if setting == "cleanup.policy" and actual is not None:
+        # "compact,delete" and "delete,compact" are the same policy.
+        return set(expected.split(",")) == set(actual.replace(" ", "").split(","))
+    return expected == actual
+
+
+def topic_drift(state: TopicState) -> list[Drift]:
+    """How one existing topic differs from its spec (nothing for a missing topic)."""
+    if not state.exists:
+        return []
+    spec, found = state.spec, []
+    if state.partitions != spec.partitions:
+        found.append(Drift(spec.name, "partitions", str(spec.partitions), str(state.partitions)))
+    if (state.replication_factor or 0) < spec.replication_factor:
+        found.append(Drift(spec.name, "replication factor", f">= {spec.replication_factor}",
+                           str(state.replication_factor)))
+    for setting, expected in spec.configs.items():
+        actual = state.configs.get(setting)
+        if not _same_value(setting, expected, actual):
+            found.append(Drift(spec.name, setting, expected, str(actual)))
+    return found
+
+
+def copartition_drift(catalogue: Catalogue, states: Sequence[TopicState]) -> list[Drift]:
+    """Drift when commands and events exist with different partition counts."""
+    by_name = {state.spec.name: state for state in states}
+    commands, events = by_name.get(catalogue.commands.name), by_name.get(catalogue.events.name)
+    if not (commands and events and commands.exists and events.exists):
+        return []
+    if commands.partitions == events.partitions:
+        return []
+    return [Drift(events.spec.name, "co-partitioning",
+                  f"{commands.partitions} partitions, as {commands.spec.name}",
+                  f"{events.partitions} partitions")]
+
+
+def _blocked_by_copartitioning(catalogue: Catalogue,
+                               states: Sequence[TopicState]) -> list[Drift]:
+    """Refuse to create one of commands/events beside a sibling with another partition count.
+
+    Partitions can be added but never removed, so creating it would make the mismatch permanent.
+    """
+    by_name = {state.spec.name: state for state in states}
+    pair = (catalogue.commands, catalogue.events)
+    found = []
+    for spec, sibling in (pair, pair[::-1]):
+        mine, theirs = by_name[spec.name], by_name[sibling.name]
+        if not mine.exists and theirs.exists and theirs.partitions != spec.partitions:
+            found.append(Drift(spec.name, "co-partitioning",
+                               f"{spec.partitions} partitions, as {sibling.name}",
+                               f"missing, not created: {sibling.name} has {theirs.partitions}"))
+    return found
+
+
+def _create(admin: AdminClient, specs: Sequence[TopicSpec],
+            timeout: float) -> tuple[list[str], list[str]]:
+    """Create `specs`; returns (created, already there: another client won the race)."""
+    if not specs:
+        return [], []
+    new_topics = [NewTopic(spec.name, num_partitions=spec.partitions,
+                           replication_factor=spec.replication_factor, config=dict(spec.configs))
+                  for spec in specs]
+    futures = admin.create_topics(new_topics, operation_timeout=timeout, request_timeout=timeout)
+    created, raced, failed = list[str](), list[str](), list[str]()
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout + 5)
+            created.append(name)
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            if kafka_error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                raced.append(name)
+            else:
+                failed.append(f"{name}: {kafka_error.str()}")
+    if failed:
+        raise TopicCreationFailed("could not create " + "; ".join(failed))
+    return created, raced
+
+
+def apply(admin: AdminClient, catalogue: Catalogue, *, dry_run: bool = False,
+          timeout: float = DEFAULT_TIMEOUT_S) -> ApplyReport:
+    """Create the missing catalogue topics and report drift on existing ones; never alter any.
+
+    Idempotent, and safe to run concurrently: a topic another client created first is checked
+    like any existing one. With `dry_run`, `created` lists what would be created.
+    """
+    states = describe(admin, catalogue, timeout=timeout)
+    blocked = _blocked_by_copartitioning(catalogue, states)
+    blocked_names = {drift.topic for drift in blocked}
+    missing = [state.spec for state in states
+               if not state.exists and state.spec.name not in blocked_names]
+    existing = [state for state in states if state.exists]
+    if dry_run:
+        created, raced = [spec.name for spec in missing], list[str]()
+    else:
+        created, raced = _create(admin, missing, timeout)
+    if raced:
+        raced_specs = [spec for spec in missing if spec.name in raced]
+        existing += _observe(admin, raced_specs, _metadata(admin, timeout), timeout)
+    drift = [*blocked, *copartition_drift(catalogue, existing)]
+    drift += [found for state in existing for found in topic_drift(state)]
+    drifted = {found.topic for found in drift}
+    unchanged = [state.spec.name for state in existing if state.spec.name not in drifted]
+    return ApplyReport(tuple(created), tuple(unchanged), tuple(drift), dry_run)

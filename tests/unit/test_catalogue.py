@@ -63,9 +63,11 @@ def test_deleting_topics_have_their_retention(attribute: str, retention_ms: int)
 
 def test_retentions_are_the_documented_durations() -> None:
     day = 24 * 3600 * 1000
-    assert COMMANDS_RETENTION_MS == 7 * day
-    assert COMMAND_RESULTS_RETENTION_MS == day // 24
-    assert DLQ_RETENTION_MS == 30 * day
+    catalogue = Catalogue()
+    retention = {spec.name: int(spec.configs["retention.ms"]) for spec in catalogue.specs()}
+    assert retention[catalogue.commands.name] == 7 * day
+    assert retention[catalogue.command_results.name] == day // 24
+    assert retention[catalogue.projection_dlq("search").name] == 30 * day
 
 
 def test_commands_state_their_max_message_bytes() -> None:

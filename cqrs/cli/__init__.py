@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cqrs.cli import services, topics
+from cqrs.cli import processor, services, topics
 
 app = typer.Typer(
     name="cqrs",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(services.app, name="services")
 app.add_typer(topics.app, name="topics")
+app.command("processor")(processor.processor)
 
 
 def main() -> None:

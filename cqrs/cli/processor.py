@@ -1,0 +1,62 @@
+"""`cqrs processor`: run one aggregate processor process (the composition root)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from cqrs.settings import Settings
+from pipeline.processor import Processor, ProcessorConfig, TopicNames
+from pipeline.processor.logs import configure
+from topics.catalogue import Catalogue
+
+
+def config_from(
+    settings: Settings, instance_id: str, batch_size: int, batch_ms: int
+) -> ProcessorConfig:
+    """The processor's configuration from the settings (read once by the caller)."""
+    catalogue = Catalogue(
+        prefix=settings.topic_prefix,
+        partitions=settings.partitions,
+        replication_factor=settings.replication_factor,
+    )
+    topics = TopicNames(
+        commands=catalogue.commands.name,
+        events=catalogue.events.name,
+        aggregates=catalogue.aggregates.name,
+        command_results=catalogue.command_results.name,
+        commands_dlq=catalogue.commands_dlq.name,
+    )
+    return ProcessorConfig(
+        kafka=settings.kafka_config(),
+        topics=topics,
+        prefix=settings.topic_prefix,
+        instance_id=instance_id,
+        batch_size=batch_size,
+        batch_ms=batch_ms,
+    )
+
+
+def processor(
+    instance_id: Annotated[
+        str, typer.Option(help="This process's slot; its transactional id derives from it.")
+    ] = "0",
+    batch_size: Annotated[int, typer.Option(min=1, help="Most commands per transaction.")] = 500,
+    batch_ms: Annotated[int, typer.Option(min=1, help="Longest wait to fill a batch (ms).")] = 100,
+    log_level: Annotated[str, typer.Option(help="DEBUG logs one line per command.")] = "INFO",
+) -> None:
+    """Run the aggregate processor until SIGTERM/SIGINT (then finish the batch and exit 0)."""
+    configure(log_level.upper())
+    config = config_from(Settings(), instance_id, batch_size, batch_ms)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    Processor(config).run(stop)

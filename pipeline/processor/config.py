@@ -1,0 +1,88 @@
+"""What one processor process needs to run: client properties, topic names, batch limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """The topics the processor reads and writes (see `topics.catalogue.Catalogue`)."""
+
+    commands: str
+    events: str
+    aggregates: str
+    command_results: str
+    commands_dlq: str
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    """One processor process. `instance_id` names its slot: the transactional id derives from it,
+    so a restarted process with the same slot fences (and aborts the open transaction of) the one
+    it replaces at once, instead of leaving it open until `transaction_timeout_ms` expires."""
+
+    kafka: dict[str, str]
+    topics: TopicNames
+    prefix: str = "cqrs."
+    instance_id: str = "0"
+    group_id: str | None = None
+    batch_size: int = 500
+    batch_ms: int = 100
+    transaction_timeout_ms: int = 10_000
+    session_timeout_ms: int = 6_000
+    restore_timeout_s: float = 60.0
+    extra_consumer: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.batch_ms < 1:
+            raise ValueError(f"batch_ms must be >= 1, got {self.batch_ms}")
+
+    @property
+    def consumer_group(self) -> str:
+        """The consumer group every processor of this namespace joins (they share partitions)."""
+        return self.group_id or f"{self.prefix}processor"
+
+    @property
+    def transactional_id(self) -> str:
+        """Stable per slot (`<prefix>processor-<instance_id>`), never random."""
+        return f"{self.prefix}processor-{self.instance_id}"
+
+    def command_consumer(self) -> dict[str, str | int | bool]:
+        """The commands consumer: committed reads only, offsets committed only in transactions."""
+        return {
+            **self.kafka,
+            "group.id": self.consumer_group,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": self.session_timeout_ms,
+            "client.id": f"{self.transactional_id}-commands",
+            **self.extra_consumer,
+        }
+
+    def reader(self, purpose: str) -> dict[str, str | int | bool]:
+        """A group-less read_committed consumer (restore, replica): assigned, never subscribed."""
+        return {
+            **self.kafka,
+            "group.id": f"{self.consumer_group}-{purpose}-unused",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "client.id": f"{self.transactional_id}-{purpose}",
+        }
+
+    def producer(self) -> dict[str, str | int | bool]:
+        """The one transactional producer; `message.timeout.ms` may not exceed the txn timeout."""
+        return {
+            **self.kafka,
+            "transactional.id": self.transactional_id,
+            "transaction.timeout.ms": self.transaction_timeout_ms,
+            "message.timeout.ms": self.transaction_timeout_ms,
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "client.id": self.transactional_id,
+        }

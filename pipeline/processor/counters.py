@@ -1,0 +1,33 @@
+"""Outcome counters: every consumed command ends as exactly one of these (forwarded ones later
+end as one of the others once re-consumed on their own partition)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from pipeline.processor.handling import Outcome
+
+
+@dataclass
+class Counters:
+    """Committed outcomes only: a batch's counts are added after its transaction commits."""
+
+    accepted: int = 0
+    rejected: int = 0
+    duplicate: int = 0
+    dead_lettered: int = 0
+    forwarded: int = 0
+    events: int = 0
+    batches: int = 0
+    aborted_batches: int = 0
+    producer_restarts: int = 0
+
+    def count(self, outcome: Outcome) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def add(self, other: Counters) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)

@@ -1,0 +1,150 @@
+"""Stream states: the committed store (per owned partition) and the per-batch overlay.
+
+Decisions of a batch read through an `Overlay` and write only into it. The overlay reaches the
+committed store (`Overlay.commit_into`) only after the Kafka transaction commits; when the
+transaction aborts the overlay is dropped, so the store never holds a state Kafka does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pipeline import contracts
+from pipeline.contracts import State
+from pipeline.domain import users
+from pipeline.domain.common import CustomerStatus
+from topics.envelopes import Snapshot, parse_stream_id, remember_command
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """A stream at `version`, with the window of command ids it has accepted."""
+
+    stream_id: str
+    aggregate_type: str
+    version: int = 0
+    state: State | None = None
+    recent_command_ids: tuple[str, ...] = ()
+
+    def has_seen(self, command_id: str) -> bool:
+        return command_id in self.recent_command_ids
+
+    def advanced(self, state: State | None, added_versions: int, command_id: str) -> StreamState:
+        """The stream after an accepted command that appended `added_versions` events."""
+        window = remember_command(list(self.recent_command_ids), command_id)
+        return StreamState(
+            self.stream_id,
+            self.aggregate_type,
+            self.version + added_versions,
+            state,
+            tuple(window),
+        )
+
+    def to_snapshot(self, updated_at: datetime) -> Snapshot:
+        return Snapshot(
+            stream_id=self.stream_id,
+            aggregate_type=self.aggregate_type,
+            version=self.version,
+            state=contracts.state_to_data(self.state),
+            recent_command_ids=list(self.recent_command_ids),
+            updated_at=updated_at,
+        )
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot) -> StreamState:
+        return cls(
+            snapshot.stream_id,
+            snapshot.aggregate_type,
+            snapshot.version,
+            contracts.state_from_data(snapshot.aggregate_type, snapshot.state),
+            tuple(snapshot.recent_command_ids),
+        )
+
+    @classmethod
+    def empty(cls, stream_id: str) -> StreamState:
+        aggregate_type, _ = parse_stream_id(stream_id)
+        return cls(stream_id, aggregate_type)
+
+
+def customer_status_of(stream: StreamState) -> CustomerStatus | None:
+    """The status a user stream answers to the cross-aggregate lookup."""
+    if isinstance(stream.state, users.UserState):
+        return users.status(stream.state)
+    return None
+
+
+class StateStore:
+    """Committed stream states of the partitions this process owns (restored on assignment)."""
+
+    def __init__(self) -> None:
+        self._partitions: dict[int, dict[str, StreamState]] = {}
+
+    @property
+    def partitions(self) -> frozenset[int]:
+        return frozenset(self._partitions)
+
+    def owns(self, partition: int) -> bool:
+        return partition in self._partitions
+
+    def load(self, partition: int, streams: dict[str, StreamState]) -> None:
+        self._partitions[partition] = dict(streams)
+
+    def drop(self, partition: int) -> None:
+        self._partitions.pop(partition, None)
+
+    def put(self, partition: int, stream: StreamState) -> bool:
+        """Store `stream` if `partition` is still owned; False when it was revoked meanwhile."""
+        streams = self._partitions.get(partition)
+        if streams is None:
+            return False
+        streams[stream.stream_id] = stream
+        return True
+
+    def get(self, partition: int, stream_id: str) -> StreamState | None:
+        return self._partitions.get(partition, {}).get(stream_id)
+
+    def find(self, stream_id: str) -> StreamState | None:
+        """A stream in any owned partition (the cross-aggregate lookup does not know which)."""
+        for streams in self._partitions.values():
+            if stream_id in streams:
+                return streams[stream_id]
+        return None
+
+    def stream_count(self) -> int:
+        return sum(len(streams) for streams in self._partitions.values())
+
+
+@dataclass
+class Overlay:
+    """The states a batch changed (stream id -> partition, state), over a `StateStore`."""
+
+    store: StateStore
+    changed: dict[str, tuple[int, StreamState]] = field(default_factory=dict)
+
+    def get(self, partition: int, stream_id: str) -> StreamState:
+        pending = self.changed.get(stream_id)
+        if pending is not None:
+            return pending[1]
+        return self.store.get(partition, stream_id) or StreamState.empty(stream_id)
+
+    def put(self, partition: int, stream: StreamState) -> None:
+        self.changed[stream.stream_id] = (partition, stream)
+
+    def find(self, stream_id: str) -> StreamState | None:
+        pending = self.changed.get(stream_id)
+        return pending[1] if pending is not None else self.store.find(stream_id)
+
+    def commit_into(self) -> list[StreamState]:
+        """Apply the batch to the committed store (only after the transaction committed)."""
+        committed = [
+            stream
+            for partition, stream in self.changed.values()
+            if self.store.put(partition, stream)
+        ]
+        self.changed = {}
+        return committed
+
+    def drop(self) -> None:
+        """Forget the batch (its transaction aborted or its outcome is unknown)."""
+        self.changed = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cqrs.cli import processor, services, topics
+from cqrs.cli import processor, project, services, topics
 
 app = typer.Typer(
     name="cqrs",
@@ -13,6 +13,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(services.app, name="services")
+app.add_typer(project.app, name="project")
 app.add_typer(topics.app, name="topics")
 app.command("processor")(processor.processor)
 

@@ -1,0 +1,60 @@
+"""The shared projector runtime: one Faust app per projector, reading committed events only.
+
+How a projector plugs in (see `projections.registry`)::
+
+    def make_app(settings: Settings) -> ProjectorApp:
+        store = MyStore(...)                       # implements `Store`
+        return make_projector_app("myname", settings, store)
+
+and a line `"myname": make_app` in `projections.registry.PROJECTORS`; `cqrs project myname` runs
+it. The runtime gives the store batches (`Batch`: decoded, upcast `Item`s in partition order, the
+records parked behind a dead-lettered event, and the last offset per partition); the store must:
+
+- `apply(batch)` atomically (items + parked records + checkpoints, or nothing), idempotently by
+  event version, returning `Applied(applied, skipped)`;
+- raise `TransientError` for faults worth retrying (retried forever with backoff), and
+  `PoisonEvent(index, cause)` for an item that can never apply (it is dead-lettered, its stream
+  parked, and the rest of the batch applied again); anything else stops the process non-zero;
+- return its `checkpoints(topic)` (the consumer seeks to checkpoint + 1 after every rebalance) and
+  its `parked_streams()` (kept across restarts).
+
+Guarantees: read_committed consumption (aborted transactions never seen), at-least-once delivery
+made exactly-once in effect by the store's version guards and checkpoint, DLQ records durable
+before the checkpoint passes them, counters with
+`consumed == applied + skipped + parked + dead_lettered` (`app.processor.counters.snapshot()`).
+"""
+
+from projections.runtime.app import BatchOptions, exit_process, make_projector_app
+from projections.runtime.errors import PoisonEvent, ProjectionError, QueryTimeout, TransientError
+from projections.runtime.faust_app import ProjectorApp
+from projections.runtime.processor import Backoff, BatchProcessor, Counters
+from projections.runtime.records import (
+    Applied,
+    Batch,
+    DeadLetters,
+    Item,
+    SourceRecord,
+    Store,
+    dlq_headers,
+)
+
+__all__ = [
+    "Applied",
+    "Backoff",
+    "Batch",
+    "BatchOptions",
+    "BatchProcessor",
+    "Counters",
+    "DeadLetters",
+    "Item",
+    "PoisonEvent",
+    "ProjectionError",
+    "ProjectorApp",
+    "QueryTimeout",
+    "SourceRecord",
+    "Store",
+    "TransientError",
+    "dlq_headers",
+    "exit_process",
+    "make_projector_app",
+]

@@ -1,0 +1,131 @@
+"""`make_projector_app`: one projector as its own Faust app (group, DLQ, batches, fatal exit)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import faust
+
+from cqrs.settings import Settings
+from projections.runtime.faust_app import ProjectorApp
+from projections.runtime.processor import BatchProcessor
+from projections.runtime.records import SourceRecord, Store, dlq_headers
+
+logger = logging.getLogger("projections.runtime")
+
+EXIT_FATAL = 70
+"""Exit status of a projector stopped by an unexpected error (`EX_SOFTWARE`)."""
+
+
+def exit_process(error: BaseException) -> NoReturn:
+    """Log and leave at once, non-zero: a supervisor restarts the process, which resumes from
+    the store's checkpoint. Faust's own supervisor would restart the agent with lost state."""
+    logger.critical("projector failed, exiting: %s: %s", type(error).__name__, error,
+                    exc_info=error)
+    logging.shutdown()
+    os._exit(EXIT_FATAL)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """`stream.take_events(size, within)`: up to `size` records or `within` seconds per batch."""
+
+    size: int = 500
+    within: float = 0.2
+
+
+class FaustDeadLetters:
+    """`DeadLetters` on the projector's DLQ topic, through the app's producer (acks=all)."""
+
+    def __init__(self, topic: Any) -> None:
+        self._topic = topic
+
+    async def send(self, record: SourceRecord, error: BaseException) -> None:
+        headers = dlq_headers(record, error)
+        delivery = await self._topic.send(key=record.key, value=record.value, headers=headers)
+        await delivery
+
+
+def to_record(message: Any) -> SourceRecord:
+    """A Faust `Message` as a `SourceRecord` (headers as a tuple of `(name, bytes)`)."""
+    raw_headers = message.headers or ()
+    items = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+    headers = tuple((str(name), bytes(value or b"")) for name, value in items)
+    return SourceRecord(message.topic, message.partition, message.offset, message.key,
+                        message.value, headers)
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol.upper()
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location)
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN", ssl_context=context)
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def make_projector_app(
+    name: str,
+    settings: Settings,
+    store: Store,
+    *,
+    batch: BatchOptions = BatchOptions(),
+    fatal: Callable[[BaseException], None] = exit_process,
+) -> ProjectorApp:
+    """A Faust app projecting `<prefix>events` through `store`, ready for `faust.Worker`.
+
+    App id and consumer group `<prefix>projector.<name>`; DLQ `<prefix>projection.<name>.dlq`
+    (both topics must exist: `topics.admin.apply`). The processor is `app.processor`.
+    """
+    prefix = settings.topic_prefix
+    app = ProjectorApp(
+        f"{prefix}projector.{name}",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=_credentials(settings),
+        autodiscover=False,
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        store="memory://",
+    )
+    source = app.topic(f"{prefix}events", key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(f"{prefix}projection.{name}.dlq", key_type=bytes, value_type=bytes,
+                    key_serializer="raw", value_serializer="raw")
+    processor = BatchProcessor(name, store, FaustDeadLetters(dlq))
+
+    async def checkpoints(topic: str) -> dict[int, int]:
+        await processor.start()
+        return await store.checkpoints(topic)
+
+    async def project(stream: Any) -> None:
+        # Faust acks an event whose handler raised and moves on: nothing may escape unhandled.
+        try:
+            await processor.start()
+            async for events in stream.take_events(batch.size, within=batch.within):
+                await processor.process([to_record(event.message) for event in events])
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            fatal(error)
+            raise
+        finally:
+            await store.close()
+
+    app.checkpoint_source = checkpoints
+    app.agent(source, name=f"{name}-projector", concurrency=1)(project)
+    app.processor = processor
+    return app

@@ -1,0 +1,74 @@
+"""The Faust side of a projector: a read_committed consumer that seeks to the store's checkpoints.
+
+faust-streaming builds its aiokafka consumer with `isolation_level="read_uncommitted"` unless
+`processing_guarantee="exactly_once"` (`AIOKafkaConsumerThread._create_worker_consumer`), and that
+mode has open bugs. `ReadCommittedConsumerThread` builds the consumer the same way and switches it
+to `read_committed` before it starts (aiokafka hands the level to its fetcher in `start()`), so
+records of aborted transactions are never delivered and open ones wait for their commit.
+
+After every rebalance Faust seeks each assigned partition to its committed group offset
+(`Consumer.perform_seek` → `seek_to_committed`). `CheckpointConsumer` overrides that step: where
+the store holds a checkpoint for a partition it seeks to checkpoint + 1 instead, so the store,
+written in the same transaction as the read model, is the truth; Faust's own commits are kept
+only so that lag tools see the group's progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from projections.runtime.processor import BatchProcessor
+
+CheckpointSource = Callable[[str], Awaitable[dict[int, int]]]
+"""`topic → {partition: last offset accounted for}`, read from the store."""
+
+
+class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, reading only committed records."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka passes this to its Fetcher in start(), which Faust calls after this returns.
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+
+class CheckpointConsumer(faust_aiokafka.Consumer):
+    """Faust's consumer, seeking to the store's checkpoints after each rebalance."""
+
+    def _new_consumer_thread(self) -> ReadCommittedConsumerThread:
+        return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        positions: dict[Any, int] = dict(await super().seek_to_committed())
+        source: CheckpointSource | None = getattr(self.app, "checkpoint_source", None)
+        if source is None:
+            return positions
+        assigned = self.assignment()
+        for topic in {tp.topic for tp in assigned}:
+            checkpoints = await source(topic)
+            for tp in assigned:
+                if tp.topic == topic and tp.partition in checkpoints:
+                    next_offset = checkpoints[tp.partition] + 1
+                    self._thread.seek(faust_aiokafka.ensure_aiokafka_TP(tp), next_offset)
+                    positions[tp] = next_offset
+        self.log.info("seeked to store checkpoints: %r", positions)
+        return positions
+
+
+class ReadCommittedTransport(faust_aiokafka.Transport):
+    Consumer = CheckpointConsumer
+
+
+class ProjectorApp(faust.App):
+    """A Faust app whose consumer reads committed records and seeks to `checkpoint_source`."""
+
+    checkpoint_source: CheckpointSource | None = None
+    processor: BatchProcessor | None = None
+
+    def _new_transport(self) -> Any:
+        return ReadCommittedTransport(self.conf.broker_consumer, self)

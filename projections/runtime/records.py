@@ -1,0 +1,117 @@
+"""What flows through a projector: source records, decoded items, batches, and the store contract.
+
+A `Store` is the one thing a projector must provide (PostgreSQL, Elasticsearch, a fake). Its
+`apply` is atomic: the batch's events, its parked records and its checkpoints are all written, or
+none of them. It is idempotent by event version, so redelivered events are counted as skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pipeline.domain.common import Event
+from topics.envelopes import EventEnvelope
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One Kafka record as read, before decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def header(self, name: str) -> str | None:
+        """The last value of header `name` as text, or `None`."""
+        found = [value for key, value in self.headers if key == name]
+        return found[-1].decode("utf-8", errors="replace") if found else None
+
+
+@dataclass(frozen=True)
+class Item:
+    """A decoded record: its envelope (upcast) and the domain event in it."""
+
+    record: SourceRecord
+    envelope: EventEnvelope
+    event: Event
+
+    @property
+    def stream_id(self) -> str:
+        return self.envelope.stream_id
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One atomic unit for `Store.apply`.
+
+    `items` are applied in order; `parked` are records kept aside, not applied (their stream has
+    a dead-lettered event before them); `checkpoints` maps `(topic, partition)` to the offset of
+    the last record of that partition this batch accounts for (applied, skipped, parked or
+    dead-lettered).
+    """
+
+    items: Sequence[Item]
+    parked: Sequence[tuple[str, SourceRecord]] = ()
+    checkpoints: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """How many of a batch's items changed the read model, and how many were already in it."""
+
+    applied: int
+    skipped: int
+
+
+class Store(Protocol):
+    """The write side of one read model, as the runtime uses it."""
+
+    async def start(self) -> None:
+        """Connect and prepare (migrations, index templates); idempotent."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def checkpoints(self, topic: str) -> dict[int, int]:
+        """Partition → offset of the last record accounted for (seek to it + 1 on assignment)."""
+
+    async def parked_streams(self) -> set[str]:
+        """Stream ids parked behind a dead-lettered event (kept across restarts)."""
+
+    async def apply(self, batch: Batch) -> Applied:
+        """Write `batch` atomically; raises `TransientError` or `PoisonEvent` (nothing written)."""
+
+
+class DeadLetters(Protocol):
+    """Where poison records go (the projector's DLQ topic)."""
+
+    async def send(self, record: SourceRecord, error: BaseException) -> None:
+        """Publish `record` with headers naming its source and `error`; returns once durable."""
+
+
+def dlq_headers(record: SourceRecord, error: BaseException) -> list[tuple[str, bytes]]:
+    """The DLQ headers: source topic, partition, offset, error class and message (plus the
+    original record's own headers, so tools can still route by type and stream)."""
+    message = str(error)[:1000]
+    return [
+        *record.headers,
+        ("dlq.source.topic", record.topic.encode()),
+        ("dlq.source.partition", str(record.partition).encode()),
+        ("dlq.source.offset", str(record.offset).encode()),
+        ("dlq.error.class", type(error).__name__.encode()),
+        ("dlq.error.message", message.encode("utf-8", errors="replace")),
+    ]
+
+
+def last_offsets(records: Iterable[SourceRecord]) -> dict[tuple[str, int], int]:
+    """The highest offset per `(topic, partition)` among `records`."""
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        where = (record.topic, record.partition)
+        offsets[where] = max(offsets.get(where, -1), record.offset)
+    return offsets

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cqrs.cli import processor, project, services, topics
+from cqrs.cli import processor, project, send, services, topics
 
 app = typer.Typer(
     name="cqrs",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.add_typer(services.app, name="services")
 app.add_typer(project.app, name="project")
 app.add_typer(topics.app, name="topics")
+app.command("send", cls=send.SendCommand)(send.send)
 app.command("processor")(processor.processor)
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from cqrs.services import Layout, Runner, ServiceError
 
 app = typer.Typer(help="Run Kafka, Elasticsearch and PostgreSQL natively (no Docker needed).")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 Names = Annotated[
     list[str] | None,

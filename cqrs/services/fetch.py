@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import zipfile
@@ -12,6 +13,9 @@ from cqrs.services.errors import FetchFailed
 from cqrs.services.prereqs import find_maven
 
 Say = Callable[[str], None]
+
+# Maven's batch-mode transfer line: "Downloaded from central: <url>/<file> (<size> at <rate>)".
+_DOWNLOADED = re.compile(r"Downloaded from \S+: \S*/(?P<file>[^/\s]+) \((?P<size>[^)]*)\)")
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -40,8 +44,9 @@ def _run_maven(args: list[str], cwd: Path, say: Say) -> None:
         for line in proc.stdout:
             line = line.rstrip()
             tail = [*tail[-30:], line]
-            if "Downloaded from" in line or "Copying" in line:
-                say("    " + line.replace("[INFO] ", ""))
+            downloaded = _DOWNLOADED.search(line)
+            if downloaded and not downloaded.group("file").endswith(".pom"):
+                say(f"    downloaded {downloaded.group('file')} ({downloaded.group('size')})")
         if proc.wait() != 0:
             raise FetchFailed("Maven failed:\n" + "\n".join(tail))
 
@@ -51,7 +56,7 @@ def fetch_classpath(name: str, artifacts: list[str], target: Path, say: Say) -> 
     marker = target / ".complete"
     if marker.exists():
         return target
-    say(f"  fetching {', '.join(artifacts)} and dependencies with Maven (about 100 MiB)")
+    say(f"  fetching {', '.join(artifacts)} and dependencies with Maven (about 45 MiB)")
     work = target.with_suffix(".build")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -1,0 +1,190 @@
+"""The pure search projector: user events folded onto whole user documents, idempotent by version.
+
+Contract (no I/O here; both stores call `plan_batch`):
+
+- Only streams of aggregate type `user` are projected; every other event is *not applicable*.
+- A document carries the stream version it reflects. For each stream, in delivery order, an event
+  at `version <= document.version` is *already applied* (a redelivery) and skipped; the event at
+  `document.version + 1` is applied; any higher version is a *gap* (events missing before it).
+- An event that cannot be applied (gap, unknown type, failed upcast or validation, an impossible
+  history) is poison, and every later event of the same stream in the batch is parked behind it
+  (reported as poison too) since applying them out of order would corrupt the document. The
+  stream's events before the poison still count: the document is written up to the last good one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+from pipeline import contracts
+from pipeline.domain import users
+from pipeline.domain.errors import InvalidHistory, UnknownMessageType
+from topics.envelopes import EventEnvelope, parse_stream_id
+from topics.errors import InvalidStreamId, UpcastError
+
+
+class UserDocument(BaseModel):
+    """One user as indexed for search; `version` is the stream version it reflects."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: str
+    name: str
+    email: str
+    active: bool
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    version: int
+
+
+@dataclass(frozen=True)
+class PoisonEvent:
+    """An event the projector will never be able to apply as it is; goes to the DLQ."""
+
+    envelope: EventEnvelope
+    error: str
+    reason: str
+
+
+@dataclass
+class StreamPlan:
+    """What a batch does to one user document: the document to write and the events behind it."""
+
+    user_id: str
+    document: UserDocument | None
+    already_applied: int = 0
+    applied_envelopes: list[EventEnvelope] = field(default_factory=list)
+
+    @property
+    def applied(self) -> int:
+        return len(self.applied_envelopes)
+
+
+@dataclass
+class BatchPlan:
+    """A batch folded: at most one document to write per user, and the fate of each event."""
+
+    streams: dict[str, StreamPlan] = field(default_factory=dict)
+    not_applicable: int = 0
+    poison: list[PoisonEvent] = field(default_factory=list)
+
+    def writes(self) -> list[UserDocument]:
+        """The documents changed by the batch (streams with at least one applied event)."""
+        return [
+            plan.document
+            for plan in self.streams.values()
+            if plan.applied and plan.document is not None
+        ]
+
+    def applied_envelopes(self) -> list[tuple[str, EventEnvelope]]:
+        """(user id, event) of every event folded into a document to write."""
+        return [
+            (user_id, envelope)
+            for user_id, plan in self.streams.items()
+            for envelope in plan.applied_envelopes
+        ]
+
+
+class _Poison(Exception):
+    def __init__(self, error: str, reason: str) -> None:
+        super().__init__(reason)
+        self.error = error
+        self.reason = reason
+
+
+def user_id_of(envelope: EventEnvelope) -> str | None:
+    """The user id (document id) of a user-stream event, `None` for other streams."""
+    try:
+        aggregate_type, aggregate_id = parse_stream_id(envelope.stream_id)
+    except InvalidStreamId:
+        aggregate_type, _, aggregate_id = envelope.stream_id.partition("-")
+    return aggregate_id if aggregate_type == users.AGGREGATE_TYPE else None
+
+
+def user_ids(envelopes: Iterable[EventEnvelope]) -> list[str]:
+    """The distinct document ids a batch touches, in first-seen order (for one `mget`)."""
+    seen = {user_id: None for user_id in map(user_id_of, envelopes) if user_id is not None}
+    return list(seen)
+
+
+def apply_event(document: UserDocument | None, envelope: EventEnvelope) -> UserDocument:
+    """`document` after the event in `envelope` (which must be at `document.version + 1`).
+
+    Raises `_Poison` for anything that retrying cannot fix.
+    """
+    current_version = document.version if document else 0
+    if envelope.version != current_version + 1:
+        raise _Poison(
+            "StreamGap",
+            f"{envelope.stream_id}@{envelope.version} follows version {current_version}: "
+            f"events {current_version + 1}..{envelope.version - 1} are missing",
+        )
+    try:
+        parse_stream_id(envelope.stream_id)
+        event = contracts.from_envelope(envelope)
+    except (InvalidStreamId, UnknownMessageType, UpcastError, ValidationError) as error:
+        raise _Poison(type(error).__name__, str(error).splitlines()[0]) from None
+    return _evolve(document, envelope, event)
+
+
+def _evolve(document: UserDocument | None, envelope: EventEnvelope, event: object) -> UserDocument:
+    stamp = {"version": envelope.version, "updated_at": envelope.occurred_at}
+    if isinstance(event, users.UserCreated):
+        if document is not None:
+            raise _Poison(InvalidHistory.__name__, "UserCreated on an existing user")
+        user_id = user_id_of(envelope) or ""
+        return UserDocument(
+            user_id=user_id,
+            name=event.name,
+            email=event.email,
+            active=True,
+            created_at=envelope.occurred_at,
+            **stamp,
+        )
+    if document is None:
+        raise _Poison(InvalidHistory.__name__, f"{envelope.type} before UserCreated")
+    if isinstance(event, users.UserEmailChanged):
+        return document.model_copy(update={"email": event.email, **stamp})
+    if isinstance(event, users.UserNameChanged):
+        return document.model_copy(update={"name": event.name, **stamp})
+    if isinstance(event, users.UserDeactivated | users.UserReactivated):
+        active = isinstance(event, users.UserReactivated)
+        return document.model_copy(update={"active": active, **stamp})
+    raise _Poison(UnknownMessageType.__name__, f"{envelope.type} is not a user event")
+
+
+def plan_batch(
+    envelopes: Sequence[EventEnvelope], current: Mapping[str, UserDocument | None]
+) -> BatchPlan:
+    """Fold a batch, in delivery order, onto the `current` documents (by user id). Pure."""
+    plan = BatchPlan()
+    parked: set[str] = set()
+    for envelope in envelopes:
+        user_id = user_id_of(envelope)
+        if user_id is None:
+            plan.not_applicable += 1
+            continue
+        stream = plan.streams.setdefault(user_id, StreamPlan(user_id, current.get(user_id)))
+        if user_id in parked:
+            plan.poison.append(
+                PoisonEvent(
+                    envelope,
+                    "Parked",
+                    f"parked behind an earlier poison event of {envelope.stream_id}",
+                )
+            )
+            continue
+        if stream.document is not None and envelope.version <= stream.document.version:
+            stream.already_applied += 1
+            continue
+        try:
+            stream.document = apply_event(stream.document, envelope)
+        except _Poison as poison:
+            parked.add(user_id)
+            plan.poison.append(PoisonEvent(envelope, poison.error, poison.reason))
+            continue
+        stream.applied_envelopes.append(envelope)
+    return plan

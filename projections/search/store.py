@@ -1,0 +1,135 @@
+"""The Elasticsearch store: one `mget` and one `bulk` per batch, idempotent by external version.
+
+Read-modify-write: the batch's user documents are read in one `mget`, the batch is folded onto
+them in memory (`documents.plan_batch`), and the changed documents are written whole in one
+`bulk` with `version_type=external` and `version` = the stream version of the last event folded
+in. Elasticsearch keeps a write only if its version is higher than the stored one, so replays,
+redeliveries and a concurrent older writer can never move a document backwards; a 409 means the
+index already holds that version or newer and is counted as already applied.
+
+Faults: connection errors, timeouts, 429 and 5xx (for the whole request or any bulk item) raise
+`SearchUnavailable` and the runtime retries the same batch; items rejected for their content
+(400: mapping, parsing) are poison. Nothing is refreshed unless the caller asks (`refresh`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from elasticsearch import (
+    ApiError,
+    AsyncElasticsearch,
+    ConnectionError,
+    ConnectionTimeout,
+)
+
+from projections.search.documents import UserDocument, plan_batch, user_ids
+from projections.search.errors import SearchUnavailable
+from projections.search.outcome import BatchOutcome, outcome_of
+from topics.envelopes import EventEnvelope
+
+Refresh = bool | Literal["wait_for"]
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def _transient(status: int) -> bool:
+    return status in _TRANSIENT_STATUS or status >= 500
+
+
+class ElasticsearchUserStore:
+    """Writes user documents into `index` (normally the alias) through an async client."""
+
+    def __init__(self, client: AsyncElasticsearch, index: str, *, refresh: Refresh = False) -> None:
+        self._client = client
+        self._index = index
+        self._refresh = refresh
+
+    @property
+    def index(self) -> str:
+        return self._index
+
+    async def apply_batch(self, events: Sequence[EventEnvelope]) -> BatchOutcome:
+        """Apply a batch (events in delivery order); safe to call again with the same batch."""
+        current = await self.get_documents(user_ids(events))
+        plan = plan_batch(events, current)
+        writes = plan.writes()
+        if not writes:
+            return outcome_of(plan)
+        conflicted, rejected = await self._bulk_index(writes)
+        return outcome_of(plan, frozenset(conflicted), rejected)
+
+    async def get_documents(self, ids: Sequence[str]) -> dict[str, UserDocument | None]:
+        """The stored documents of `ids` (`None` where there is none), read in one `mget`."""
+        if not ids:
+            return {}
+        try:
+            response = await self._client.mget(index=self._index, ids=list(ids), realtime=True)
+        except (ConnectionError, ConnectionTimeout) as error:
+            raise SearchUnavailable(f"mget failed: {error}") from error
+        except ApiError as error:
+            if _transient(error.status_code):
+                raise SearchUnavailable(f"mget answered {error.status_code}") from error
+            raise
+        found: dict[str, UserDocument | None] = {user_id: None for user_id in ids}
+        for item in response.body["docs"]:
+            if item.get("found"):
+                found[item["_id"]] = UserDocument.model_validate(item["_source"])
+        return found
+
+    async def get_document(self, user_id: str) -> UserDocument | None:
+        """One stored document (realtime: sees writes not yet refreshed)."""
+        return (await self.get_documents([user_id]))[user_id]
+
+    async def _bulk_index(
+        self, documents: Sequence[UserDocument]
+    ) -> tuple[set[str], dict[str, tuple[str, str]]]:
+        operations: list[dict[str, Any]] = []
+        for document in documents:
+            operations.append(
+                {
+                    "index": {
+                        "_id": document.user_id,
+                        "version": document.version,
+                        "version_type": "external",
+                    }
+                }
+            )
+            operations.append(document.model_dump(mode="json"))
+        try:
+            response = await self._client.bulk(
+                index=self._index, operations=operations, refresh=self._refresh
+            )
+        except (ConnectionError, ConnectionTimeout) as error:
+            raise SearchUnavailable(f"bulk failed: {error}") from error
+        except ApiError as error:
+            if _transient(error.status_code):
+                raise SearchUnavailable(f"bulk answered {error.status_code}") from error
+            raise
+        return _classify_items(response.body["items"])
+
+
+def _classify_items(
+    items: Sequence[dict[str, Any]],
+) -> tuple[set[str], dict[str, tuple[str, str]]]:
+    """Split bulk item results into 409 conflicts and poison rejections; raise on transient."""
+    conflicted: set[str] = set()
+    rejected: dict[str, tuple[str, str]] = {}
+    transient: list[str] = []
+    for item in items:
+        result = item["index"]
+        status = int(result["status"])
+        if status < 300:
+            continue
+        if status == 409:
+            conflicted.add(result["_id"])
+            continue
+        error = result.get("error", {})
+        kind, reason = str(error.get("type", status)), str(error.get("reason", ""))
+        if _transient(status):
+            transient.append(f"{result['_id']}: {status} {kind}")
+        else:
+            rejected[result["_id"]] = (kind, reason)
+    if transient:
+        raise SearchUnavailable(f"bulk items failed transiently: {', '.join(transient[:5])}")
+    return conflicted, rejected

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from topics.catalogue import Catalogue
+
 
 class Settings(BaseSettings):
     """Where the services are and how the topics are named.
@@ -45,3 +47,11 @@ class Settings(BaseSettings):
         if self.kafka_ssl_ca_location:
             config["ssl.ca.location"] = self.kafka_ssl_ca_location
         return config
+
+    def catalogue(self) -> Catalogue:
+        """The topic catalogue these settings name (prefix, partitions, replication)."""
+        return Catalogue(
+            prefix=self.topic_prefix,
+            partitions=self.partitions,
+            replication_factor=self.replication_factor,
+        )

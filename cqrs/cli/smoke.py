@@ -1,0 +1,101 @@
+"""`cqrs smoke`: prove each service works end to end (topic round trip, a row, a document)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import httpx
+import psycopg
+import typer
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from rich.console import Console
+
+from cqrs.settings import Settings
+from topics.admin import apply
+
+console = Console(soft_wrap=True)
+
+
+def _topics(settings: Settings) -> str:
+    report = apply(AdminClient(settings.kafka_config()), settings.catalogue())
+    if report.drift:
+        raise RuntimeError("; ".join(str(d) for d in report.drift))
+    return f"{len(report.created)} created, {len(report.unchanged)} already in place"
+
+
+def _kafka_round_trip(settings: Settings) -> str:
+    config = settings.kafka_config()
+    admin = AdminClient(config)
+    topic = f"{settings.topic_prefix}smoke-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result()
+    try:
+        marker = uuid.uuid4().hex.encode()
+        producer = Producer({**config, "enable.idempotence": True})
+        producer.produce(topic, key=b"smoke", value=marker)
+        if producer.flush(10) != 0:
+            raise RuntimeError("the broker did not acknowledge the message")
+        consumer = Consumer({**config, "group.id": topic, "auto.offset.reset": "earliest"})
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline:
+                message = consumer.poll(1.0)
+                if message is not None and message.error() is None and message.value() == marker:
+                    return f"produced and consumed one message on {topic}"
+        finally:
+            consumer.close()
+        raise RuntimeError("the message did not come back within 30 s")
+    finally:
+        admin.delete_topics([topic])
+
+
+def _postgres_row(settings: Settings) -> str:
+    with psycopg.connect(settings.pg_dsn, connect_timeout=10) as conn:
+        conn.execute("CREATE TEMPORARY TABLE smoke (id text PRIMARY KEY, n int)")
+        conn.execute("INSERT INTO smoke VALUES (%s, %s)", ("row", 42))
+        row = conn.execute("SELECT n FROM smoke WHERE id = 'row'").fetchone()
+        version = conn.execute("SHOW server_version").fetchone()
+    if row != (42,):
+        raise RuntimeError(f"read back {row!r} instead of (42,)")
+    return f"wrote and read a row (PostgreSQL {version[0] if version else '?'})"
+
+
+def _elasticsearch_document(settings: Settings) -> str:
+    index = f"{settings.topic_prefix.strip('.').lower()}-smoke-{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=settings.es_url, timeout=30) as es:
+        try:
+            es.put(f"/{index}/_doc/1", params={"refresh": "wait_for"},
+                   json={"name": "smoke"}).raise_for_status()
+            found = es.get(f"/{index}/_doc/1").raise_for_status().json()
+            server = es.get("/_cat/nodes", params={"h": "version"}).text.strip()
+        finally:
+            es.delete(f"/{index}")
+    if found.get("_source") != {"name": "smoke"}:
+        raise RuntimeError(f"read back {found!r}")
+    return f"indexed and read a document (Elasticsearch {server})"
+
+
+def smoke() -> None:
+    """Check the services end to end: topics apply, a Kafka round trip, a row, a document."""
+    settings = Settings()
+    steps: list[tuple[str, Callable[[Settings], str]]] = [
+        ("topics apply", _topics),
+        ("kafka", _kafka_round_trip),
+        ("postgresql", _postgres_row),
+        ("elasticsearch", _elasticsearch_document),
+    ]
+    failed = 0
+    for name, step in steps:
+        try:
+            console.print(f"[green]ok[/green]   {name}: {step(settings)}", highlight=False)
+        except Exception as error:  # noqa: BLE001 - report every step, fail at the end
+            failed += 1
+            console.print(f"[red]FAIL[/red] {name}: {type(error).__name__}: {error}",
+                          highlight=False)
+    if failed:
+        console.print("is everything up? `cqrs services status` names each service's log")
+        raise typer.Exit(1)
+    console.print("smoke test passed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cqrs.cli import processor, project, send, services, topics
+from cqrs.cli import processor, project, send, services, smoke, topics
 
 app = typer.Typer(
     name="cqrs",
@@ -17,6 +17,7 @@ app.add_typer(project.app, name="project")
 app.add_typer(topics.app, name="topics")
 app.command("send", cls=send.SendCommand)(send.send)
 app.command("processor")(processor.processor)
+app.command("smoke")(smoke.smoke)
 
 
 def main() -> None:

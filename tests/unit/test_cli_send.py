@@ -147,13 +147,15 @@ def test_send_json_output() -> None:
 def test_unknown_type_exits_2_listing_the_known_types() -> None:
     code, out, err = run(None, "CreateUsr", "--aggregate-id", "u1", "email=a@b.co")
     assert (code, out) == (2, "")
-    assert "unknown command type 'CreateUsr'" in err and "CreateUser" in err
+    assert "unknown command type 'CreateUsr'" in err
+    assert "CreateUser" in err
 
 
 def test_invalid_data_exits_2_before_connecting() -> None:
     code, _, err = run(None, "CreateUser", "-a", "u1", "email=nope")
     assert code == 2
-    assert "email: not a valid email address" in err and "name: Field required" in err
+    assert "email: not a valid email address" in err
+    assert "name: Field required" in err
 
 
 @pytest.mark.parametrize(
@@ -163,7 +165,8 @@ def test_invalid_data_exits_2_before_connecting() -> None:
 )
 def test_missing_or_malformed_arguments_exit_2(args: list[str]) -> None:
     code, _, err = run(None, *args)
-    assert code == 2 and err.startswith("error:")
+    assert code == 2
+    assert err.startswith("error:")
 
 
 @pytest.mark.parametrize(
@@ -234,4 +237,5 @@ def test_json_refuses_everything_if_one_command_is_invalid() -> None:
 
 def test_json_refuses_positional_arguments() -> None:
     code, _, err = run(None, "--json", "CreateUser", stdin="{}")
-    assert code == 2 and "--json" in err
+    assert code == 2
+    assert "--json" in err

@@ -102,7 +102,8 @@ def test_short_document_gets_an_id_and_a_time() -> None:
     command = command_from_document(
         {"type": "CreateUser", "aggregate_id": "u1", "data": ALICE}, now=NOW
     )
-    assert command.issued_at == NOW and command.command_id
+    assert command.issued_at == NOW
+    assert command.command_id
     assert stream_id_of(command) == "user-u1"
 
 

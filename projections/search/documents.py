@@ -42,8 +42,12 @@ class UserDocument(BaseModel):
 
 @dataclass(frozen=True)
 class PoisonEvent:
-    """An event the projector will never be able to apply as it is; goes to the DLQ."""
+    """An event the projector will never be able to apply as it is; goes to the DLQ.
 
+    `position` is its index in the sequence handed to `plan_batch`.
+    """
+
+    position: int
     envelope: EventEnvelope
     error: str
     reason: str
@@ -57,6 +61,7 @@ class StreamPlan:
     document: UserDocument | None
     already_applied: int = 0
     applied_envelopes: list[EventEnvelope] = field(default_factory=list)
+    applied_positions: list[int] = field(default_factory=list)
 
     @property
     def applied(self) -> int:
@@ -79,12 +84,14 @@ class BatchPlan:
             if plan.applied and plan.document is not None
         ]
 
-    def applied_envelopes(self) -> list[tuple[str, EventEnvelope]]:
-        """(user id, event) of every event folded into a document to write."""
+    def applied_envelopes(self) -> list[tuple[str, int, EventEnvelope]]:
+        """(user id, position, event) of every event folded into a document to write."""
         return [
-            (user_id, envelope)
+            (user_id, position, envelope)
             for user_id, plan in self.streams.items()
-            for envelope in plan.applied_envelopes
+            for position, envelope in zip(
+                plan.applied_positions, plan.applied_envelopes, strict=True
+            )
         ]
 
 
@@ -162,7 +169,7 @@ def plan_batch(
     """Fold a batch, in delivery order, onto the `current` documents (by user id). Pure."""
     plan = BatchPlan()
     parked: set[str] = set()
-    for envelope in envelopes:
+    for position, envelope in enumerate(envelopes):
         user_id = user_id_of(envelope)
         if user_id is None:
             plan.not_applicable += 1
@@ -171,6 +178,7 @@ def plan_batch(
         if user_id in parked:
             plan.poison.append(
                 PoisonEvent(
+                    position,
                     envelope,
                     "Parked",
                     f"parked behind an earlier poison event of {envelope.stream_id}",
@@ -184,7 +192,8 @@ def plan_batch(
             stream.document = apply_event(stream.document, envelope)
         except _Poison as poison:
             parked.add(user_id)
-            plan.poison.append(PoisonEvent(envelope, poison.error, poison.reason))
+            plan.poison.append(PoisonEvent(position, envelope, poison.error, poison.reason))
             continue
         stream.applied_envelopes.append(envelope)
+        stream.applied_positions.append(position)
     return plan

@@ -43,8 +43,8 @@ def outcome_of(
             already += stream.applied
         elif user_id not in rejected:
             applied += stream.applied
-    for envelope_user, envelope in plan.applied_envelopes():
+    for envelope_user, position, envelope in plan.applied_envelopes():
         if envelope_user in rejected:
             error, reason = rejected[envelope_user]
-            poison.append(PoisonEvent(envelope, error, reason))
+            poison.append(PoisonEvent(position, envelope, error, reason))
     return BatchOutcome(applied, already, plan.not_applicable, tuple(poison))

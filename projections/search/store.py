@@ -24,7 +24,7 @@ from elasticsearch import (
     ConnectionTimeout,
 )
 
-from projections.search.documents import UserDocument, plan_batch, user_ids
+from projections.search.documents import BatchPlan, UserDocument, plan_batch, user_ids
 from projections.search.errors import SearchUnavailable
 from projections.search.outcome import BatchOutcome, outcome_of
 from topics.envelopes import EventEnvelope
@@ -51,8 +51,14 @@ class ElasticsearchUserStore:
 
     async def apply_batch(self, events: Sequence[EventEnvelope]) -> BatchOutcome:
         """Apply a batch (events in delivery order); safe to call again with the same batch."""
-        current = await self.get_documents(user_ids(events))
-        plan = plan_batch(events, current)
+        return await self.write(await self.plan(events))
+
+    async def plan(self, events: Sequence[EventEnvelope]) -> BatchPlan:
+        """Read the batch's documents (one `mget`) and fold the batch onto them; writes nothing."""
+        return plan_batch(events, await self.get_documents(user_ids(events)))
+
+    async def write(self, plan: BatchPlan) -> BatchOutcome:
+        """Write the plan's documents (one `bulk`, external versions)."""
         writes = plan.writes()
         if not writes:
             return outcome_of(plan)

@@ -1,0 +1,126 @@
+"""The search projector as a runtime `Store`: user documents, then parked records, then checkpoints.
+
+Contract with `projections.runtime` (see its docstring): `apply` is idempotent by version and
+raises `TransientError` (retried) or `PoisonEvent` (dead-lettered). Poison found while folding
+(a gap, an impossible history) is raised before anything is written. A document Elasticsearch
+refuses for its content (400) is blamed on the last event folded into it; the other documents of
+that bulk are already written, which is harmless: the runtime re-applies the batch and they
+answer 409 (counted as skipped). Order events are skipped (not applicable).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import ApiError, AsyncElasticsearch, ConnectionError, ConnectionTimeout
+
+from projections.runtime.errors import PoisonEvent, TransientError
+from projections.runtime.records import Applied, Batch
+from projections.search.errors import SearchError, SearchUnavailable
+from projections.search.index import IndexNames, ensure_index
+from projections.search.state import (
+    checkpoint_operations,
+    ensure_state_index,
+    record_operations,
+    state_index_for,
+)
+from projections.search.store import ElasticsearchUserStore, Refresh
+
+
+class UnprojectableEvent(SearchError):
+    """The cause carried by `PoisonEvent` for an event the search projector cannot apply."""
+
+
+class SearchProjectorStore:
+    """`projections.runtime.Store` over the users alias and its state index."""
+
+    def __init__(
+        self, client: AsyncElasticsearch, names: IndexNames, *, refresh: Refresh = False
+    ) -> None:
+        self._client = client
+        self._names = names
+        self._refresh = refresh
+        self._users = ElasticsearchUserStore(client, names.alias, refresh=refresh)
+        self._state_index: str | None = None
+
+    @property
+    def state_index(self) -> str:
+        if self._state_index is None:
+            raise RuntimeError("SearchProjectorStore.start() was not called")
+        return self._state_index
+
+    async def start(self) -> None:
+        async with _transient("start"):
+            index = await ensure_index(self._client, self._names)
+            self._state_index = state_index_for(index)
+            await ensure_state_index(self._client, self._state_index)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def checkpoints(self, topic: str) -> dict[int, int]:
+        async with _transient("checkpoints"):
+            await self._client.indices.refresh(index=self.state_index)
+            hits = await self._state_search({"term": {"kind": "checkpoint"}}, topic)
+        return {hit["partition"]: hit["offset"] for hit in hits}
+
+    async def parked_streams(self) -> set[str]:
+        async with _transient("parked_streams"):
+            hits = await self._state_search({"term": {"kind": "blocked"}}, None)
+        return {hit["stream_id"] for hit in hits}
+
+    async def apply(self, batch: Batch) -> Applied:
+        async with _transient("apply"):
+            plan = await self._users.plan([item.envelope for item in batch.items])
+            if plan.poison:
+                first = min(plan.poison, key=lambda poison: poison.position)
+                raise PoisonEvent(
+                    first.position, UnprojectableEvent(f"{first.error}: {first.reason}")
+                )
+            outcome = await self._users.write(plan)
+            if outcome.poison:
+                last = max(outcome.poison, key=lambda poison: poison.position)
+                raise PoisonEvent(last.position, UnprojectableEvent(f"{last.error}: {last.reason}"))
+            blocked = getattr(batch, "blocked", ())  # added to `Batch` by the runtime later
+            records = record_operations("parked", batch.parked) + record_operations(
+                "blocked", blocked
+            )
+            if records:
+                await self._bulk(records, refresh="wait_for")
+            if batch.checkpoints:
+                await self._bulk(checkpoint_operations(batch.checkpoints), refresh=self._refresh)
+        return Applied(outcome.applied, outcome.already_applied + outcome.not_applicable)
+
+    async def _bulk(self, operations: list[Any], refresh: Refresh) -> None:
+        response = await self._client.bulk(
+            index=self.state_index, operations=operations, refresh=refresh
+        )
+        for item in response.body["items"]:
+            status = int(item["index"]["status"])
+            if status >= 300 and status != 409:
+                raise SearchUnavailable(f"state write failed: {item['index'].get('error')}")
+
+    async def _state_search(self, query: dict[str, Any], topic: str | None) -> list[Any]:
+        filters = [query] + ([{"term": {"topic": topic}}] if topic is not None else [])
+        response = await self._client.search(
+            index=self.state_index, query={"bool": {"filter": filters}}, size=10_000
+        )
+        return [hit["_source"] for hit in response.body["hits"]["hits"]]
+
+
+class _transient:
+    """Maps Elasticsearch's transient faults (and `SearchUnavailable`) to `TransientError`."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: Any, trace: Any) -> None:
+        if isinstance(error, SearchUnavailable | ConnectionError | ConnectionTimeout):
+            raise TransientError(f"search {self._what}: {error}") from error
+        if isinstance(error, ApiError) and (
+            error.status_code in (408, 429) or error.status_code >= 500
+        ):
+            raise TransientError(f"search {self._what}: {error}") from error

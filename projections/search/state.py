@@ -1,0 +1,92 @@
+"""The search projector's own state beside its index: Kafka checkpoints and parked records.
+
+Elasticsearch has no multi-document transaction, so the runtime's "atomic batch" is built from
+ordering plus idempotence: user documents first (versioned, so rewriting them is harmless), then
+parked/blocked records (ids are their Kafka positions, so rewriting is harmless), and the
+checkpoints last, with `version_type=external` and version = offset so a checkpoint never moves
+backwards. A crash between steps redelivers the batch, which then writes nothing new.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, BadRequestError
+
+from projections.runtime.records import SourceRecord
+
+STATE_MAPPINGS: dict[str, Any] = {
+    "dynamic": False,
+    "properties": {
+        "kind": {"type": "keyword"},
+        "topic": {"type": "keyword"},
+        "partition": {"type": "integer"},
+        "offset": {"type": "long"},
+        "stream_id": {"type": "keyword"},
+    },
+}
+
+
+def state_index_for(index: str) -> str:
+    """The state index of concrete index `index` (a rebuilt generation has its own)."""
+    return f"{index}-state"
+
+
+async def ensure_state_index(client: AsyncElasticsearch, state_index: str) -> None:
+    """Create the state index unless it exists (idempotent, safe to race)."""
+    try:
+        await client.indices.create(
+            index=state_index,
+            settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
+            mappings=STATE_MAPPINGS,
+        )
+    except BadRequestError as error:
+        if error.error != "resource_already_exists_exception":
+            raise
+
+
+def record_operations(kind: str, records: Sequence[tuple[str, SourceRecord]]) -> list[Any]:
+    """Bulk `index` operations keeping `records` (kind `parked` or `blocked`), id = position."""
+    operations: list[Any] = []
+    for stream_id, record in records:
+        operations.append(
+            {"index": {"_id": f"{kind}|{record.topic}|{record.partition}|{record.offset}"}}
+        )
+        operations.append(
+            {
+                "kind": kind,
+                "stream_id": stream_id,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "key": _b64(record.key),
+                "value": _b64(record.value),
+                "headers": [[name, _b64(value)] for name, value in record.headers],
+            }
+        )
+    return operations
+
+
+def checkpoint_operations(checkpoints: Mapping[tuple[str, int], int]) -> list[Any]:
+    """Bulk operations moving each partition's checkpoint forward (never back: external version)."""
+    operations: list[Any] = []
+    for (topic, partition), offset in checkpoints.items():
+        operations.append(
+            {
+                "index": {
+                    "_id": f"checkpoint|{topic}|{partition}",
+                    "version": offset,
+                    "version_type": "external",
+                }
+            }
+        )
+        operations.append(
+            {"kind": "checkpoint", "topic": topic, "partition": partition, "offset": offset}
+        )
+    return operations
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode("ascii")

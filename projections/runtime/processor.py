@@ -155,6 +155,7 @@ class BatchProcessor:
         items: list[Item] = []
         parked: list[tuple[str, SourceRecord]] = []
         dead: list[tuple[SourceRecord, BaseException]] = []
+        blocked: list[tuple[str, SourceRecord]] = []
         for record in records:
             item = decoded.get(_position(record))
             stream_id = item.stream_id if item else stream_of(record)
@@ -164,9 +165,10 @@ class BatchProcessor:
                 dead.append((record, poison[_position(record)]))
                 if stream_id is not None:
                     parked_streams.add(stream_id)
+                    blocked.append((stream_id, record))
             else:
                 items.append(item)
-        batch = Batch(items=items, parked=parked, checkpoints=last_offsets(records))
+        batch = Batch(items, parked, blocked, last_offsets(records))
         return _Plan(batch=batch, dead=dead, parked_streams=parked_streams)
 
     async def _dead_letter(self, record: SourceRecord, error: BaseException) -> None:

@@ -49,14 +49,16 @@ class Item:
 class Batch:
     """One atomic unit for `Store.apply`.
 
-    `items` are applied in order; `parked` are records kept aside, not applied (their stream has
-    a dead-lettered event before them); `checkpoints` maps `(topic, partition)` to the offset of
-    the last record of that partition this batch accounts for (applied, skipped, parked or
-    dead-lettered).
+    `items` are applied in order; `parked` are `(stream_id, record)` kept aside, not applied
+    (their stream has a dead-lettered event before them); `blocked` are `(stream_id, record)` of
+    the dead-lettered records that block a stream from now on (persist them: the stream stays
+    parked after a restart); `checkpoints` maps `(topic, partition)` to the offset of the last
+    record of that partition this batch accounts for (applied, skipped, parked or dead-lettered).
     """
 
     items: Sequence[Item]
     parked: Sequence[tuple[str, SourceRecord]] = ()
+    blocked: Sequence[tuple[str, SourceRecord]] = ()
     checkpoints: dict[tuple[str, int], int] = field(default_factory=dict)
 
 

@@ -1,0 +1,1 @@
+"""The PostgreSQL projector: users, user statistics, orders and orders per user."""

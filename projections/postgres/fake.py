@@ -1,0 +1,109 @@
+"""`FakeStore`: the postgres store's contract in memory (same guards, same atomicity), for tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pipeline.domain.errors import InvalidHistory
+from projections.postgres.models import Order, User, UserStats, period_starts
+from projections.postgres.projector import PutOrder, PutUser, RowOp, project
+from projections.runtime.errors import PoisonEvent, TransientError
+from projections.runtime.records import Applied, Batch
+
+
+class FakeStore:
+    """Implements `Store` and the queries' `ReadModel`; `fail_next` injects transient faults."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, dict[str, Any]] = {}
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.checkpoint_rows: dict[tuple[str, int], int] = {}
+        self.parked: dict[tuple[str, int, int], str] = {}
+        self.blocked: dict[str, tuple[str, int, int]] = {}
+        self.fail_next = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def checkpoints(self, topic: str) -> dict[int, int]:
+        return {p: o for (t, p), o in self.checkpoint_rows.items() if t == topic}
+
+    async def parked_streams(self) -> set[str]:
+        return set(self.blocked)
+
+    async def apply(self, batch: Batch) -> Applied:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise TransientError("injected fault")
+        tables = {"users": dict(self.users), "orders": dict(self.orders)}
+        applied = 0
+        for index, item in enumerate(batch.items):
+            operations = project(item)
+            changed = not operations
+            for operation in operations:
+                try:
+                    changed |= _write(tables, operation)
+                except InvalidHistory as error:
+                    raise PoisonEvent(index, error) from error
+            applied += changed
+        self.users, self.orders = tables["users"], tables["orders"]
+        for stream_id, record in batch.parked:
+            self.parked.setdefault((record.topic, record.partition, record.offset), stream_id)
+        for stream_id, record in batch.blocked:
+            self.blocked.setdefault(stream_id, (record.topic, record.partition, record.offset))
+        self.checkpoint_rows.update(batch.checkpoints)
+        return Applied(applied=applied, skipped=len(batch.items) - applied)
+
+    async def user(self, user_id: str) -> User | None:
+        row = self.users.get(user_id)
+        return User.model_validate(row) if row else None
+
+    async def order(self, order_id: str) -> Order | None:
+        row = self.orders.get(order_id)
+        return Order.model_validate(row) if row else None
+
+    async def orders_for_user(self, user_id: str) -> list[Order]:
+        return [Order.model_validate(r) for r in self.orders.values()
+                if r["customer_id"] == user_id]
+
+    async def user_stats(self, now: datetime) -> UserStats:
+        day, week = period_starts(now)
+        rows = list(self.users.values())
+        return UserStats(
+            total=len(rows), active=sum(r["active"] for r in rows),
+            new_today=sum(r["created_at"] >= day for r in rows),
+            new_this_week=sum(r["created_at"] >= week for r in rows))
+
+
+def _write(tables: dict[str, dict[str, dict[str, Any]]], operation: RowOp) -> bool:
+    if isinstance(operation, PutUser | PutOrder):
+        table, row_id = ("users", operation.user_id) if isinstance(operation, PutUser) else (
+            "orders", operation.order_id)
+        current = tables[table].get(row_id)
+        if current is not None and current["version"] >= operation.version:
+            return False
+        tables[table][row_id] = _row(operation, current)
+        return True
+    current = tables[operation.table].get(operation.row_id)
+    if current is None:
+        raise InvalidHistory(f"{operation.table} row {operation.row_id!r} does not exist")
+    if current["version"] >= operation.version:
+        return False
+    tables[operation.table][operation.row_id] = {
+        **current, **operation.changes, "updated_at": operation.at, "version": operation.version}
+    return True
+
+
+def _row(operation: PutUser | PutOrder, current: dict[str, Any] | None) -> dict[str, Any]:
+    created_at = current["created_at"] if current else operation.at
+    common = {"created_at": created_at, "updated_at": operation.at, "version": operation.version}
+    if isinstance(operation, PutUser):
+        return {"id": operation.user_id, "email": operation.email, "name": operation.name,
+                "active": operation.active, **common}
+    return {"id": operation.order_id, "customer_id": operation.customer_id,
+            "items": operation.items, "total": operation.total, "currency": operation.currency,
+            "status": operation.status, "payment_ref": None, "tracking": None, **common}

@@ -1,0 +1,222 @@
+"""`PostgresStore`: the runtime's `Store` and the queries' `ReadModel`, on one psycopg connection.
+
+One transaction per batch: the guarded row writes, the parked records, the blocked streams and
+the checkpoints commit together, so a crash anywhere replays from the last committed checkpoint
+and the version guards make the replay change nothing. Faults that a retry can cure (connection
+refused or lost, admin shutdown, too many connections, serialization failure, deadlock) become
+`TransientError` and the connection is dropped; bad data for one event becomes `PoisonEvent`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from pipeline.domain.errors import InvalidHistory
+from projections.postgres.migrate import migrate
+from projections.postgres.models import Order, User, UserStats, period_starts
+from projections.postgres.projector import Patch, PutOrder, PutUser, RowOp, project
+from projections.runtime.errors import PoisonEvent, TransientError
+from projections.runtime.records import Applied, Batch, Item
+
+TRANSIENT = (
+    psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected)
+POISON = (psycopg.DataError, psycopg.IntegrityError)
+PATCHABLE = {"users": {"email", "name", "active"},
+             "orders": {"status", "payment_ref", "tracking"}}
+
+PUT_USER = """
+INSERT INTO users AS t (id, email, name, active, created_at, updated_at, version)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
+    active = EXCLUDED.active, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
+WHERE t.version < EXCLUDED.version"""
+PUT_ORDER = """
+INSERT INTO orders AS t (id, customer_id, items, total, currency, status, created_at, updated_at,
+                         version)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id, items = EXCLUDED.items,
+    total = EXCLUDED.total, currency = EXCLUDED.currency, status = EXCLUDED.status,
+    updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
+WHERE t.version < EXCLUDED.version"""
+CHECKPOINT = """
+INSERT INTO projection_checkpoints (projector, topic, partition, "offset") VALUES (%s, %s, %s, %s)
+ON CONFLICT (projector, topic, partition)
+DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()"""
+PARK = """
+INSERT INTO projection_parked (projector, topic, partition, "offset", stream_id, key, value)
+VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"""
+BLOCK = """
+INSERT INTO projection_blocked_streams (projector, stream_id, topic, partition, "offset")
+VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"""
+
+
+class _ItemFailed(Exception):
+    def __init__(self, index: int, cause: BaseException) -> None:
+        self.index, self.cause = index, cause
+
+
+class PostgresStore:
+    """The postgres projector's store; `dsn` may carry `options=-csearch_path=...`."""
+
+    def __init__(self, dsn: str, projector: str = "postgres") -> None:
+        self._dsn = dsn
+        self._projector = projector
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        if self._connection is None or self._connection.closed:
+            self._connection = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=5)
+        return self._connection
+
+    async def _drop(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(psycopg.Error):
+                await connection.close()
+
+    async def _guarded(self, operation: Any) -> Any:
+        try:
+            return await operation(await self._connect())
+        except TRANSIENT as error:
+            await self._drop()
+            raise TransientError(f"{type(error).__name__}: {error}") from error
+
+    async def start(self) -> None:
+        await self._guarded(migrate)
+
+    async def close(self) -> None:
+        await self._drop()
+
+    async def checkpoints(self, topic: str) -> dict[int, int]:
+        async def read(connection: psycopg.AsyncConnection[Any]) -> dict[int, int]:
+            async with connection.transaction():
+                cursor = await connection.execute(
+                    'SELECT partition, "offset" FROM projection_checkpoints'
+                    " WHERE projector = %s AND topic = %s", (self._projector, topic))
+                return {row[0]: row[1] for row in await cursor.fetchall()}
+        result: dict[int, int] = await self._guarded(read)
+        return result
+
+    async def parked_streams(self) -> set[str]:
+        async def read(connection: psycopg.AsyncConnection[Any]) -> set[str]:
+            async with connection.transaction():
+                cursor = await connection.execute(
+                    "SELECT stream_id FROM projection_blocked_streams WHERE projector = %s",
+                    (self._projector,))
+                return {row[0] for row in await cursor.fetchall()}
+        result: set[str] = await self._guarded(read)
+        return result
+
+    async def apply(self, batch: Batch) -> Applied:
+        try:
+            result: Applied = await self._guarded(lambda conn: self._apply(conn, batch))
+        except _ItemFailed as failed:
+            raise PoisonEvent(failed.index, failed.cause) from failed.cause
+        return result
+
+    async def _apply(self, connection: psycopg.AsyncConnection[Any], batch: Batch) -> Applied:
+        applied = 0
+        async with connection.transaction(), connection.cursor() as cursor:
+            for index, item in enumerate(batch.items):
+                if await self._apply_item(cursor, index, item):
+                    applied += 1
+            name = self._projector
+            if batch.parked:
+                await cursor.executemany(PARK, [
+                    (name, r.topic, r.partition, r.offset, stream_id, r.key, r.value)
+                    for stream_id, r in batch.parked])
+            if batch.blocked:
+                await cursor.executemany(BLOCK, [
+                    (name, stream_id, r.topic, r.partition, r.offset)
+                    for stream_id, r in batch.blocked])
+            await cursor.executemany(CHECKPOINT, [
+                (name, topic, partition, offset)
+                for (topic, partition), offset in batch.checkpoints.items()])
+        return Applied(applied=applied, skipped=len(batch.items) - applied)
+
+    async def _apply_item(self, cursor: psycopg.AsyncCursor[Any], index: int, item: Item) -> bool:
+        operations = project(item)
+        changed = not operations
+        for operation in operations:
+            try:
+                changed |= await _write(cursor, operation)
+            except POISON as error:
+                raise _ItemFailed(index, error) from error
+            except InvalidHistory as error:
+                raise _ItemFailed(index, error) from error
+        return changed
+
+    # --- ReadModel -----------------------------------------------------------------------
+
+    async def _rows(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        async def read(connection: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
+            async with connection.transaction(), connection.cursor(row_factory=dict_row) as cur:
+                await cur.execute(query.encode(), params)
+                return await cur.fetchall()
+        rows: list[dict[str, Any]] = await self._guarded(read)
+        return rows
+
+    async def user(self, user_id: str) -> User | None:
+        rows = await self._rows("SELECT * FROM users WHERE id = %s", (user_id,))
+        return User.model_validate(rows[0]) if rows else None
+
+    async def order(self, order_id: str) -> Order | None:
+        rows = await self._rows("SELECT * FROM orders WHERE id = %s", (order_id,))
+        return Order.model_validate(rows[0]) if rows else None
+
+    async def orders_for_user(self, user_id: str) -> list[Order]:
+        rows = await self._rows("SELECT * FROM orders WHERE customer_id = %s", (user_id,))
+        return [Order.model_validate(row) for row in rows]
+
+    async def user_stats(self, now: datetime) -> UserStats:
+        day, week = period_starts(now)
+        rows = await self._rows(
+            "SELECT count(*) AS total, count(*) FILTER (WHERE active) AS active,"
+            " count(*) FILTER (WHERE created_at >= %s) AS new_today,"
+            " count(*) FILTER (WHERE created_at >= %s) AS new_this_week FROM users", (day, week))
+        return UserStats.model_validate(rows[0])
+
+
+async def _write(cursor: psycopg.AsyncCursor[Any], operation: RowOp) -> bool:
+    """Apply one guarded write; `True` when it changed a row, `False` when already applied."""
+    if isinstance(operation, PutUser):
+        o = operation
+        await cursor.execute(PUT_USER.encode(), (o.user_id, o.email, o.name, o.active, o.at,
+                                                 o.at, o.version))
+        return cursor.rowcount > 0
+    if isinstance(operation, PutOrder):
+        p = operation
+        await cursor.execute(PUT_ORDER.encode(), (p.order_id, p.customer_id, Jsonb(p.items),
+                                                  p.total, p.currency, p.status, p.at, p.at,
+                                                  p.version))
+        return cursor.rowcount > 0
+    return await _patch(cursor, operation)
+
+
+async def _patch(cursor: psycopg.AsyncCursor[Any], patch: Patch) -> bool:
+    columns = sorted(patch.changes)
+    if not set(columns) <= PATCHABLE[patch.table]:
+        raise ValueError(f"cannot patch {columns} of {patch.table}")
+    table = sql.Identifier(patch.table)
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = %s").format(sql.Identifier(column)) for column in columns)
+    query = sql.SQL(
+        "UPDATE {table} SET {assignments}, updated_at = %s, version = %s"
+        " WHERE id = %s AND version < %s").format(table=table, assignments=assignments)
+    values = [patch.changes[column] for column in columns]
+    await cursor.execute(query, (*values, patch.at, patch.version, patch.row_id, patch.version))
+    if cursor.rowcount > 0:
+        return True
+    await cursor.execute(sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(table), (patch.row_id,))
+    if await cursor.fetchone() is None:
+        raise InvalidHistory(f"{patch.table} row {patch.row_id!r} does not exist for version "
+                             f"{patch.version}")
+    return False

@@ -1,0 +1,129 @@
+"""Fixtures' machinery for the postgres projector tests: a database, topics and a projector process
+per test (the projector runs as `python -m cqrs project postgres`, as in production)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from tests.support.events import create_topics, delete_topics
+
+PARTITIONS = 3
+TOTALS = re.compile(
+    r"total_consumed=(\d+) total_applied=(\d+) total_skipped=(\d+) total_parked=(\d+) "
+    r"total_dead=(\d+)")
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@contextmanager
+def fresh_database(pg_dsn: str) -> Iterator[tuple[str, str]]:
+    """A new database (name, dsn), dropped afterwards, even with connections left."""
+    name = f"proj_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name, with_database(pg_dsn, name)
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1')
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Projector:
+    """A running `cqrs project postgres` process and what it logs."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def totals(self) -> dict[str, int]:
+        found = TOTALS.findall(self.log.read_text(errors="replace"))
+        names = ("consumed", "applied", "skipped", "parked", "dead_lettered")
+        return dict(zip(names, map(int, found[-1]), strict=True)) if found else dict.fromkeys(
+            names, 0)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+
+@contextmanager
+def running_projector(env: dict[str, str], log: Path) -> Iterator[Projector]:
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cqrs", "project", "postgres"],
+            env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    projector = Projector(process, log)
+    try:
+        yield projector
+    finally:
+        projector.stop()
+
+
+@dataclass
+class Setup:
+    prefix: str
+    kafka_config: dict[str, str]
+    dsn: str
+    database: str
+    env: dict[str, str]
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}projection.postgres.dlq"
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn) as connection:
+            return connection.execute(sql.encode(), params).fetchall()
+
+
+@contextmanager
+def setup(kafka_config: dict[str, str], pg_dsn: str, prefix: str) -> Iterator[Setup]:
+    create_topics(kafka_config, [f"{prefix}events", f"{prefix}projection.postgres.dlq"],
+                  PARTITIONS)
+    try:
+        with fresh_database(pg_dsn) as (name, dsn):
+            env = {"CQRS_TOPIC_PREFIX": prefix, "CQRS_PG_DSN": dsn,
+                   "CQRS_KAFKA_BOOTSTRAP": kafka_config["bootstrap.servers"]}
+            yield Setup(prefix, kafka_config, dsn, name, env)
+    finally:
+        delete_topics(kafka_config, prefix)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except psycopg.Error:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

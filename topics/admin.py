@@ -7,6 +7,7 @@ events) is reported as `Drift`, never changed: fixing it means migrating data, a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -83,6 +84,29 @@ def _metadata(admin: AdminClient, timeout: float) -> ClusterMetadata:
         raise BrokerUnavailable(
             f"no Kafka broker answered within {timeout:g}s ({error.args[0]}); {_HOW_TO_START}"
         ) from error
+
+
+def _await_visible(admin: AdminClient, names: Sequence[str], timeout: float) -> ClusterMetadata:
+    """Metadata once every topic in `names` shows up with its partitions.
+
+    A topic is in the controller's log when `create_topics` returns, but brokers apply the
+    change asynchronously; until they do, clients get UNKNOWN_TOPIC_OR_PARTITION.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = _metadata(admin, timeout)
+        waiting = [name for name in names if not _visible(metadata, name)]
+        if not waiting:
+            return metadata
+        if time.monotonic() > deadline:
+            raise AdminError(f"created, but not visible in metadata after {timeout:g}s: "
+                             + ", ".join(waiting))
+        time.sleep(0.1)
+
+
+def _visible(metadata: ClusterMetadata, name: str) -> bool:
+    topic = metadata.topics.get(name)
+    return topic is not None and topic.error is None and bool(topic.partitions)
 
 
 def _exists(metadata: ClusterMetadata, name: str) -> bool:
@@ -214,7 +238,9 @@ def apply(admin: AdminClient, catalogue: Catalogue, *, dry_run: bool = False,
     """Create the missing catalogue topics and report drift on existing ones; never alter any.
 
     Idempotent, and safe to run concurrently: a topic another client created first is checked
-    like any existing one. With `dry_run`, `created` lists what would be created.
+    like any existing one. Returns once every created topic is visible in the metadata, so
+    clients started next do not see UNKNOWN_TOPIC_OR_PART. With `dry_run`, `created` lists what
+    would be created and nothing changes.
     """
     states = describe(admin, catalogue, timeout=timeout)
     blocked = _blocked_by_copartitioning(catalogue, states)
@@ -226,9 +252,10 @@ def apply(admin: AdminClient, catalogue: Catalogue, *, dry_run: bool = False,
         created, raced = [spec.name for spec in missing], list[str]()
     else:
         created, raced = _create(admin, missing, timeout)
-    if raced:
-        raced_specs = [spec for spec in missing if spec.name in raced]
-        existing += _observe(admin, raced_specs, _metadata(admin, timeout), timeout)
+    if not dry_run and (created or raced):
+        metadata = _await_visible(admin, [*created, *raced], timeout)
+        existing += _observe(admin, [spec for spec in missing if spec.name in raced],
+                             metadata, timeout)
     drift = [*blocked, *copartition_drift(catalogue, existing)]
     drift += [found for state in existing for found in topic_drift(state)]
     drifted = {found.topic for found in drift}

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cqrs.settings import Settings
-from topics.admin import ApplyReport, TopicState, apply, describe
+from topics.admin import DEFAULT_TIMEOUT_S, ApplyReport, TopicState, apply, describe
 from topics.catalogue import Catalogue
 from topics.errors import AdminError, BrokerUnavailable, InvalidTopicName
 
@@ -61,16 +61,20 @@ def _print_report(report: ApplyReport) -> None:
                   "migrate or recreate them by hand")
 
 
+Timeout = Annotated[float, typer.Option(help="Seconds to wait for the broker.", min=0.1)]
+
+
 @app.command("apply")
 def apply_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would change.")]
     = False,
+    timeout: Timeout = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Create the missing topics and report drift on existing ones. Idempotent."""
     settings = Settings()
     admin, catalogue = _connect(settings)
     try:
-        report = apply(admin, catalogue, dry_run=dry_run)
+        report = apply(admin, catalogue, dry_run=dry_run, timeout=timeout)
     except AdminError as error:
         raise _fail(error, settings) from error
     _print_report(report)
@@ -103,12 +107,13 @@ def _table(states: list[TopicState]) -> Table:
 def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
     = False,
+    timeout: Timeout = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Show each catalogue topic: exists, partitions, key format, configs as the broker has them."""
     settings = Settings()
     admin, catalogue = _connect(settings)
     try:
-        states = describe(admin, catalogue)
+        states = describe(admin, catalogue, timeout=timeout)
     except AdminError as error:
         raise _fail(error, settings) from error
     if as_json:

@@ -1,4 +1,4 @@
-"""Test helpers: build event envelopes and produce them to an events topic (transactional or not)."""
+"""Test helpers: build event envelopes and produce them to an events topic (transactional too)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pipeline.contracts import to_envelope
 from pipeline.domain.common import Event
 from pipeline.domain.orders import OrderCreated, OrderItem
 from pipeline.domain.users import UserCreated
+from projections.runtime.records import SourceRecord
 from topics.envelopes import EventEnvelope, encode, event_key, headers_for_event
 from topics.partitioner import partition_for
 
@@ -97,3 +98,18 @@ def produce_raw(kafka_config: dict[str, str], topic: str, key: bytes, value: byt
     producer = Producer(kafka_config)
     producer.produce(topic, key=key, value=value, partition=partition, headers=headers or [])
     assert producer.flush(30) == 0
+
+
+def as_records(envelopes: Iterable[EventEnvelope], topic: str = "t.events",
+               partitions: int = 3, start: int = 0) -> list[SourceRecord]:
+    """Envelopes as the records a consumer would read (offsets from `start`, per partition)."""
+    next_offset: dict[int, int] = {}
+    records = []
+    for item in envelopes:
+        partition = partition_for(item.stream_id, partitions)
+        offset = next_offset.get(partition, start)
+        next_offset[partition] = offset + 1
+        records.append(SourceRecord(topic, partition, offset,
+                                    event_key(item.stream_id, item.version).encode(),
+                                    encode(item), tuple(headers_for_event(item))))
+    return records

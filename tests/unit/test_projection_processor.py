@@ -1,0 +1,122 @@
+"""The batch processor with the fake store: DLQ, parking, transient retries, counters,
+and the property that duplicates and per-stream-ordered interleavings give one read model."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.domain import users
+from projections.postgres.fake import FakeStore
+from projections.runtime import BatchProcessor, SourceRecord
+from tests.support.events import as_records, envelope, stream
+
+
+class ListDeadLetters:
+    def __init__(self) -> None:
+        self.sent: list[tuple[SourceRecord, BaseException]] = []
+
+    async def send(self, record: SourceRecord, error: BaseException) -> None:
+        self.sent.append((record, error))
+
+
+async def _no_sleep(delay: float) -> None:
+    return None
+
+
+def processor(store: FakeStore) -> tuple[BatchProcessor, ListDeadLetters]:
+    dlq = ListDeadLetters()
+    return BatchProcessor("postgres", store, dlq, sleep=_no_sleep), dlq
+
+
+def user_history(user_id: str) -> list[Any]:
+    return stream(f"user-{user_id}", [users.UserCreated(email=f"{user_id}@x.io", name=user_id),
+                                      users.UserNameChanged(name=f"{user_id}-2"),
+                                      users.UserDeactivated(reason=None),
+                                      users.UserReactivated()])
+
+
+def test_poison_goes_to_dlq_and_parks_its_stream_while_others_go_on() -> None:
+    store = FakeStore()
+    proc, dlq = processor(store)
+    good = as_records(user_history("g"))
+    first, *later = as_records(user_history("p"))
+    poison = SourceRecord(first.topic, first.partition, first.offset, first.key, b"{not json",
+                          first.headers)
+
+    async def scenario() -> None:
+        await proc.start()
+        await proc.process([poison, *later[:1]])
+        await proc.process([*later[1:], *good])
+    asyncio.run(scenario())
+
+    assert [record.offset for record, _ in dlq.sent] == [first.offset]
+    assert type(dlq.sent[0][1]).__name__ == "NotJson"
+    assert "user-p" in proc.parked_streams
+    assert "user-p" in store.blocked
+    assert len(store.parked) == 3
+    assert "p" not in store.users
+    assert store.users["g"]["version"] == 4
+    counts = proc.counters.snapshot()
+    assert counts == {"consumed": 8, "applied": 4, "skipped": 0, "parked": 3, "dead_lettered": 1}
+
+
+def test_store_poison_is_dead_lettered_and_rest_of_batch_applied() -> None:
+    store = FakeStore()
+    proc, dlq = processor(store)
+    orphan = envelope("user-x", 2, users.UserNameChanged(name="x"))
+    records = as_records([orphan, *user_history("y")])
+    asyncio.run(proc.process(records))
+    assert len(dlq.sent) == 1
+    assert "InvalidHistory" in type(dlq.sent[0][1]).__name__
+    assert store.users["y"]["version"] == 4
+    assert proc.counters.consumed == 5
+    assert proc.counters.dead_lettered == 1
+
+
+def test_transient_faults_are_retried_in_place() -> None:
+    store = FakeStore()
+    store.fail_next = 5
+    proc, dlq = processor(store)
+    asyncio.run(proc.process(as_records(user_history("t"))))
+    assert store.users["t"]["version"] == 4
+    assert not dlq.sent
+    assert store.fail_next == 0
+
+
+def _interleavings(draw: Any) -> list[Any]:
+    streams = [user_history(name) for name in ("a", "b", "c")]
+    cursors = [0, 0, 0]
+    merged: list[Any] = []
+    while any(cursor < len(s) for cursor, s in zip(cursors, streams, strict=True)):
+        choices = [i for i, s in enumerate(streams) if cursors[i] < len(s)]
+        index = draw(st.sampled_from(choices))
+        # a duplicate re-delivery of anything already delivered of that stream, sometimes
+        if cursors[index] and draw(st.booleans()):
+            merged.append(streams[index][draw(st.integers(0, cursors[index] - 1))])
+        merged.append(streams[index][cursors[index]])
+        cursors[index] += 1
+    return merged
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data(), st.integers(1, 7))
+def test_duplicates_and_interleavings_give_the_same_read_model(data: Any, size: int) -> None:
+    reference = FakeStore()
+    asyncio.run(processor(reference)[0].process(
+        as_records([e for n in ("a", "b", "c") for e in user_history(n)])))
+    merged = _interleavings(data.draw)
+    store = FakeStore()
+    proc, dlq = processor(store)
+
+    async def scenario() -> None:
+        for start in range(0, len(merged), size):
+            await proc.process(as_records(merged[start:start + size]))
+    asyncio.run(scenario())
+    assert store.users == reference.users
+    assert not dlq.sent
+    counts = proc.counters
+    assert counts.consumed == counts.applied + counts.skipped == len(merged)

@@ -1,0 +1,141 @@
+"""The search index against the real Elasticsearch: alias, external versions, ranking, safety."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import pytest
+from elasticsearch import AsyncElasticsearch
+
+from pipeline.domain import users
+from projections.search.documents import plan_batch
+from projections.search.index import IndexNames, alias_target, drop_indices, ensure_index
+from projections.search.query import UserSearch
+from projections.search.store import ElasticsearchUserStore
+from tests.unit.test_search_documents import envelope
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def names(es_url: str) -> Iterator[IndexNames]:
+    names = IndexNames.for_prefix(f"Test-{uuid.uuid4().hex[:8]}.")
+    yield names
+    run_with(es_url, lambda client: drop_indices(client, names))
+
+
+def run_with(es_url: str, work: Callable[[AsyncElasticsearch], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with AsyncElasticsearch(es_url) as client:
+            return await work(client)
+
+    return asyncio.run(main())
+
+
+PEOPLE = [
+    envelope("user-u1", 1, users.UserCreated(email="alice@example.com", name="Alice")),
+    envelope("user-u2", 1, users.UserCreated(email="alicia.keys@music.org", name="Alicia Keys")),
+    envelope("user-u3", 1, users.UserCreated(email="bob@example.com", name="Bob Alison")),
+    envelope("user-u4", 1, users.UserCreated(email="a.smith@corp.io", name="Alice Smith")),
+    envelope("user-u3", 2, users.UserDeactivated()),
+]
+
+
+def test_alias_and_index_creation_is_idempotent(es_url: str, names: IndexNames) -> None:
+    async def work(client: AsyncElasticsearch) -> tuple[str, str, str | None]:
+        first, second = await asyncio.gather(
+            ensure_index(client, names), ensure_index(client, names)
+        )
+        return first, second, await alias_target(client, names)
+
+    first, second, target = run_with(es_url, work)
+    assert first == second == target == names.versioned(1)
+
+
+def test_same_batch_twice_leaves_identical_documents(es_url: str, names: IndexNames) -> None:
+    batch = [*PEOPLE, envelope("user-u1", 2, users.UserNameChanged(name="Alice Liddell"))]
+
+    async def work(client: AsyncElasticsearch) -> None:
+        await ensure_index(client, names)
+        store = ElasticsearchUserStore(client, names.alias)
+        first = await store.apply_batch(batch)
+        before = await store.get_documents(["u1", "u2", "u3", "u4"])
+        second = await store.apply_batch(batch)
+        after = await store.get_documents(["u1", "u2", "u3", "u4"])
+        assert (first.applied, first.already_applied) == (6, 0)
+        assert (second.applied, second.already_applied) == (0, 6)
+        assert before == after
+        assert after["u1"] is not None
+        assert (after["u1"].name, after["u1"].version) == ("Alice Liddell", 2)
+
+    run_with(es_url, work)
+
+
+def test_older_version_is_ignored_and_a_stale_write_is_a_409(
+    es_url: str, names: IndexNames
+) -> None:
+    renamed = envelope("user-u1", 2, users.UserNameChanged(name="Alice L"))
+
+    async def work(client: AsyncElasticsearch) -> None:
+        await ensure_index(client, names)
+        store = ElasticsearchUserStore(client, names.alias)
+        await store.apply_batch([PEOPLE[0], renamed])
+        replay = await store.apply_batch([PEOPLE[0]])
+        assert (replay.applied, replay.already_applied) == (0, 1)
+        # A writer that read before version 2 landed writes version 1: Elasticsearch says 409.
+        outcome = await store.write(plan_batch([PEOPLE[0]], {}))
+        assert (outcome.applied, outcome.already_applied) == (0, 1)
+        document = await store.get_document("u1")
+        assert document is not None
+        assert (document.name, document.version) == ("Alice L", 2)
+
+    run_with(es_url, work)
+
+
+@pytest.fixture
+def search(es_url: str, names: IndexNames) -> Callable[..., list[str]]:
+    async def load(client: AsyncElasticsearch) -> None:
+        await ensure_index(client, names)
+        await ElasticsearchUserStore(client, names.alias, refresh="wait_for").apply_batch(PEOPLE)
+
+    run_with(es_url, load)
+
+    def query(text: str, **options: object) -> list[str]:
+        async def work(client: AsyncElasticsearch) -> list[str]:
+            result = await UserSearch(client, names.alias).search_users(text, **options)  # type: ignore[arg-type]
+            assert result.total >= len(result.hits)
+            return [hit.id for hit in result.hits]
+
+        return run_with(es_url, work)
+
+    return query
+
+
+def test_prefix_typo_and_email_fragment_find_alice(search: Callable[..., list[str]]) -> None:
+    assert {"u1", "u2", "u4"} <= set(search("ali"))
+    assert search("alcie")[0] == "u1"
+    assert search("alise")[0] == "u1"
+    assert set(search("example")) == {"u1", "u3"}
+    assert search("keys@music") == ["u2"]
+    assert "u4" in search("smith@corp")
+
+
+def test_exact_name_ranks_first(search: Callable[..., list[str]]) -> None:
+    hits = search("alice")
+    assert hits[0] == "u1"
+    assert "u4" in hits
+    assert search("Alice Smith")[0] == "u4"
+
+
+def test_query_syntax_is_just_text(search: Callable[..., list[str]]) -> None:
+    for text in ["name:* OR (", 'alice" AND ~2 /.*/ \\', "email:bob@example.com", "*", ")("]:
+        search(text)  # no error
+    assert "u3" not in search("name:* OR (")
+
+
+def test_deactivated_users_are_shown_unless_active_only(search: Callable[..., list[str]]) -> None:
+    assert "u3" in search("bob")
+    assert "u3" not in search("bob", active_only=True)

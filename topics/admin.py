@@ -249,13 +249,13 @@ def apply(admin: AdminClient, catalogue: Catalogue, *, dry_run: bool = False,
                if not state.exists and state.spec.name not in blocked_names]
     existing = [state for state in states if state.exists]
     if dry_run:
-        created, raced = [spec.name for spec in missing], list[str]()
+        created = [spec.name for spec in missing]
     else:
         created, raced = _create(admin, missing, timeout)
-    if not dry_run and (created or raced):
-        metadata = _await_visible(admin, [*created, *raced], timeout)
-        existing += _observe(admin, [spec for spec in missing if spec.name in raced],
-                             metadata, timeout)
+        if created or raced:
+            metadata = _await_visible(admin, [*created, *raced], timeout)
+            existing += _observe(admin, [spec for spec in missing if spec.name in raced],
+                                 metadata, timeout)
     drift = [*blocked, *copartition_drift(catalogue, existing)]
     drift += [found for state in existing for found in topic_drift(state)]
     drifted = {found.topic for found in drift}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -166,3 +169,13 @@ def test_cli_exits_2_when_the_broker_is_unreachable(topic_prefix: str) -> None:
     assert code == 2, output
     assert "cqrs services up" in output
     assert time.monotonic() - started < 10
+
+
+def test_cqrs_topics_apply_is_registered_in_the_cli(
+        admin: AdminClient, kafka_config: dict[str, str], topic_prefix: str) -> None:
+    env = {**os.environ, "CQRS_KAFKA_BOOTSTRAP": kafka_config["bootstrap.servers"],
+           "CQRS_TOPIC_PREFIX": topic_prefix}
+    done = subprocess.run([sys.executable, "-m", "cqrs", "topics", "apply"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"created {topic_prefix}events" in done.stdout

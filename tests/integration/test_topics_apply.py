@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     ConfigResource,
@@ -29,11 +30,16 @@ def admin(kafka_config: dict[str, str], topic_prefix: str) -> Iterator[AdminClie
     config: dict[str, str | int | float | bool] = {**kafka_config}
     client = AdminClient(config)
     yield client
-    names = [name for name in client.list_topics(timeout=TIMEOUT).topics
-             if name.startswith(topic_prefix)]
-    if names:
-        for future in client.delete_topics(names, operation_timeout=TIMEOUT).values():
+    # Listed names can lag behind a creation, so delete the catalogue's names too.
+    listed = client.list_topics(timeout=TIMEOUT).topics
+    names = {name for name in listed if name.startswith(topic_prefix)}
+    names |= {spec.name for spec in Catalogue(prefix=topic_prefix).specs()}
+    for future in client.delete_topics(sorted(names), operation_timeout=TIMEOUT).values():
+        try:
             future.result(timeout=TIMEOUT)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from pipeline.client.commands import stream_id_of
 from pipeline.client.errors import DeliveryFailed, KafkaUnavailable, ResultTimeout, TopicMissing
@@ -26,6 +26,12 @@ from topics.partitioner import partition_for
 
 logger = logging.getLogger(__name__)
 
+_ELECTING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+"""Errors a freshly created topic answers for a moment (librdkafka does not flag them retriable)."""
 _APPLY_HINT = "run `cqrs topics apply` (with the same CQRS_TOPIC_PREFIX) first"
 
 
@@ -210,13 +216,29 @@ class CommandClient:
         consumer = self._result_consumer()
         starts = {}
         for partition in sorted(partitions):
-            position = TopicPartition(self._results_topic, partition)
-            _, end = consumer.get_watermark_offsets(position, timeout=self._metadata_timeout)
-            starts[partition] = end
+            starts[partition] = self._end_offset(consumer, partition)
         consumer.assign(
             [TopicPartition(self._results_topic, p, offset) for p, offset in starts.items()]
         )
         return starts
+
+    def _end_offset(self, consumer: Consumer, partition: int) -> int:
+        """The partition's end offset, retrying retriable errors (a leader still being elected
+        just after the topic was created answers NOT_LEADER_FOR_PARTITION) until the timeout."""
+        position = TopicPartition(self._results_topic, partition)
+        deadline = time.monotonic() + self._metadata_timeout
+        while True:
+            try:
+                _, end = consumer.get_watermark_offsets(position, timeout=self._metadata_timeout)
+                return int(end)
+            except KafkaException as error:
+                kafka_error = error.args[0]
+                retry = kafka_error.retriable() or kafka_error.code() in _ELECTING
+                if not retry or time.monotonic() >= deadline:
+                    raise KafkaUnavailable(
+                        f"cannot read the end of {self._results_topic}[{partition}]: {kafka_error}"
+                    ) from None
+                time.sleep(0.1)
 
     def _collect(
         self, pending: set[str], starts: Mapping[int, int], timeout: float

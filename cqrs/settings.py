@@ -32,9 +32,9 @@ class Settings(BaseSettings):
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
 
-    def kafka_config(self) -> dict[str, str]:
+    def kafka_config(self) -> dict[str, str | int | float | bool]:
         """The librdkafka connection properties shared by every client of the project."""
-        config = {
+        config: dict[str, str | int | float | bool] = {
             "bootstrap.servers": self.kafka_bootstrap,
             "security.protocol": self.kafka_security_protocol,
         }

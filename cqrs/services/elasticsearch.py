@@ -1,4 +1,4 @@
-"""Elasticsearch: one node from the integration-test zip on Maven Central, as an unprivileged user."""
+"""Elasticsearch: one node of the integration-test zip from Maven Central, as a non-root user."""
 
 from __future__ import annotations
 

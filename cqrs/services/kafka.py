@@ -120,7 +120,7 @@ class Kafka(Service):
         admin = AdminClient({"bootstrap.servers": self.layout.kafka_bootstrap, "log_level": 0})
         try:
             admin.list_topics(timeout=2)
-        except Exception:  # noqa: BLE001 - any failure means "not yet"
+        except Exception:
             return False
         return True
 

@@ -1,4 +1,4 @@
-"""Versions, ports and directories of the native services: one place, read by the runner and tests."""
+"""Versions, ports and directories of the native services, in one place for runner and tests."""
 
 from __future__ import annotations
 

@@ -83,7 +83,9 @@ def wait_until(
         if pid is not None and not pid_alive(pid):
             raise StartFailed(f"{what} exited during start-up; see {log_file}:\n{tail(log_file)}")
         time.sleep(0.5)
-    raise StartFailed(f"{what} was not ready after {timeout:.0f}s; see {log_file}:\n{tail(log_file)}")
+    raise StartFailed(
+        f"{what} was not ready after {timeout:.0f}s; see {log_file}:\n{tail(log_file)}"
+    )
 
 
 def tail(path: Path, lines: int = 15) -> str:

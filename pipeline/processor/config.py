@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+KafkaValue = str | int | float | bool
+"""A librdkafka property value."""
+
 
 @dataclass(frozen=True)
 class TopicNames:
@@ -22,7 +25,7 @@ class ProcessorConfig:
     so a restarted process with the same slot fences (and aborts the open transaction of) the one
     it replaces at once, instead of leaving it open until `transaction_timeout_ms` expires."""
 
-    kafka: dict[str, str]
+    kafka: dict[str, KafkaValue]
     topics: TopicNames
     prefix: str = "cqrs."
     instance_id: str = "0"
@@ -32,7 +35,7 @@ class ProcessorConfig:
     transaction_timeout_ms: int = 10_000
     session_timeout_ms: int = 6_000
     restore_timeout_s: float = 60.0
-    extra_consumer: dict[str, str] = field(default_factory=dict)
+    extra_consumer: dict[str, KafkaValue] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -50,7 +53,7 @@ class ProcessorConfig:
         """Stable per slot (`<prefix>processor-<instance_id>`), never random."""
         return f"{self.prefix}processor-{self.instance_id}"
 
-    def command_consumer(self) -> dict[str, str | int | bool]:
+    def command_consumer(self) -> dict[str, KafkaValue]:
         """The commands consumer: committed reads only, offsets committed only in transactions."""
         return {
             **self.kafka,
@@ -64,7 +67,7 @@ class ProcessorConfig:
             **self.extra_consumer,
         }
 
-    def reader(self, purpose: str) -> dict[str, str | int | bool]:
+    def reader(self, purpose: str) -> dict[str, KafkaValue]:
         """A group-less read_committed consumer (restore, replica): assigned, never subscribed."""
         return {
             **self.kafka,
@@ -75,7 +78,7 @@ class ProcessorConfig:
             "client.id": f"{self.transactional_id}-{purpose}",
         }
 
-    def producer(self) -> dict[str, str | int | bool]:
+    def producer(self) -> dict[str, KafkaValue]:
         """The one transactional producer; `message.timeout.ms` may not exceed the txn timeout."""
         return {
             **self.kafka,

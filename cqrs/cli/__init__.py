@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cqrs.cli import processor, project, send, services, smoke, topics
+from cqrs.cli import demo, processor, project, send, services, smoke, topics
 
 app = typer.Typer(
     name="cqrs",
@@ -18,6 +18,7 @@ app.add_typer(topics.app, name="topics")
 app.command("send", cls=send.SendCommand)(send.send)
 app.command("processor")(processor.processor)
 app.command("smoke")(smoke.smoke)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:

@@ -1,0 +1,83 @@
+"""`cqrs demo`: the seed's scenario through the real pipeline, with a readable report."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+import typer
+from confluent_kafka.admin import AdminClient
+from rich.console import Console
+
+from cqrs.demo import Scenario, Step, Workers
+from cqrs.demo.scenario import ScenarioFailed
+from cqrs.services import Layout
+from cqrs.settings import Settings
+from pipeline.client import CommandClient
+from projections.postgres.store import PostgresStore
+from projections.search import IndexNames, UserSearch
+from projections.search.app import make_client
+from topics.admin import apply
+
+console = Console(soft_wrap=True, highlight=False)
+
+
+def _report(step: Step) -> None:
+    mark = "[green]ok[/green]  " if step.ok else "[red]FAIL[/red]"
+    console.print(f"{mark} {step.title}: {step.detail}")
+
+
+async def _play(settings: Settings, client: CommandClient, run: str) -> Scenario:
+    store = PostgresStore(settings.pg_dsn)
+    await store.start()  # applies the migrations, in case the projector has not yet
+    search_client = make_client(settings)
+    search = UserSearch(search_client, IndexNames.for_prefix(settings.topic_prefix).alias)
+    scenario = Scenario(client, store, search, run, _report)
+    try:
+        await scenario.play()
+    finally:
+        await store.close()
+        await search_client.close()
+    return scenario
+
+
+def demo(
+    keep_running: Annotated[
+        bool, typer.Option(help="Leave the processor and projectors the demo started running.")
+    ] = False,
+) -> None:
+    """Play the seed's scenario: users, search, update, statistics, a rejection, orders.
+
+    Starts the processor and both projectors when their consumer groups have no members, and
+    stops those again at the end (unless --keep-running). Exit 0 only if every step gave the
+    expected answer.
+    """
+    settings = Settings()
+    kafka = settings.kafka_config()
+    report = apply(AdminClient(kafka), settings.catalogue())
+    if report.drift:
+        console.print("[red]topic drift:[/red] " + "; ".join(map(str, report.drift)))
+        raise typer.Exit(1)
+    workers = Workers(kafka, settings.topic_prefix, Layout.from_env().state_dir / "pipeline")
+    workers.ensure(lambda line: console.print(line))
+    run = uuid.uuid4().hex[:6]
+    console.rule(f"demo run {run}")
+    failed = False
+    try:
+        with CommandClient(kafka, settings.catalogue()) as client:
+            scenario = asyncio.run(_play(settings, client, run))
+        console.rule(f"[green]all {len(scenario.steps)} steps gave the expected answer[/green]")
+    except ScenarioFailed as step:
+        failed = True
+        console.rule(f"[red]step failed: {step}[/red]")
+    except Exception as error:
+        failed = True
+        console.print(f"[red]error:[/red] {type(error).__name__}: {error}")
+        for line in workers.exited():
+            console.print(f"[red]{line}[/red]")
+    finally:
+        if not keep_running:
+            workers.stop(lambda line: console.print(line))
+    if failed:
+        raise typer.Exit(1)

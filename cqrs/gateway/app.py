@@ -1,0 +1,66 @@
+"""`create_app(settings)`: the FastAPI app, its services built once in the lifespan and closed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from cqrs.gateway import commands, queries
+from cqrs.gateway.compose import Services, ServicesFactory, build_services
+from cqrs.settings import Settings
+
+HEALTH_TIMEOUT = 6.0
+
+DESCRIPTION = """\
+Commands are written to Kafka and answered by the aggregate processor; queries read the
+PostgreSQL read models and the Elasticsearch users index, which follow the events.
+
+Read-your-writes: a command's result carries the stream's new `version`; pass it as
+`min_version` to `GET /users/{id}` or `GET /orders/{id}` to wait (bounded) for the projection.
+"""
+
+
+def create_app(settings: Settings, services: ServicesFactory = build_services) -> FastAPI:
+    """The gateway for `settings`; `services` builds the adapters (fakes in tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = await services(settings)
+        app.state.services = built
+        try:
+            yield
+        finally:
+            await built.close()
+
+    app = FastAPI(
+        title="cqrs gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
+    app.include_router(commands.router())
+    app.include_router(queries.router)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"],
+                      summary="Check Kafka, PostgreSQL and Elasticsearch")
+    return app
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """200 when every service answers, 503 naming the ones that do not."""
+    services: Services = request.app.state.services
+    names = list(services.health)
+    outcomes = await asyncio.gather(
+        *(asyncio.wait_for(services.health[name](), HEALTH_TIMEOUT) for name in names),
+        return_exceptions=True,
+    )
+    checks: dict[str, Any] = {}
+    for name, outcome in zip(names, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            checks[name] = {"ok": False, "error": f"{type(outcome).__name__}: {outcome}"}
+        else:
+            checks[name] = {"ok": True}
+    healthy = all(check["ok"] for check in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
+                        status_code=200 if healthy else 503)

@@ -1,0 +1,186 @@
+"""The composition root of the gateway (and of the query CLI): settings → clients, built once.
+
+`build_services` makes the real adapters: a small pool of `CommandClient`s (a client is not
+thread-safe and its result consumer serves one wait at a time, so concurrent requests each borrow
+one), a `PostgresStore` as the read model, and a `UserSearch` over the users alias. Tests hand
+`create_app` a factory returning fakes behind the same protocols.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Generic, Protocol, TypeVar
+
+from confluent_kafka.admin import AdminClient
+from elasticsearch import AsyncElasticsearch
+
+from cqrs.settings import Settings
+from pipeline.client import CommandClient
+from projections.postgres.models import Order, User, UserStats
+from projections.postgres.store import PostgresStore
+from projections.queries import ReadModel
+from projections.search import IndexNames, UserSearch, UserSearchResult
+from topics.envelopes import CommandEnvelope, CommandResult
+
+COMMAND_CLIENTS = 4
+"""How many commands (sends or waits) the gateway has in flight at once; more queue up."""
+READ_CONNECTIONS = 4
+"""PostgreSQL connections of the gateway's read model (each query holds one while it runs)."""
+
+T = TypeVar("T")
+
+
+class CommandSender(Protocol):
+    """What the gateway needs from `pipeline.client.CommandClient` (blocking calls)."""
+
+    def send(self, command: CommandEnvelope) -> str: ...
+
+    def send_and_wait(self, command: CommandEnvelope, timeout: float) -> CommandResult: ...
+
+    def close(self) -> None: ...
+
+
+class Searcher(Protocol):
+    """What the gateway needs from `projections.search.UserSearch`."""
+
+    async def search_users(
+        self, text: str, limit: int = 10, offset: int = 0, *, active_only: bool = False
+    ) -> UserSearchResult: ...
+
+
+HealthCheck = Callable[[], Awaitable[None]]
+"""Returns when a service answers, raises (anything) when it does not."""
+
+
+class Pool(Generic[T]):
+    """Lends each caller a member of its own; callers beyond the pool's size wait their turn."""
+
+    def __init__(self, members: list[T]) -> None:
+        self.members = members
+        self._idle: asyncio.Queue[T] | None = None
+
+    @asynccontextmanager
+    async def borrow(self) -> AsyncIterator[T]:
+        if self._idle is None:  # made on first use, inside the serving event loop
+            self._idle = asyncio.Queue()
+            for member in self.members:
+                self._idle.put_nowait(member)
+        member = await self._idle.get()
+        try:
+            yield member
+        finally:
+            self._idle.put_nowait(member)
+
+
+class CommandPool(Pool[CommandSender]):
+    """Command clients: one per blocking call in flight (a client is not thread-safe)."""
+
+    def close(self) -> None:
+        for client in self.members:
+            client.close()
+
+
+class PooledReadModel:
+    """A `ReadModel` over several `PostgresStore`s: a store holds one connection, whose
+    transactions must not interleave between concurrent requests."""
+
+    def __init__(self, stores: list[PostgresStore]) -> None:
+        self._pool = Pool(stores)
+
+    async def user(self, user_id: str) -> User | None:
+        async with self._pool.borrow() as store:
+            return await store.user(user_id)
+
+    async def order(self, order_id: str) -> Order | None:
+        async with self._pool.borrow() as store:
+            return await store.order(order_id)
+
+    async def orders_for_user(self, user_id: str) -> list[Order]:
+        async with self._pool.borrow() as store:
+            return await store.orders_for_user(user_id)
+
+    async def user_stats(self, now: datetime) -> UserStats:
+        async with self._pool.borrow() as store:
+            return await store.user_stats(now)
+
+    async def close(self) -> None:
+        for store in self._pool.members:
+            await store.close()
+
+
+@dataclass
+class ReadSide:
+    """The query side: the PostgreSQL read model and the users search, and how to close them."""
+
+    read_model: ReadModel
+    search: Searcher
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for close in self.closers:
+            await close()
+
+
+@dataclass
+class Services:
+    """Everything the gateway's routes use; built once per app (lifespan), closed at shutdown."""
+
+    commands: CommandPool
+    read: ReadSide
+    health: dict[str, HealthCheck] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.commands.close)
+        await self.read.close()
+
+
+ServicesFactory = Callable[[Settings], Awaitable[Services]]
+
+
+async def open_read_side(settings: Settings, connections: int = 1) -> ReadSide:
+    """The real read side for `settings`: `PostgresStore(pg_dsn)` (up to `connections` of them,
+    connected lazily) and `UserSearch` on the users alias of the topic prefix."""
+    store = PooledReadModel([PostgresStore(settings.pg_dsn) for _ in range(connections)])
+    search_client = AsyncElasticsearch(
+        settings.es_url, api_key=settings.es_api_key, request_timeout=10
+    )
+    alias = IndexNames.for_prefix(settings.topic_prefix).alias
+    return ReadSide(store, UserSearch(search_client, alias), [store.close, search_client.close])
+
+
+async def build_services(settings: Settings) -> Services:
+    """The real services. Kafka clients read metadata on construction: done in a thread."""
+    catalogue = settings.catalogue()
+    clients: list[CommandSender] = []
+    for _ in range(COMMAND_CLIENTS):
+        clients.append(
+            await asyncio.to_thread(CommandClient, settings.kafka_config(), catalogue)
+        )
+    read = await open_read_side(settings, READ_CONNECTIONS)
+    search_client = AsyncElasticsearch(
+        settings.es_url, api_key=settings.es_api_key, request_timeout=5
+    )
+    read.closers.append(search_client.close)
+    admin = AdminClient(settings.kafka_config())
+
+    async def kafka() -> None:
+        metadata = await asyncio.to_thread(admin.list_topics, catalogue.commands.name, 5)
+        topic = metadata.topics.get(catalogue.commands.name)
+        if topic is None or topic.error is not None:
+            raise RuntimeError(f"topic {catalogue.commands.name} is missing")
+
+    async def postgres() -> None:
+        await read.read_model.user_stats(datetime.now(UTC))
+
+    async def elasticsearch() -> None:
+        # `GET /` is not served by every node (the thin test node answers 405): ask the cluster.
+        await search_client.cluster.health(timeout="5s")
+
+    return Services(
+        CommandPool(clients), read,
+        {"kafka": kafka, "postgres": postgres, "elasticsearch": elasticsearch},
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cqrs.cli import demo, processor, project, send, services, smoke, topics
+from cqrs.cli import demo, gateway, processor, project, query, send, services, smoke, topics
 
 app = typer.Typer(
     name="cqrs",
@@ -18,6 +18,11 @@ app.add_typer(topics.app, name="topics")
 app.command("send", cls=send.SendCommand)(send.send)
 app.command("processor")(processor.processor)
 app.command("smoke")(smoke.smoke)
+app.add_typer(query.get_app, name="get")
+app.add_typer(query.stats_app, name="stats")
+app.command("search")(query.search)
+app.command("orders")(query.orders)
+app.command("gateway")(gateway.gateway)
 app.command("demo")(demo.demo)
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+from elasticsearch import NotFoundError
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from cqrs.gateway.compose import ReadSide
@@ -64,6 +65,9 @@ async def _answering(min_version: int | None = None) -> AsyncIterator[None]:
     except (TransientError, SearchUnavailable) as error:
         raise HTTPException(503,
                             f"read model unavailable: {error}") from None
+    except NotFoundError as error:
+        raise HTTPException(503, f"search index missing (is `cqrs project search` running?): "
+                            f"{error}") from None
     except InvalidSearch as error:
         raise HTTPException(422, str(error)) from None
 

@@ -47,7 +47,7 @@ class FakeCommands:
         rejected = self.answer == "rejected"
         return CommandResult(
             command_id=command.command_id, stream_id=stream_id_of(command),
-            status=self.answer,  # type: ignore[arg-type]
+            status=self.answer,
             version=1, code="user.already_exists" if rejected else None,
             reason="the user already exists" if rejected else None, processed_at=NOW)
 

@@ -14,7 +14,7 @@ import faust
 
 from cqrs.settings import Settings
 from projections.runtime.faust_app import ProjectorApp
-from projections.runtime.processor import BatchProcessor
+from projections.runtime.processor import Backoff, BatchProcessor
 from projections.runtime.records import SourceRecord, Store, dlq_headers
 
 logger = logging.getLogger("projections.runtime")
@@ -81,12 +81,15 @@ def make_projector_app(
     store: Store,
     *,
     batch: BatchOptions = BatchOptions(),
+    backoff: Backoff | None = None,
     fatal: Callable[[BaseException], None] = exit_process,
 ) -> ProjectorApp:
     """A Faust app projecting `<prefix>events` through `store`, ready for `faust.Worker`.
 
     App id and consumer group `<prefix>projector.<name>`; DLQ `<prefix>projection.<name>.dlq`
     (both topics must exist: `topics.admin.apply`). The processor is `app.processor`.
+    `backoff` (default `Backoff()`) paces the retries of transient store faults: batches, the
+    parked streams read at start and the checkpoints read on every partition assignment alike.
     """
     prefix = settings.topic_prefix
     app = ProjectorApp(
@@ -105,11 +108,19 @@ def make_projector_app(
                        key_serializer="raw", value_serializer="raw")
     dlq = app.topic(f"{prefix}projection.{name}.dlq", key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw")
-    processor = BatchProcessor(name, store, FaustDeadLetters(dlq))
+    processor = BatchProcessor(name, store, FaustDeadLetters(dlq),
+                               backoff=backoff or Backoff())
 
     async def checkpoints(topic: str) -> dict[int, int]:
-        await processor.start()
-        return await store.checkpoints(topic)
+        # Called by the consumer on every partition assignment: transient faults are retried
+        # inside; anything else must stop the process, not go to Faust's crash handling.
+        try:
+            return await processor.checkpoints(topic)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            fatal(error)
+            raise
 
     async def project(stream: Any) -> None:
         # Faust acks an event whose handler raised and moves on: nothing may escape unhandled.

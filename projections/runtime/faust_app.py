@@ -10,7 +10,9 @@ After every rebalance Faust seeks each assigned partition to its committed group
 (`Consumer.perform_seek` → `seek_to_committed`). `CheckpointConsumer` overrides that step: where
 the store holds a checkpoint for a partition it seeks to checkpoint + 1 instead, so the store,
 written in the same transaction as the read model, is the truth; Faust's own commits are kept
-only so that lag tools see the group's progress.
+only so that lag tools see the group's progress. The checkpoint source retries transient store
+faults itself (`BatchProcessor.checkpoints`: the store may be down during a rebalance), so this
+step waits for the store's answer and never falls back to another position.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ Contract, per batch of records (in partition order):
 - Every later record of that stream is parked (kept by the store, not applied), in this batch and
   in later ones, across restarts. Other streams go on.
 - `TransientError` from the store or the DLQ is retried in place with capped exponential backoff,
-  forever (until the task is cancelled). Any other exception propagates: it is a bug, and the
+  forever (until the task is cancelled); so are the reads at start and on partition assignment
+  (`start`: parked streams, `checkpoints`). Any other exception propagates: it is a bug, and the
   process must stop rather than skip events.
 - Counters hold `consumed == applied + skipped + parked + dead_lettered` after every batch.
 """
@@ -113,6 +114,13 @@ class BatchProcessor:
             await self._retry(self.store.start, "store.start")
             self._parked = await self._retry(self.store.parked_streams, "store.parked_streams")
             self._started = True
+
+    async def checkpoints(self, topic: str) -> dict[int, int]:
+        """The store's checkpoints of `topic`, after `start`; `TransientError` is retried with
+        the batch path's backoff until the store answers (or the task is cancelled), never
+        answered with a guess: seeking anywhere but checkpoint + 1 would skip or replay events."""
+        await self.start()
+        return await self._retry(partial(self.store.checkpoints, topic), "store.checkpoints")
 
     @property
     def parked_streams(self) -> frozenset[str]:

@@ -57,7 +57,8 @@ def endpoints() -> Iterator[Endpoints]:
 @pytest.fixture(scope="module")
 def pipeline(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     prefix = f"e2e-{uuid.uuid4().hex[:10]}."
-    kafka_config = {"bootstrap.servers": endpoints.kafka_bootstrap}
+    kafka_config: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": endpoints.kafka_bootstrap}
     admin = AdminClient(kafka_config)
     catalogue = Catalogue(prefix=prefix, partitions=PARTITIONS, replication_factor=1)
     report = apply(admin, catalogue)

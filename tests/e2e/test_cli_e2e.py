@@ -1,4 +1,4 @@
-"""The command line through the whole pipeline: `cqrs send --wait`, `cqrs get user`, `cqrs search`."""
+"""The command line through the whole pipeline: `cqrs send --wait`, `get user`, `search`."""
 
 from __future__ import annotations
 

@@ -4,15 +4,16 @@ and the property that duplicates and per-stream-ordered interleavings give one r
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.domain import users
+from pipeline.domain import orders, users
 from projections.postgres.fake import FakeStore
 from projections.runtime import BatchProcessor, SourceRecord
-from tests.support.events import as_records, envelope, stream
+from tests.support.events import as_records, envelope, order_created, stream
 
 
 class ListDeadLetters:
@@ -87,9 +88,29 @@ def test_transient_faults_are_retried_in_place() -> None:
     assert store.fail_next == 0
 
 
-def _interleavings(draw: Any) -> list[Any]:
-    streams = [user_history(name) for name in ("a", "b", "c")]
-    cursors = [0, 0, 0]
+def order_history(order_id: str, customer_id: str, *, shipped: bool) -> list[Any]:
+    """Created, paid, then shipped or cancelled."""
+    ending: Any = (orders.OrderShipped(tracking=f"t-{order_id}") if shipped
+                   else orders.OrderCancelled(reason="changed mind"))
+    return stream(f"order-{order_id}", [order_created(order_id, customer_id, total=700),
+                                        orders.OrderPaid(amount=700, payment_ref=f"p-{order_id}"),
+                                        ending])
+
+
+USER_NAMES = ("a", "b", "c")
+
+
+def histories() -> list[list[Any]]:
+    """The streams the property interleaves: three users, and orders of two of them."""
+    return [*(user_history(name) for name in USER_NAMES),
+            order_history("o1", "a", shipped=True), order_history("o2", "a", shipped=False),
+            order_history("o3", "b", shipped=True)]
+
+
+def interleavings(draw: Any, streams: Sequence[Sequence[Any]]) -> list[Any]:
+    """Every event of `streams`, each stream in its order, streams interleaved at random, with
+    duplicate re-deliveries of already delivered events mixed in (`draw`: `st.data().draw`)."""
+    cursors = [0] * len(streams)
     merged: list[Any] = []
     while any(cursor < len(s) for cursor, s in zip(cursors, streams, strict=True)):
         choices = [i for i, s in enumerate(streams) if cursors[i] < len(s)]
@@ -105,10 +126,10 @@ def _interleavings(draw: Any) -> list[Any]:
 @settings(max_examples=60, deadline=None)
 @given(st.data(), st.integers(1, 7))
 def test_duplicates_and_interleavings_give_the_same_read_model(data: Any, size: int) -> None:
+    streams = histories()
     reference = FakeStore()
-    asyncio.run(processor(reference)[0].process(
-        as_records([e for n in ("a", "b", "c") for e in user_history(n)])))
-    merged = _interleavings(data.draw)
+    asyncio.run(processor(reference)[0].process(as_records([e for s in streams for e in s])))
+    merged = interleavings(data.draw, streams)
     store = FakeStore()
     proc, dlq = processor(store)
 
@@ -117,6 +138,7 @@ def test_duplicates_and_interleavings_give_the_same_read_model(data: Any, size: 
             await proc.process(as_records(merged[start:start + size]))
     asyncio.run(scenario())
     assert store.users == reference.users
+    assert store.orders == reference.orders
     assert not dlq.sent
     counts = proc.counters
     assert counts.consumed == counts.applied + counts.skipped == len(merged)

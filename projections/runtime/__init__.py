@@ -17,7 +17,8 @@ records parked behind a dead-lettered event, and the last offset per partition);
   parked, and the rest of the batch applied again); anything else stops the process non-zero;
 - return its `checkpoints(topic)` (the consumer seeks to checkpoint + 1 after every rebalance) and
   its `parked_streams()` (kept across restarts); both may raise `TransientError` too, retried with
-  the same backoff until the store answers (a rebalance waits; it never seeks elsewhere).
+  the same backoff until the store answers (a rebalance waits, up to just before Faust's timeout of
+  that step, then the process exits non-zero; it never seeks elsewhere).
 
 Guarantees: read_committed consumption (aborted transactions never seen), at-least-once delivery
 made exactly-once in effect by the store's version guards and checkpoint, DLQ records durable

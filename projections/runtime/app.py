@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import faust
 
 from cqrs.settings import Settings
+from projections.runtime.errors import TransientError
 from projections.runtime.faust_app import ProjectorApp
 from projections.runtime.processor import Backoff, BatchProcessor
 from projections.runtime.records import SourceRecord, Store, dlq_headers
@@ -21,6 +22,9 @@ logger = logging.getLogger("projections.runtime")
 
 EXIT_FATAL = 70
 """Exit status of a projector stopped by an unexpected error (`EX_SOFTWARE`)."""
+
+CHECKPOINT_WAIT_MARGIN = 5.0
+"""Seconds kept between giving up the checkpoints read and Faust's own timeout of that step."""
 
 
 def exit_process(error: BaseException) -> NoReturn:
@@ -82,6 +86,7 @@ def make_projector_app(
     *,
     batch: BatchOptions = BatchOptions(),
     backoff: Backoff | None = None,
+    checkpoint_wait: float | None = None,
     fatal: Callable[[BaseException], None] = exit_process,
 ) -> ProjectorApp:
     """A Faust app projecting `<prefix>events` through `store`, ready for `faust.Worker`.
@@ -90,6 +95,8 @@ def make_projector_app(
     (both topics must exist: `topics.admin.apply`). The processor is `app.processor`.
     `backoff` (default `Backoff()`) paces the retries of transient store faults: batches, the
     parked streams read at start and the checkpoints read on every partition assignment alike.
+    The checkpoints read (with the store's start) retries for at most `checkpoint_wait` seconds
+    (default: Faust's `broker_request_timeout` less `CHECKPOINT_WAIT_MARGIN`), then `fatal`.
     """
     prefix = settings.topic_prefix
     app = ProjectorApp(
@@ -111,14 +118,26 @@ def make_projector_app(
     processor = BatchProcessor(name, store, FaustDeadLetters(dlq),
                                backoff=backoff or Backoff())
 
+    # Faust's recovery gives the seek after a rebalance `broker_request_timeout` (90 s) and then
+    # stops recovering without a word: the worker lives on but never consumes again. So the
+    # checkpoints read retries transient faults until just before that, then exits non-zero
+    # (the supervisor restarts the process, which reads them again); it never seeks elsewhere.
+    wait = checkpoint_wait
+    if wait is None:
+        wait = max(1.0, float(app.conf.broker_request_timeout) - CHECKPOINT_WAIT_MARGIN)
+
     async def checkpoints(topic: str) -> dict[int, int]:
-        # Called by the consumer on every partition assignment: transient faults are retried
-        # inside; anything else must stop the process, not go to Faust's crash handling.
         try:
-            return await processor.checkpoints(topic)
+            return await asyncio.wait_for(processor.checkpoints(topic), timeout=wait)
+        except TimeoutError:
+            unavailable = TransientError(
+                f"checkpoints of {topic} unreadable for {wait:.0f}s (store down?); exiting "
+                "before Faust's rebalance timeout would stop consumption silently")
+            fatal(unavailable)
+            raise unavailable from None
         except asyncio.CancelledError:
             raise
-        except Exception as error:
+        except Exception as error:  # a bug: stop, do not go to Faust's crash handling
             fatal(error)
             raise
 

@@ -12,7 +12,9 @@ the store holds a checkpoint for a partition it seeks to checkpoint + 1 instead,
 written in the same transaction as the read model, is the truth; Faust's own commits are kept
 only so that lag tools see the group's progress. The checkpoint source retries transient store
 faults itself (`BatchProcessor.checkpoints`: the store may be down during a rebalance), so this
-step waits for the store's answer and never falls back to another position.
+step waits for the store's answer and never falls back to another position; if the store stays
+down until just before Faust's timeout of this step, the source exits the process instead
+(`make_projector_app`).
 """
 
 from __future__ import annotations

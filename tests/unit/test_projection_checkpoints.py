@@ -15,6 +15,7 @@ from faust.types import TP
 from cqrs.settings import Settings
 from projections.postgres.fake import FakeStore
 from projections.runtime import Backoff, BatchProcessor, TransientError, make_projector_app
+from projections.runtime.app import CHECKPOINT_WAIT_MARGIN
 from tests.unit.test_projection_processor import ListDeadLetters
 
 TOPIC = "t.events"
@@ -64,11 +65,11 @@ class FakeConsumerThread:
 
 
 def consumer_of(store: FakeStore, thread: FakeConsumerThread, fatal_errors: list[BaseException],
-                backoff: Backoff = FAST) -> Any:
+                checkpoint_wait: float | None = None) -> Any:
     """The app's `CheckpointConsumer` over `thread`; call inside the running event loop (Faust
     binds the app to the current loop, which `asyncio.run` then closes)."""
-    app = make_projector_app("postgres", Settings(topic_prefix="t."), store, backoff=backoff,
-                             fatal=fatal_errors.append)
+    app = make_projector_app("postgres", Settings(topic_prefix="t."), store, backoff=FAST,
+                             checkpoint_wait=checkpoint_wait, fatal=fatal_errors.append)
     consumer: Any = app.consumer
     consumer._thread.thread_loop.close()  # the real thread's loop, never started here
     consumer._thread = thread
@@ -168,3 +169,29 @@ def test_a_bug_in_the_checkpoints_read_stops_the_process() -> None:
         asyncio.run(rebalance())
     assert [type(error) for error in fatal_errors] == [KeyError]
     assert thread.seeks == {}
+
+
+def test_a_store_down_until_fausts_seek_timeout_exits_the_process_rather_than_stall() -> None:
+    # Faust's recovery stops silently when the seek outlasts broker_request_timeout: exit first.
+    store = FlakyStore(checkpoint_faults=10**9)
+    fatal_errors: list[BaseException] = []
+    thread = FakeConsumerThread({TP(TOPIC, 0)}, committed={TP(TOPIC, 0): 3})
+
+    async def rebalance() -> None:
+        await consumer_of(store, thread, fatal_errors, checkpoint_wait=0.2).seek_to_committed()
+
+    with pytest.raises(TransientError):
+        asyncio.run(rebalance())
+    assert [type(error) for error in fatal_errors] == [TransientError]
+    assert "unreadable" in str(fatal_errors[0])
+    assert store.calls["checkpoints"] > 1
+    assert thread.seeks == {}
+
+
+def test_the_checkpoints_wait_stays_under_fausts_seek_timeout() -> None:
+    async def build() -> float:
+        app = make_projector_app("postgres", Settings(topic_prefix="t."), FakeStore())
+        app.consumer._thread.thread_loop.close()  # type: ignore[attr-defined]
+        return float(app.conf.broker_request_timeout)
+
+    assert asyncio.run(build()) - CHECKPOINT_WAIT_MARGIN > 1

@@ -28,6 +28,7 @@ def test_status_names_pid_log_and_memory(native_runner: Runner) -> None:
     statuses = native_runner.status()
     assert [s.name for s in statuses] == ["kafka", "elasticsearch", "postgres"]
     for status in statuses:
-        assert status.ready and status.pid is not None
+        assert status.ready
+        assert status.pid is not None
         assert status.log_file.exists()
         assert status.rss_mib > 10

@@ -15,7 +15,8 @@ def test_kafka_lists_topics(kafka_config: dict[str, str]) -> None:
 def test_postgres_runs_a_query(pg_dsn: str) -> None:
     with psycopg.connect(pg_dsn) as conn:
         row = conn.execute("SELECT current_database(), 1 + 1").fetchone()
-    assert row is not None and row[1] == 2
+    assert row is not None
+    assert row[1] == 2
 
 
 def test_elasticsearch_is_healthy(es_url: str) -> None:

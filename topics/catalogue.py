@@ -148,7 +148,8 @@ class Catalogue:
     @property
     def command_results(self) -> TopicSpec:
         """One result per command (accepted, rejected or duplicate), short-lived."""
-        return self._deleting("command-results", COMMAND_RESULTS_RETENTION_MS, "command id",
+        return self._deleting("command-results", COMMAND_RESULTS_RETENTION_MS,
+                              "stream id, on the command's partition",
                               "the answer to every command; clients wait on it by command id")
 
     @property

@@ -12,18 +12,13 @@ import typer
 from cqrs.settings import Settings
 from pipeline.processor import Processor, ProcessorConfig, TopicNames
 from pipeline.processor.logs import configure
-from topics.catalogue import Catalogue
 
 
 def config_from(
     settings: Settings, instance_id: str, batch_size: int, batch_ms: int
 ) -> ProcessorConfig:
     """The processor's configuration from the settings (read once by the caller)."""
-    catalogue = Catalogue(
-        prefix=settings.topic_prefix,
-        partitions=settings.partitions,
-        replication_factor=settings.replication_factor,
-    )
+    catalogue = settings.catalogue()
     topics = TopicNames(
         commands=catalogue.commands.name,
         events=catalogue.events.name,

@@ -22,7 +22,6 @@ from pipeline.client import (
     new_command,
     stream_id_of,
 )
-from topics.catalogue import Catalogue
 from topics.envelopes import CommandEnvelope, CommandResult
 
 DEFAULT_WAIT_SECONDS = 30.0
@@ -52,12 +51,7 @@ ClientFactory = Callable[[Settings], Sender]
 
 def kafka_client(settings: Settings) -> Sender:
     """The real client, for the topics under the configured prefix."""
-    catalogue = Catalogue(
-        prefix=settings.topic_prefix,
-        partitions=settings.partitions,
-        replication_factor=settings.replication_factor,
-    )
-    return CommandClient(settings.kafka_config(), catalogue)
+    return CommandClient(settings.kafka_config(), settings.catalogue())
 
 
 class SendCommand(TyperCommand):

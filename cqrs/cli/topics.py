@@ -27,8 +27,7 @@ err = Console(stderr=True)
 
 def _connect(settings: Settings) -> tuple[AdminClient, Catalogue]:
     try:
-        catalogue = Catalogue(prefix=settings.topic_prefix, partitions=settings.partitions,
-                              replication_factor=settings.replication_factor)
+        catalogue = settings.catalogue()
     except InvalidTopicName as error:
         err.print(f"[red]error:[/red] {escape(str(error))} (setting CQRS_TOPIC_PREFIX)",
                   highlight=False)

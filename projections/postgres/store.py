@@ -56,6 +56,8 @@ VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"""
 BLOCK = """
 INSERT INTO projection_blocked_streams (projector, stream_id, topic, partition, "offset")
 VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"""
+SWAP_LOCK = 0x72656275  # "rebu": pg_advisory_xact_lock key; `projections.rebuild` holds it to swap
+"""Each batch transaction takes it shared, so a schema swap (exclusive) never lands mid-batch."""
 
 
 class _ItemFailed(Exception):
@@ -66,9 +68,10 @@ class _ItemFailed(Exception):
 class PostgresStore:
     """The postgres projector's store; `dsn` may carry `options=-csearch_path=...`."""
 
-    def __init__(self, dsn: str, projector: str = "postgres") -> None:
+    def __init__(self, dsn: str, projector: str = "postgres", *, swap_guard: bool = True) -> None:
         self._dsn = dsn
         self._projector = projector
+        self._swap_guard = swap_guard  # False only for a rebuild's own store (it must not wait)
         self._connection: psycopg.AsyncConnection[Any] | None = None
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
@@ -125,6 +128,8 @@ class PostgresStore:
     async def _apply(self, connection: psycopg.AsyncConnection[Any], batch: Batch) -> Applied:
         applied = 0
         async with connection.transaction(), connection.cursor() as cursor:
+            if self._swap_guard:
+                await cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", (SWAP_LOCK,))
             for index, item in enumerate(batch.items):
                 if await self._apply_item(cursor, index, item):
                     applied += 1

@@ -1,0 +1,184 @@
+"""`cqrs rebuild PROJECTION`: build a projection into a new schema / index and swap it in.
+
+Exit codes: 0 done; 1 the rebuild could not go on (see the message); 2 bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from cqrs.settings import Settings
+from projections.rebuild import Bounds, PositionError, parse_offsets, parse_until
+from projections.rebuild.build import Outcome, rebuild
+from projections.rebuild.source import EventSource
+from projections.rebuild.target import RebuildError, Target
+
+EXIT_FAILED, EXIT_INVALID = 1, 2
+PROJECTIONS = ("postgres", "search")
+AFTER_SWAP = {
+    "postgres": "the live postgres projector goes on with the new schema; no restart needed",
+    "search": "restart the live search projector (`cqrs project search`) so that it keeps its "
+              "checkpoints beside the new index; until then it still writes documents to it",
+}
+
+err = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+
+def make_target(projection: str, settings: Settings) -> Target:
+    """The target of `projection` for `settings` (the seam tests may replace)."""
+    if projection == "postgres":
+        from projections.rebuild.postgres import PostgresTarget
+
+        return PostgresTarget(settings.pg_dsn, projector="postgres")
+    from projections.rebuild.search import SearchTarget
+
+    search: Target = SearchTarget.from_settings(settings)
+    return search
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} ev/s" if speed else "- ev/s", style="progress.data.speed")
+
+
+class _Bar:
+    """`runner.Progress` on a rich progress bar: done / total, to go, rate, ETA."""
+
+    def __init__(self, progress: Progress, label: str) -> None:
+        self._progress = progress
+        self._task = progress.add_task(label, total=None, to_go=0)
+
+    def update(self, done: int, total: int) -> None:
+        self._progress.update(self._task, completed=done, total=total, to_go=total - done)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[to_go]:,} to go"), _Rate(), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), console=err)
+
+
+def _bounds(from_offset: str | None, until: str | None) -> Bounds:
+    start = parse_offsets(from_offset) if from_offset else {}
+    if until is None:
+        return Bounds(start=start)
+    bound = parse_until(until)
+    if isinstance(bound, dict):
+        return Bounds(start=start, until_offsets=bound)
+    return Bounds(start=start, until_time=bound)
+
+
+async def _build(projection: str, settings: Settings, bounds: Bounds, keep: bool) -> Outcome:
+    target = make_target(projection, settings)
+    source = EventSource(settings.kafka_config(), f"{settings.topic_prefix}events")
+    try:
+        with _progress() as progress:
+            label = "point in time" if bounds.point_in_time else f"rebuild {projection}"
+            return await rebuild(target, source, projection, bounds, _Bar(progress, label),
+                                 keep=keep)
+    finally:
+        source.close()
+        await target.close()
+
+
+async def _list(projection: str, settings: Settings) -> None:
+    target = make_target(projection, settings)
+    try:
+        table = Table("model", "kind", "users", "orders", title=f"{projection} side models "
+                      f"(live: {await target.live_name()})")
+        for model in await target.models():
+            table.add_row(model.name, model.kind, *(str(n) if n is not None else "-"
+                                                    for n in (model.users, model.orders)))
+        out.print(table)
+    finally:
+        await target.close()
+
+
+async def _drop(projection: str, settings: Settings, names: list[str] | None) -> None:
+    target = make_target(projection, settings)
+    try:
+        chosen = names if names is not None else [
+            m.name for m in await target.models() if m.kind == "retired"]
+        for name in chosen:
+            await target.drop(name)
+            out.print(f"dropped {name}")
+        if not chosen:
+            out.print("nothing to drop")
+    finally:
+        await target.close()
+
+
+def _report(projection: str, outcome: Outcome) -> None:
+    out.print(f"built {outcome.model}: {outcome.events:,} events in {outcome.seconds:.1f}s "
+              f"({outcome.rate:,.0f} events/s); counters {outcome.counters}")
+    for line in outcome.dead_lettered:
+        out.print(f"poison (kept out of the model, stream parked): {line}")
+    if outcome.swapped:
+        out.print(f"swapped: {outcome.model} is live; the old model is "
+                  + ("dropped" if outcome.dropped else f"kept as {outcome.retired} "
+                     f"(`cqrs rebuild {projection} --drop-old` removes it)"))
+        out.print(AFTER_SWAP[projection])
+    else:
+        out.print(f"point-in-time model {outcome.model} (never swapped in; "
+                  f"`--drop {outcome.model}` removes it)")
+
+
+def rebuild_command(
+    projection: Annotated[str, typer.Argument(help="postgres or search.")],
+    from_beginning: Annotated[bool, typer.Option(
+        "--from-beginning", help="Read every partition from its first offset (the default).")]
+    = False,
+    from_offset: Annotated[str | None, typer.Option(
+        help="First offsets, P:O,... (other partitions from the beginning).")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Point-in-time build up to P:O,... (each included) or an ISO 8601 time; "
+             "never swapped in.")] = None,
+    keep: Annotated[bool, typer.Option(
+        "--keep/--no-keep", help="Keep the old model after the swap (drop it with --drop-old).")]
+    = True,
+    list_models: Annotated[bool, typer.Option("--list", help="List side and old models.")]
+    = False,
+    drop: Annotated[str | None, typer.Option(help="Drop one side or old model by name.")] = None,
+    drop_old: Annotated[bool, typer.Option(
+        "--drop-old", help="Drop every old (retired) model.")] = False,
+) -> None:
+    """Rebuild PROJECTION into a new schema / index while the live one serves, then swap."""
+    if projection not in PROJECTIONS:
+        err.print(f"error: unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}")
+        raise typer.Exit(EXIT_INVALID)
+    if from_beginning and from_offset:
+        err.print("error: --from-beginning and --from-offset exclude each other")
+        raise typer.Exit(EXIT_INVALID)
+    settings = Settings()
+    try:
+        if list_models:
+            asyncio.run(_list(projection, settings))
+        elif drop is not None or drop_old:
+            asyncio.run(_drop(projection, settings, [drop] if drop else None))
+        else:
+            outcome = asyncio.run(_build(projection, settings, _bounds(from_offset, until), keep))
+            _report(projection, outcome)
+    except PositionError as error:
+        err.print(f"error: {error}")
+        raise typer.Exit(EXIT_INVALID) from None
+    except RebuildError as error:
+        err.print(f"error: {error}")
+        raise typer.Exit(EXIT_FAILED) from None

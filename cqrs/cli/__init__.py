@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cqrs.cli import demo, gateway, processor, project, query, send, services, smoke, topics
+from cqrs.cli import bench, demo, gateway, processor, project, query, send, services, smoke, topics
 from cqrs.cli.rebuild import rebuild_command
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.command("search")(query.search)
 app.command("orders")(query.orders)
 app.command("gateway")(gateway.gateway)
 app.command("demo")(demo.demo)
+app.command("bench")(bench.bench)
 app.command("rebuild")(rebuild_command)
 
 

@@ -1,0 +1,1 @@
+"""`cqrs bench`: throughput, latency, replay and memory of each stage, on the real services."""

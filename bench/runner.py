@@ -1,0 +1,81 @@
+"""Run every stage in order, each in its own namespace; a failing stage is recorded, not fatal."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench import plots, report, stage_kafka, stage_pipeline, stage_sinks
+from bench.context import SIZES, Context, StageProgress, make_progress
+from bench.infra import run_id
+from bench.workload import BATCH
+from cqrs.settings import Settings
+
+Stage = Callable[[Context], dict[str, Any]]
+
+
+def default_out() -> Path:
+    return Path("bench/results") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _stages(results: dict[str, Any]) -> list[tuple[str, Stage]]:
+    def postgres(ctx: Context) -> dict[str, Any]:
+        found = stage_sinks.postgres(ctx)
+        results["handwritten_projector"] = found.pop("handwritten")
+        return found
+
+    def pipeline(ctx: Context) -> dict[str, Any]:
+        def reference() -> float:
+            rate = report._get(results, "processor", "100ms", "rate")
+            return float(rate) if rate else 100.0
+        found = stage_pipeline.pipeline(ctx, reference)
+        results["latency"] = found["latency"]
+        return dict(found["sustained"])
+
+    return [("kafka", stage_kafka.raw_kafka), ("processor", stage_kafka.processor_rates),
+            ("postgres_sink", postgres), ("search_sink", stage_sinks.search),
+            ("replay", stage_sinks.replay), ("pipeline", pipeline)]
+
+
+def run(mode: str, out: Path, console: Console | None = None) -> dict[str, Any]:
+    """Run the benchmark in `mode` (smoke, quick, default); write everything under `out`."""
+    console = console or Console()
+    out.mkdir(parents=True, exist_ok=True)
+    settings = Settings()
+    began, started_at = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
+    stages: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    with make_progress() as progress:
+        ctx = Context(settings, SIZES[mode], out, run_id(), StageProgress(progress))
+        for name, stage in _stages(stages):
+            progress.console.print(f"[bold]stage {name}[/bold]")
+            ctx.start_stage()
+            try:
+                stages[name] = stage(ctx)
+            except Exception as error:
+                errors[name] = f"{type(error).__name__}: {error}"
+                (out / "logs").mkdir(exist_ok=True)
+                (out / "logs" / f"{name}.error.txt").write_text(traceback.format_exc())
+                progress.console.print(f"[red]stage {name} failed: {errors[name]}[/red]")
+    for name in report.STAGES:
+        stages.setdefault(name, {"error": errors.get(name, "not measured")})
+    stages["memory"] = dict(ctx.peaks_mib)
+    results: dict[str, Any] = {
+        "run": {"mode": mode, "started_at": started_at, "machine": report.machine(),
+                "partitions": settings.partitions, "batch": BATCH,
+                "sizes": vars(SIZES[mode]), "duration_s": round(time.monotonic() - began, 1)},
+        "stages": stages,
+        "errors": errors,
+    }
+    results["targets"] = [t.as_dict() for t in report.targets(stages)]
+    report.write_json(out / "results.json", results)
+    (out / "results.md").write_text(report.markdown(results))
+    plots.throughput(stages, out / "throughput.png")
+    plots.latency(stages, out / "latency.png")
+    return results

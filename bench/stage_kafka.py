@@ -1,0 +1,88 @@
+"""Stage K (raw confluent-kafka consume → produce loop) and the processor at three intervals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+
+from bench.context import Context
+from bench.infra import Namespace, Worker
+from bench.measure import from_log, timed
+from bench.workload import BATCH, command_size, produce_commands, send
+
+PROCESSOR_BATCH_SIZE = 10_000
+"""Large, so the `--batch-ms` interval ends most transactions; small enough that one
+transaction of it stays well inside the processor's 10 s `transaction.timeout.ms`."""
+INTERVALS_MS = (10, 100, 1000)
+
+
+def raw_kafka(ctx: Context) -> dict[str, Any]:
+    """K: pre-produce N messages of a command's size, then consume 500 at a time and produce each
+    to a second topic, no decoding, no transactions; timed from the first non-empty consume to
+    the flush of the last produce."""
+    count = ctx.sizes.kafka_messages
+    size = command_size()
+    with Namespace.new(ctx.settings, ctx.run_id, "k") as ns:
+        ns.apply_topics()
+        source, sink = ns.catalogue.commands.name, ns.catalogue.events.name
+        partitions = ns.settings.partitions
+        out = Producer({**ns.kafka, "linger.ms": 5, "enable.idempotence": True})
+        payload = b"x" * size
+        for number in range(count):
+            send(out, source, f"user-k{number}", payload, number % partitions)
+        out.flush(120)
+        consumer = Consumer({**ns.kafka, "group.id": f"{ns.prefix}k", "enable.auto.commit": False,
+                             "auto.offset.reset": "earliest"})
+        consumer.subscribe([source])
+        done, started, series = 0, 0.0, []
+        ctx.progress.begin("K: raw consume → produce", count)
+        while done < count:
+            messages = consumer.consume(num_messages=BATCH, timeout=1.0)
+            if messages and not started:
+                started = ctx.clock()
+            for message in messages:
+                if message.error() is None:
+                    send(out, sink, "k", message.value() or b"", message.partition() or 0)
+                    done += 1
+            if started:
+                series.append((ctx.clock() - started, done))
+            ctx.progress.update(done)
+            ctx.check_deadline("K")
+        out.flush(120)
+        consumer.close()
+        measured = timed(count, started, series)
+    return {"message_bytes": size, **measured.as_dict()}
+
+
+def processor_rates(ctx: Context) -> dict[str, Any]:
+    """The processor (exactly once) as a subprocess over pre-produced commands, per interval;
+    timed by its own log from partitions assigned (start-up and restore done) to the commit of
+    the last command, so every command and every transaction counts."""
+    results: dict[str, Any] = {}
+    for interval in INTERVALS_MS:
+        results[f"{interval}ms"] = _processor_once(ctx, interval)
+    results["at_least_once"] = ("n/a: the processor offers no at-least-once mode "
+                                "(pipeline/processor/config.py: transactional only)")
+    return results
+
+
+def _processor_once(ctx: Context, interval: int) -> dict[str, Any]:
+    count = ctx.sizes.processor_commands
+    with Namespace.new(ctx.settings, ctx.run_id, f"p{interval}") as ns:
+        ns.apply_topics()
+        produce_commands(ns.kafka, ns.catalogue.commands.name, ns.settings.partitions, "p", count)
+        worker = Worker("processor", ["processor", "--batch-ms", str(interval), "--batch-size",
+                                      str(PROCESSOR_BATCH_SIZE)], ns.env(), ctx.log(f"p{interval}"))
+        try:
+            ctx.progress.begin(f"processor, {interval} ms transactions", count)
+            ctx.watch(worker.processor_accepted, count, f"processor {interval} ms", worker.alive)
+            measured = from_log(worker.points, count, worker.assigned_at)
+        finally:
+            worker.stop()
+        ctx.memory("processor", worker)
+        batches = worker.totals.get("batches", 0)
+    return {"batch_ms": interval, "batch_size": PROCESSOR_BATCH_SIZE,
+            "transactions": batches,
+            "mean_commands_per_transaction": round(count / batches, 1) if batches else None,
+            **measured.as_dict()}

@@ -1,0 +1,29 @@
+"""`cqrs bench`: measure every stage of the pipeline against the running services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smaller volumes: about 2 minutes.")
+    ] = False,
+    smoke: Annotated[bool, typer.Option("--smoke", hidden=True)] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder (default bench/results/<UTC timestamp>).")] = None,
+) -> None:
+    """Throughput, latency, replay and memory of each stage; writes results.json, results.md and
+    PNG plots. Needs the services (`cqrs services up`); about 10 minutes, --quick about 2."""
+    from bench.runner import default_out, run
+
+    mode = "smoke" if smoke else "quick" if quick else "default"
+    folder = out or default_out()
+    results = run(mode, folder)
+    typer.echo((folder / "results.md").read_text())
+    typer.echo(f"results in {folder}")
+    if results["errors"]:
+        raise typer.Exit(1)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import typer
 
 from cqrs.cli import bench, demo, gateway, processor, project, query, send, services, smoke, topics
+from cqrs.cli.dlq import app as dlq_app
+from cqrs.cli.lag import lag
 from cqrs.cli.rebuild import rebuild_command
+from cqrs.cli.replay import replay_command
 
 app = typer.Typer(
     name="cqrs",
@@ -25,6 +28,9 @@ app.command("search")(query.search)
 app.command("orders")(query.orders)
 app.command("gateway")(gateway.gateway)
 app.command("demo")(demo.demo)
+app.command("replay")(replay_command)
+app.command("lag")(lag)
+app.add_typer(dlq_app, name="dlq")
 app.command("bench")(bench.bench)
 app.command("rebuild")(rebuild_command)
 

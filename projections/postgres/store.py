@@ -23,7 +23,7 @@ from projections.postgres.migrate import migrate
 from projections.postgres.models import Order, User, UserStats, period_starts
 from projections.postgres.projector import Patch, PutOrder, PutUser, RowOp, project
 from projections.runtime.errors import PoisonEvent, TransientError
-from projections.runtime.records import Applied, Batch, Item
+from projections.runtime.records import Applied, Batch, Item, SourceRecord
 
 TRANSIENT = (
     psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.SerializationFailure,
@@ -158,6 +158,66 @@ class PostgresStore:
             except InvalidHistory as error:
                 raise _ItemFailed(index, error) from error
         return changed
+
+    # --- Operations (`projections.operations`: replay, lag, dlq retry) ---------------------
+
+    async def set_checkpoints(self, topic: str, offsets: dict[int, int]) -> None:
+        """Overwrite the checkpoints of `topic` (last offset accounted for; -1: none yet).
+        Only while the projector is stopped: a running one would write its own over them."""
+        async def write(connection: psycopg.AsyncConnection[Any]) -> None:
+            async with connection.transaction(), connection.cursor() as cursor:
+                await cursor.executemany(CHECKPOINT, [
+                    (self._projector, topic, partition, offset)
+                    for partition, offset in sorted(offsets.items())])
+        await self._guarded(write)
+
+    async def blocked(self) -> dict[str, tuple[str, int, int]]:
+        """Blocked stream → (topic, partition, offset) of the dead-lettered record blocking it."""
+        async def read(connection: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+            async with connection.transaction():
+                cursor = await connection.execute(
+                    'SELECT stream_id, topic, partition, "offset" FROM projection_blocked_streams'
+                    " WHERE projector = %s", (self._projector,))
+                return {row[0]: (row[1], row[2], row[3]) for row in await cursor.fetchall()}
+        result: dict[str, tuple[str, int, int]] = await self._guarded(read)
+        return result
+
+    async def parked_records(self, stream_id: str | None = None) -> list[SourceRecord]:
+        """The records parked behind blocked streams (of `stream_id` only, if given), in
+        (topic, partition, offset) order; their headers are not kept (empty)."""
+        async def read(connection: psycopg.AsyncConnection[Any]) -> list[SourceRecord]:
+            async with connection.transaction():
+                cursor = await connection.execute(
+                    'SELECT topic, partition, "offset", key, value FROM projection_parked'
+                    " WHERE projector = %s AND (%s::text IS NULL OR stream_id = %s)"
+                    ' ORDER BY topic, partition, "offset"',
+                    (self._projector, stream_id, stream_id))
+                return [SourceRecord(row[0], row[1], row[2], row[3], row[4])
+                        for row in await cursor.fetchall()]
+        result: list[SourceRecord] = await self._guarded(read)
+        return result
+
+    async def release(self, stream_id: str, items: list[Item]) -> Applied:
+        """Apply `items` (the stream's dead-lettered event and its parked successors, in stream
+        order) and unblock `stream_id`, in one transaction; `PoisonEvent` if one still fails
+        (nothing changed then)."""
+        async def write(connection: psycopg.AsyncConnection[Any]) -> Applied:
+            applied = 0
+            async with connection.transaction(), connection.cursor() as cursor:
+                if self._swap_guard:
+                    await cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", (SWAP_LOCK,))
+                for index, item in enumerate(items):
+                    applied += await self._apply_item(cursor, index, item)
+                for table in ("projection_parked", "projection_blocked_streams"):
+                    await cursor.execute(
+                        sql.SQL("DELETE FROM {} WHERE projector = %s AND stream_id = %s").format(
+                            sql.Identifier(table)), (self._projector, stream_id))
+            return Applied(applied=applied, skipped=len(items) - applied)
+        try:
+            result: Applied = await self._guarded(write)
+        except _ItemFailed as failed:
+            raise PoisonEvent(failed.index, failed.cause) from failed.cause
+        return result
 
     # --- ReadModel -----------------------------------------------------------------------
 

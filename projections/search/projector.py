@@ -15,13 +15,15 @@ from typing import Any
 from elasticsearch import ApiError, AsyncElasticsearch, ConnectionError, ConnectionTimeout
 
 from projections.runtime.errors import PoisonEvent, TransientError
-from projections.runtime.records import Applied, Batch
+from projections.runtime.records import Applied, Batch, Item, SourceRecord
 from projections.search.errors import SearchError, SearchUnavailable
 from projections.search.index import IndexNames, ensure_index
 from projections.search.state import (
     checkpoint_operations,
     ensure_state_index,
+    record_of,
     record_operations,
+    set_checkpoint_documents,
     state_index_for,
 )
 from projections.search.store import ElasticsearchUserStore, Refresh
@@ -90,6 +92,38 @@ class SearchProjectorStore:
             if batch.checkpoints:
                 await self._bulk(checkpoint_operations(batch.checkpoints), refresh=self._refresh)
         return Applied(outcome.applied, outcome.already_applied + outcome.not_applicable)
+
+    # --- Operations (`projections.operations`: replay, lag, dlq retry; projector stopped) ----
+
+    async def set_checkpoints(self, topic: str, offsets: dict[int, int]) -> None:
+        async with _transient("set_checkpoints"):
+            await set_checkpoint_documents(self._client, self.state_index, topic, offsets)
+
+    async def blocked(self) -> dict[str, tuple[str, int, int]]:
+        async with _transient("blocked"):
+            await self._client.indices.refresh(index=self.state_index)
+            hits = await self._state_search({"term": {"kind": "blocked"}}, None)
+        return {hit["stream_id"]: (hit["topic"], hit["partition"], hit["offset"]) for hit in hits}
+
+    async def parked_records(self, stream_id: str | None = None) -> list[SourceRecord]:
+        query: dict[str, Any] = {"term": {"kind": "parked"}}
+        if stream_id is not None:
+            query = {"bool": {"filter": [query, {"term": {"stream_id": stream_id}}]}}
+        async with _transient("parked_records"):
+            hits = await self._state_search(query, None)
+        records = [record_of(hit) for hit in hits]
+        return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+
+    async def release(self, stream_id: str, items: list[Item]) -> Applied:
+        """Apply `items` (versioned, idempotent), then forget the stream's parked and blocked
+        records; a crash in between leaves it blocked, and a second release changes nothing."""
+        applied = await self.apply(Batch(items))
+        async with _transient("release"):
+            await self._client.delete_by_query(
+                index=self.state_index, refresh=True, query={"bool": {"filter": [
+                    {"terms": {"kind": ["parked", "blocked"]}},
+                    {"term": {"stream_id": stream_id}}]}})
+        return applied
 
     async def _bulk(self, operations: list[Any], refresh: Refresh) -> None:
         response = await self._client.bulk(

@@ -9,11 +9,12 @@ backwards. A crash between steps redelivers the batch, which then writes nothing
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, BadRequestError
+from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError
 
 from projections.runtime.records import SourceRecord
 
@@ -90,3 +91,41 @@ def checkpoint_operations(checkpoints: Mapping[tuple[str, int], int]) -> list[An
 
 def _b64(raw: bytes | None) -> str | None:
     return None if raw is None else base64.b64encode(raw).decode("ascii")
+
+
+def record_of(source: Mapping[str, Any]) -> SourceRecord:
+    """A kept (parked or blocked) record as it was read from Kafka."""
+    headers = tuple((name, _unb64(value) or b"") for name, value in source.get("headers") or ())
+    return SourceRecord(source["topic"], source["partition"], source["offset"],
+                        _unb64(source.get("key")), _unb64(source.get("value")), headers)
+
+
+async def set_checkpoint_documents(
+    client: AsyncElasticsearch, state_index: str, topic: str, offsets: Mapping[int, int]
+) -> None:
+    """Overwrite checkpoints, backwards too (for `replay`, projector stopped): delete, then write
+    at external version = offset; -1 (nothing read yet) stays deleted. Elasticsearch remembers a
+    deleted document's version for `index.gc_deletes` (60 s) and refuses a lower one meanwhile,
+    so the state index is set to forget at once; its only deletes are these operations'."""
+    await client.indices.put_settings(index=state_index, settings={"index.gc_deletes": "0s"})
+    for partition, offset in sorted(offsets.items()):
+        doc_id = f"checkpoint|{topic}|{partition}"
+        await client.options(ignore_status=404).delete(index=state_index, id=doc_id, refresh=True)
+        if offset < 0:
+            continue
+        document = {"kind": "checkpoint", "topic": topic, "partition": partition,
+                    "offset": offset}
+        for attempt in range(50):
+            try:
+                await client.index(index=state_index, id=doc_id, document=document,
+                                   version=offset, version_type="external", refresh=True)
+                break
+            except ConflictError:
+                if attempt == 49:
+                    raise
+                await client.indices.refresh(index=state_index)
+                await asyncio.sleep(0.1)
+
+
+def _unb64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)

@@ -1,0 +1,81 @@
+"""`cqrs lag [--json]`: per projector and partition, the store checkpoint against the end of the
+events topic, DLQ depth, parked records and state; the processor against the commands topic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cqrs.cli.ops import Context, context, err
+from projections.operations import (
+    ComponentLag,
+    group_of,
+    open_store,
+    processor_lag,
+    projector_lag,
+)
+from projections.registry import PROJECTORS
+from projections.runtime import TransientError
+
+
+async def _projector(ctx: Context, name: str) -> ComponentLag:
+    store = open_store(name, ctx.settings)
+    try:
+        await store.start()
+        return await projector_lag(ctx.kafka, store, name=name, group=group_of(name, ctx.settings),
+                                   events=ctx.events,
+                                   dlq=ctx.catalogue.projection_dlq(name).name)
+    finally:
+        await store.close()
+
+
+def collect(ctx: Context, only: list[str] | None = None) -> list[ComponentLag]:
+    """The processor's lag, then each registered projector's (or those in `only`); a projector
+    whose store is unreachable is reported and left out."""
+    rows = [processor_lag(ctx.kafka, group=f"{ctx.settings.topic_prefix}processor",
+                          commands=ctx.catalogue.commands.name,
+                          dlq=ctx.catalogue.commands_dlq.name)]
+    for name in ctx.catalogue.projectors:
+        if name not in PROJECTORS or (only and name not in only):
+            continue
+        try:
+            rows.append(asyncio.run(_projector(ctx, name)))
+        except TransientError as error:
+            err.print(f"[yellow]{name}: store unreachable[/yellow] ({error})")
+    return rows
+
+
+def table(rows: list[ComponentLag]) -> Table:
+    view = Table("component", "state", "partition", "position", "end", "lag", "dlq depth",
+                 "parked", "blocked")
+    for row in rows:
+        view.add_row(row.name, row.state, "all", "", "", str(row.lag), str(row.dlq_depth),
+                     str(row.parked), str(row.blocked), style="bold")
+        for part in row.partitions:
+            position = "-" if part.position is None else str(part.position)
+            view.add_row("", "", str(part.partition), position, str(part.end), str(part.lag),
+                         "", "", "")
+    return view
+
+
+def lag(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    projector: Annotated[list[str] | None, typer.Option(
+        "--projector", "-p", help="Only these projectors (repeatable; default: all).")] = None,
+) -> None:
+    """Lag, DLQ depth, parked records and state of the processor and every projector.
+
+    Position is the next offset to read: a projector's store checkpoint + 1 (its truth), the
+    processor's committed offset. Lag counts offsets to the end (0 if only transaction markers
+    are left)."""
+    with context() as ctx:
+        rows = collect(ctx, projector)
+    if as_json:
+        typer.echo(json.dumps([row.as_json() for row in rows], indent=2))
+    else:
+        Console(highlight=False).print(table(rows))

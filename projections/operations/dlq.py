@@ -1,0 +1,188 @@
+"""`dlq`: list, show and retry dead-lettered records of a projector or of the processor.
+
+Retry of a projector's record releases its stream *through the store*, with the projector
+stopped: the dead-lettered event and the records parked behind it are decoded and applied in
+stream-version order, and the stream is unblocked, in one store transaction (PostgreSQL) or
+in that order with idempotent writes (search). Ordering per stream holds because every later
+event of a blocked stream up to the checkpoint is parked, and events past the checkpoint are
+read by the projector only after it restarts, when the stream is no longer blocked. If the
+cause is not fixed the event is still poison and nothing changes. The store is the marker: a
+record whose stream is no longer blocked by it shows `released`, and retrying it is a no-op.
+
+Retry of a commands DLQ record re-produces the original command (key, value, its own headers,
+plus `dlq.retry.of`) to its partition of `<p>commands`; the processor decides it again, and its
+command id makes a command accepted before answer `duplicate`. That is no marker: `list` shows
+no status for the commands DLQ, and retrying twice sends it twice (harmless for accepted
+commands, decided again otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Message
+
+from projections.operations.errors import InvalidPosition, OperationsError
+from projections.operations.kafka import KafkaOps
+from projections.operations.stores import OperableStore
+from projections.runtime.decode import POISON_ERRORS, decode, stream_of
+from projections.runtime.errors import PoisonEvent
+from projections.runtime.records import Item, SourceRecord
+
+PROJECTOR_SOURCE = ("dlq.source.topic", "dlq.source.partition", "dlq.source.offset")
+COMMANDS_SOURCE = ("source_topic", "source_partition", "source_offset")
+ERROR_HEADERS = {"dlq.error.class", "dlq.error.message", "error_class", "error_message"}
+
+
+@dataclass(frozen=True)
+class DlqEntry:
+    """One dead-lettered record: where it is, where it came from, why, and its status."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    source: tuple[str, int, int] | None
+    stream_id: str | None
+    status: str = "-"
+
+    def header(self, name: str) -> str | None:
+        found = [value for key, value in self.headers if key == name]
+        return found[-1].decode("utf-8", errors="replace") if found else None
+
+    @property
+    def error(self) -> str:
+        kind = self.header("dlq.error.class") or self.header("error_class") or "?"
+        message = self.header("dlq.error.message") or self.header("error_message") or ""
+        return f"{kind}: {message}"
+
+    def original(self) -> SourceRecord:
+        """The record as the projector read it (DLQ headers removed)."""
+        if self.source is None:
+            raise OperationsError(f"DLQ record {self.partition}:{self.offset} names no source")
+        own = tuple((k, v) for k, v in self.headers
+                    if k not in ERROR_HEADERS and k not in PROJECTOR_SOURCE + COMMANDS_SOURCE)
+        return SourceRecord(*self.source, self.key, self.value, own)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"partition": self.partition, "offset": self.offset, "key": _text(self.key),
+                "source": list(self.source) if self.source else None,
+                "stream_id": self.stream_id, "error": self.error, "status": self.status,
+                "headers": {k: _text(v) for k, v in self.headers}, "value": pretty(self.value)}
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", errors="replace")
+
+
+def pretty(value: bytes | None) -> Any:
+    """The value as JSON when it parses, else as text."""
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return _text(value)
+
+
+def entry_of(message: Message) -> DlqEntry:
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    headers = tuple((str(k), v.encode() if isinstance(v, str) else bytes(v or b""))
+                    for k, v in pairs)
+    record = SourceRecord("", 0, 0, _bytes(message.key()), _bytes(message.value()), headers)
+    names = PROJECTOR_SOURCE if record.header(PROJECTOR_SOURCE[0]) else COMMANDS_SOURCE
+    found = [record.header(name) for name in names]
+    source = None
+    if found[0] and found[1] and found[2]:
+        source = (found[0], int(found[1]), int(found[2]))
+    return DlqEntry(message.partition() or 0, message.offset() or 0, _bytes(message.key()),
+                    _bytes(message.value()),
+                    headers, source, stream_of(record))
+
+
+def _bytes(raw: str | bytes | None) -> bytes | None:
+    return raw.encode() if isinstance(raw, str) else raw
+
+
+def parse_position(text: str) -> tuple[int, int]:
+    """`"P:O"` (a DLQ record's partition and offset) → `(P, O)`."""
+    partition, sep, offset = text.partition(":")
+    if not sep or not partition.isdigit() or not offset.isdigit():
+        raise InvalidPosition(f"{text!r} is not PARTITION:OFFSET of a DLQ record (see `dlq list`)")
+    return int(partition), int(offset)
+
+
+def entries(kafka: KafkaOps, topic: str, limit: int | None = None) -> list[DlqEntry]:
+    """The DLQ's records, partition by partition, at most `limit` in all."""
+    found: list[DlqEntry] = []
+    for partition in kafka.partitions(topic):
+        left = None if limit is None else limit - len(found)
+        if left == 0:
+            break
+        found += [entry_of(m) for m in kafka.read(topic, partition, None, left)]
+    return found
+
+
+def entry_at(kafka: KafkaOps, topic: str, partition: int, offset: int) -> DlqEntry:
+    for message in kafka.read(topic, partition, offset, 1):
+        if message.offset() == offset:
+            return entry_of(message)
+    raise InvalidPosition(f"no record at {topic} {partition}:{offset}")
+
+
+async def with_status(store: OperableStore, found: list[DlqEntry]) -> list[DlqEntry]:
+    """Projector DLQ entries with `blocking (N parked)` or `released`."""
+    blocked = await store.blocked()
+    parked = await store.parked_records()
+    statuses = []
+    for entry in found:
+        if entry.stream_id is not None and blocked.get(entry.stream_id) == entry.source:
+            count = sum(1 for r in parked if stream_of(r) == entry.stream_id)
+            status = f"blocking ({count} parked)"
+        else:
+            status = "released"
+        statuses.append(DlqEntry(**{**entry.__dict__, "status": status}))
+    return statuses
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    entry: DlqEntry
+    result: str
+    """`released`, `not blocking` (no-op), `still poison: …`, or `republished`."""
+    applied: int = 0
+
+
+async def retry_projector(store: OperableStore, entry: DlqEntry) -> RetryOutcome:
+    """Release the stream `entry` blocks (see the module contract). Projector must be stopped."""
+    stream_id = entry.stream_id
+    if stream_id is None or (await store.blocked()).get(stream_id) != entry.source:
+        return RetryOutcome(entry, "not blocking (already released): nothing to do")
+    records = [entry.original(), *await store.parked_records(stream_id)]
+    try:
+        items = sorted((decode(record) for record in records), key=_version)
+    except POISON_ERRORS as error:
+        return RetryOutcome(entry, f"still poison: {type(error).__name__}: {error}")
+    try:
+        applied = await store.release(stream_id, items)
+    except PoisonEvent as poison:
+        return RetryOutcome(entry, f"still poison: {poison.cause}")
+    return RetryOutcome(entry, f"released {stream_id}: {len(items)} event(s) re-applied",
+                        applied.applied)
+
+
+def _version(item: Item) -> int:
+    return item.envelope.version
+
+
+def retry_command(kafka: KafkaOps, dlq: str, commands: str, entry: DlqEntry) -> RetryOutcome:
+    """Re-produce the dead-lettered command to its partition of `commands`."""
+    original = entry.original()
+    headers = [*original.headers,
+               ("dlq.retry.of", f"{dlq}:{entry.partition}:{entry.offset}".encode())]
+    kafka.produce(commands, original.partition, entry.key, entry.value, headers)
+    return RetryOutcome(entry, f"republished to {commands}[{original.partition}]")

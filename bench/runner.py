@@ -67,7 +67,8 @@ def run(mode: str, out: Path, console: Console | None = None) -> dict[str, Any]:
         stages.setdefault(name, {"error": errors.get(name, "not measured")})
     stages["memory"] = dict(ctx.peaks_mib)
     results: dict[str, Any] = {
-        "run": {"mode": mode, "started_at": started_at, "machine": report.machine(),
+        "run": {"mode": mode, "run_id": ctx.run_id, "started_at": started_at,
+                "machine": report.machine(),
                 "partitions": settings.partitions, "batch": BATCH,
                 "sizes": vars(SIZES[mode]), "duration_s": round(time.monotonic() - began, 1)},
         "stages": stages,

@@ -8,11 +8,10 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cqrs.cli.ops import Context, context, err
+from cqrs.cli.ops import Context, context, err, out
 from projections.operations import (
     DlqEntry,
     OperationsError,
@@ -71,7 +70,7 @@ def list_(
                                for topic, found in listing.items()}, indent=2))
         return
     for topic, found in listing.items():
-        Console(highlight=False).print(_table(topic, found))
+        out().print(_table(topic, found))
 
 
 @app.command("show")

@@ -8,10 +8,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from cqrs.cli.ops import Context, context, err
+from cqrs.cli.ops import Context, context, err, out
 from projections.operations import (
     ComponentLag,
     group_of,
@@ -78,4 +77,4 @@ def lag(
     if as_json:
         typer.echo(json.dumps([row.as_json() for row in rows], indent=2))
     else:
-        Console(highlight=False).print(table(rows))
+        out().print(table(rows))

@@ -23,6 +23,12 @@ from topics.catalogue import Catalogue
 err = Console(stderr=True, highlight=False)
 
 
+def out() -> Console:
+    """Standard output; wide when it is not a terminal, so piped tables are not squeezed."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=160)
+
+
 @dataclass(frozen=True)
 class Context:
     settings: Settings

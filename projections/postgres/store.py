@@ -1,15 +1,18 @@
 """`PostgresStore`: the runtime's `Store` and the queries' `ReadModel`, on one psycopg connection.
 
 One transaction per batch: the guarded row writes, the parked records, the blocked streams and
-the checkpoints commit together, so a crash anywhere replays from the last committed checkpoint
-and the version guards make the replay change nothing. Faults that a retry can cure (connection
-refused or lost, admin shutdown, too many connections, serialization failure, deadlock) become
-`TransientError` and the connection is dropped; bad data for one event becomes `PoisonEvent`.
+the checkpoints commit together (the batch folded per row in memory, `fold`, then each changed
+row written once: a few round trips per batch, not one per event), so a crash anywhere replays
+from the last committed checkpoint and the version guards make the replay change nothing. Faults
+that a retry can cure (connection refused or lost, admin shutdown, too many connections,
+serialization failure, deadlock) become `TransientError` and the connection is dropped; bad data
+for one event becomes `PoisonEvent`.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +22,11 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from pipeline.domain.errors import InvalidHistory
+from projections.postgres.fold import PATCHABLE, FoldFailed, fold, row_key
 from projections.postgres.migrate import migrate
 from projections.postgres.models import Order, User, UserStats, period_starts
 from projections.postgres.projector import Patch, PutOrder, PutUser, RowOp, project
+from projections.postgres.rows import PUT_ORDER, PUT_USER, read_rows, write_rows
 from projections.runtime.errors import PoisonEvent, TransientError
 from projections.runtime.records import Applied, Batch, Item, SourceRecord
 
@@ -29,23 +34,7 @@ TRANSIENT = (
     psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.SerializationFailure,
     psycopg.errors.DeadlockDetected)
 POISON = (psycopg.DataError, psycopg.IntegrityError)
-PATCHABLE = {"users": {"email", "name", "active"},
-             "orders": {"status", "payment_ref", "tracking"}}
 
-PUT_USER = """
-INSERT INTO users AS t (id, email, name, active, created_at, updated_at, version)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
-    active = EXCLUDED.active, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
-WHERE t.version < EXCLUDED.version"""
-PUT_ORDER = """
-INSERT INTO orders AS t (id, customer_id, items, total, currency, status, created_at, updated_at,
-                         version)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id, items = EXCLUDED.items,
-    total = EXCLUDED.total, currency = EXCLUDED.currency, status = EXCLUDED.status,
-    updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
-WHERE t.version < EXCLUDED.version"""
 CHECKPOINT = """
 INSERT INTO projection_checkpoints (projector, topic, partition, "offset") VALUES (%s, %s, %s, %s)
 ON CONFLICT (projector, topic, partition)
@@ -63,6 +52,10 @@ SWAP_LOCK = 0x72656275  # "rebu": pg_advisory_xact_lock key; `projections.rebuil
 class _ItemFailed(Exception):
     def __init__(self, index: int, cause: BaseException) -> None:
         self.index, self.cause = index, cause
+
+
+class _Replay(Exception):
+    """The folded batch cannot be written as it is: roll back, apply it again item by item."""
 
 
 class PostgresStore:
@@ -119,20 +112,30 @@ class PostgresStore:
         return result
 
     async def apply(self, batch: Batch) -> Applied:
+        """Folded first (a few statements per batch); item by item, one statement per row
+        operation, when the batch holds poison or a row moved under the fold, so that the
+        `PoisonEvent` index and the counts are those of applying the items one by one."""
         try:
-            result: Applied = await self._guarded(lambda conn: self._apply(conn, batch))
+            try:
+                result: Applied = await self._guarded(lambda conn: self._apply(conn, batch))
+            except _Replay:
+                result = await self._guarded(lambda conn: self._apply(conn, batch, folded=False))
         except _ItemFailed as failed:
             raise PoisonEvent(failed.index, failed.cause) from failed.cause
         return result
 
-    async def _apply(self, connection: psycopg.AsyncConnection[Any], batch: Batch) -> Applied:
-        applied = 0
+    async def _apply(
+        self, connection: psycopg.AsyncConnection[Any], batch: Batch, *, folded: bool = True
+    ) -> Applied:
         async with connection.transaction(), connection.cursor() as cursor:
             if self._swap_guard:
                 await cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", (SWAP_LOCK,))
-            for index, item in enumerate(batch.items):
-                if await self._apply_item(cursor, index, item):
-                    applied += 1
+            if folded:
+                applied = await _apply_folded(cursor, batch.items)
+            else:
+                applied = 0
+                for index, item in enumerate(batch.items):
+                    applied += await self._apply_item(cursor, index, item)
             name = self._projector
             if batch.parked:
                 await cursor.executemany(PARK, [
@@ -248,6 +251,23 @@ class PostgresStore:
             " count(*) FILTER (WHERE created_at >= %s) AS new_today,"
             " count(*) FILTER (WHERE created_at >= %s) AS new_this_week FROM users", (day, week))
         return UserStats.model_validate(rows[0])
+
+
+async def _apply_folded(cursor: psycopg.AsyncCursor[Any], items: Sequence[Item]) -> int:
+    """Read the rows the items touch, fold the items onto them in memory and write each changed
+    row once; returns how many items changed the read model. Raises `_Replay` (the caller rolls
+    back) for poison, whose index only the item-by-item path reports exactly, and when the
+    guards let fewer rows through than the fold expected (another writer moved one)."""
+    operations = [project(item) for item in items]
+    current = await read_rows(cursor, {row_key(op) for ops in operations for op in ops})
+    try:
+        folded = fold(operations, current)
+        written = await write_rows(cursor, folded.rows)
+    except (FoldFailed, *POISON) as error:
+        raise _Replay from error
+    if written != len(folded.rows):
+        raise _Replay
+    return folded.applied
 
 
 async def _write(cursor: psycopg.AsyncCursor[Any], operation: RowOp) -> bool:

@@ -104,21 +104,22 @@ async def set_checkpoint_documents(
     client: AsyncElasticsearch, state_index: str, topic: str, offsets: Mapping[int, int]
 ) -> None:
     """Overwrite checkpoints, backwards too (for `replay`, projector stopped): delete, then write
-    at external version = offset; -1 (nothing read yet) stays deleted. Elasticsearch remembers a
-    deleted document's version for `index.gc_deletes` (60 s) and refuses a lower one meanwhile,
-    so the state index is set to forget at once; its only deletes are these operations'."""
+    at external version = offset (0 for -1, "nothing read yet": the projector's write of offset
+    0 then answers 409 and is ignored, which only means offset 0 is read again after a restart).
+    Elasticsearch remembers a deleted document's version for `index.gc_deletes` (60 s) and
+    refuses a lower one meanwhile, so the state index is set to forget at once (its only deletes
+    are these) and the write is retried until the tombstone is pruned."""
     await client.indices.put_settings(index=state_index, settings={"index.gc_deletes": "0s"})
     for partition, offset in sorted(offsets.items()):
         doc_id = f"checkpoint|{topic}|{partition}"
         await client.options(ignore_status=404).delete(index=state_index, id=doc_id, refresh=True)
-        if offset < 0:
-            continue
         document = {"kind": "checkpoint", "topic": topic, "partition": partition,
                     "offset": offset}
         for attempt in range(50):
             try:
                 await client.index(index=state_index, id=doc_id, document=document,
-                                   version=offset, version_type="external", refresh=True)
+                                   version=max(offset, 0), version_type="external",
+                                   refresh=True)
                 break
             except ConflictError:
                 if attempt == 49:

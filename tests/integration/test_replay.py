@@ -176,3 +176,37 @@ def test_replay_refuses_while_the_projector_runs(env: Setup, tmp_path: Path) -> 
         assert checkpoints(env) == before
     done = cli(env, "replay", "postgres", "--from-offset", "x:1")
     assert done.returncode == 2
+
+
+def test_search_checkpoints_move_backwards_for_a_replay(es_url: str, topic_prefix: str) -> None:
+    """Elasticsearch checkpoints are versioned by offset (never backwards for the projector);
+    `set_checkpoints` still moves them back, to -1 too (nothing read yet)."""
+    import asyncio
+
+    from elasticsearch import AsyncElasticsearch
+
+    from projections.runtime.records import Batch
+    from projections.search.index import IndexNames
+    from projections.search.projector import SearchProjectorStore
+
+    async def scenario() -> list[dict[int, int]]:
+        client = AsyncElasticsearch(es_url)
+        names = IndexNames.for_prefix(topic_prefix)
+        store = SearchProjectorStore(client, names, refresh="wait_for")
+        try:
+            await store.start()
+            topic = f"{topic_prefix}events"
+            await store.apply(Batch([], checkpoints={(topic, 0): 40, (topic, 1): 7}))
+            seen = [await store.checkpoints(topic)]
+            await store.set_checkpoints(topic, {0: 11, 1: -1})
+            seen.append(await store.checkpoints(topic))
+            await store.apply(Batch([], checkpoints={(topic, 0): 12, (topic, 1): 3}))
+            seen.append(await store.checkpoints(topic))
+            return seen
+        finally:
+            found = await client.indices.get(index=f"{names.pattern},{names.alias}*")
+            for index in found.body:
+                await client.indices.delete(index=index)
+            await client.close()
+
+    assert asyncio.run(scenario()) == [{0: 40, 1: 7}, {0: 11, 1: -1}, {0: 12, 1: 3}]

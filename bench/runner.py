@@ -32,7 +32,7 @@ def _stages(results: dict[str, Any]) -> list[tuple[str, Stage]]:
 
     def pipeline(ctx: Context) -> dict[str, Any]:
         def reference() -> float:
-            rate = report._get(results, "processor", "100ms", "rate")
+            rate = results.get("processor", {}).get("defaults", {}).get("rate")
             return float(rate) if rate else 100.0
         found = stage_pipeline.pipeline(ctx, reference)
         results["latency"] = found["latency"]

@@ -18,6 +18,11 @@ def bench(
 ) -> None:
     """Throughput, latency, replay and memory of each stage; writes results.json, results.md and
     PNG plots. Needs the services (`cqrs services up`); about 10 minutes, --quick about 2."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        typer.echo("cqrs bench plots with matplotlib: pip install -e '.[bench]'", err=True)
+        raise typer.Exit(2) from None
     from bench.runner import default_out, run
 
     mode = "smoke" if smoke else "quick" if quick else "default"

@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from pipeline.domain import users
 from tests.integration.projector_harness import PARTITIONS, Setup, running_projector, wait_until
 from tests.integration.test_replay import cli, env, lag, model
 from tests.support.events import envelope, produce
+from tests.support.processor import processor_config, read_all, running_in_thread, wait_for
+from topics.catalogue import Catalogue
+from topics.partitioner import partition_for
 
 __all__ = ["env"]  # the fixture, shared with test_replay
 
@@ -105,16 +108,18 @@ def test_retry_refuses_while_the_projector_runs_and_reports_still_poison(
     assert lag(env)["postgres"]["blocked"] == 1
 
 
-def test_commands_dlq_retry_republishes_the_command(env: Setup) -> None:
+def test_commands_dlq_retry_republishes_the_command_and_the_processor_decides_it(
+        env: Setup) -> None:
     command = {"command_id": "c-1", "type": "CreateUser", "aggregate_id": "u9",
                "data": {"email": "u9@x.io", "name": "U Nine"},
                "issued_at": "2026-01-01T00:00:00Z"}
+    source = partition_for("user-u9", PARTITIONS)
     producer = Producer(env.kafka_config)
     producer.produce(f"{env.prefix}commands.dlq", key=b"user-u9",
                      value=json.dumps(command).encode(), partition=1,
                      headers=[("trace", b"t-1"), ("source_topic", f"{env.prefix}commands".encode()),
-                              ("source_partition", b"2"), ("source_offset", b"7"),
-                              ("error_class", b"UnknownCommandType"),
+                              ("source_partition", str(source).encode()),
+                              ("source_offset", b"7"), ("error_class", b"UnknownCommandType"),
                               ("error_message", b"no handler")])
     assert producer.flush(30) == 0
     assert lag(env)["processor"]["dlq_depth"] == 1
@@ -124,15 +129,18 @@ def test_commands_dlq_retry_republishes_the_command(env: Setup) -> None:
     retried = cli(env, "dlq", "retry", "commands", "1:0")
     assert retried.returncode == 0, retried.stderr
 
-    consumer = Consumer({**env.kafka_config, "group.id": f"{env.prefix}check",
-                         "enable.auto.commit": False})
-    consumer.assign([TopicPartition(f"{env.prefix}commands", 2, 0)])
-    message = consumer.poll(15)
-    consumer.close()
-    assert message is not None
-    assert message.error() is None
-    assert (message.key(), json.loads(message.value())) == (b"user-u9", command)
-    headers = dict(message.headers() or [])
-    assert headers["trace"] == b"t-1"
-    assert headers["dlq.retry.of"] == f"{env.prefix}commands.dlq:1:0".encode()
-    assert "source_topic" not in headers
+    [record] = read_all(env.kafka_config, f"{env.prefix}commands")
+    assert (record.partition, record.key) == (source, b"user-u9")
+    assert json.loads(record.value or b"") == command
+    assert record.headers["trace"] == "t-1"
+    assert record.headers["dlq.retry.of"] == f"{env.prefix}commands.dlq:1:0"
+    assert "source_topic" not in record.headers
+
+    # decided again by the processor; a second retry is answered `duplicate` (same command id)
+    catalogue = Catalogue(prefix=env.prefix, partitions=PARTITIONS)
+    with running_in_thread(processor_config(env.kafka_config, catalogue)):
+        wait_for(env.kafka_config, catalogue.command_results.name, 1)
+        assert cli(env, "dlq", "retry", "commands", "--all").returncode == 0
+        results = wait_for(env.kafka_config, catalogue.command_results.name, 2)
+    assert [json.loads(r.value or b"")["status"] for r in results] == ["accepted", "duplicate"]
+    assert lag(env)["processor"]["lag"] == 0

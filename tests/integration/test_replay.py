@@ -18,6 +18,7 @@ import pytest
 from pipeline.domain import orders, users
 from tests.integration.projector_harness import (
     PARTITIONS,
+    Projector,
     Setup,
     fresh_database,
     running_projector,
@@ -210,3 +211,49 @@ def test_search_checkpoints_move_backwards_for_a_replay(es_url: str, topic_prefi
             await client.close()
 
     assert asyncio.run(scenario()) == [{0: 40, 1: 7}, {0: 11, 1: -1}, {0: 12, 1: 3}]
+
+
+def test_search_projector_replays_from_the_beginning(env: Setup, es_url: str,
+                                                     tmp_path: Path) -> None:
+    """The search projector as a process: replayed from the beginning, every event is consumed
+    again and none changes a document (external versions)."""
+    from elasticsearch import Elasticsearch
+
+    from projections.search.index import IndexNames
+
+    events = model(10)
+    produce(env.kafka_config, env.events, events, PARTITIONS)
+    search_env = {**env.env, "CQRS_ES_URL": es_url}
+    names = IndexNames.for_prefix(env.prefix)
+
+    def run(log: Path) -> dict[str, int]:
+        with log.open("ab") as out:
+            process = subprocess.Popen([sys.executable, "-m", "cqrs", "project", "search"],
+                                       env={**os.environ, **search_env}, stdout=out,
+                                       stderr=subprocess.STDOUT)
+        projector = Projector(process, log)
+        try:
+            wait_until(lambda: projector.totals()["consumed"] >= len(events), 120, "events")
+            return projector.totals()
+        finally:
+            projector.stop()
+
+    client = Elasticsearch(es_url)
+    try:
+        first = run(tmp_path / "first.log")
+        client.indices.refresh(index=names.alias)
+        documents = client.search(index=names.alias, size=100, sort=["_doc"], version=True)["hits"]["hits"]
+        env.env["CQRS_ES_URL"] = es_url
+        done = cli(env, "replay", "search", "--from-beginning")
+        assert done.returncode == 0, done.stderr
+        again = run(tmp_path / "again.log")
+        client.indices.refresh(index=names.alias)
+        after = client.search(index=names.alias, size=100, sort=["_doc"], version=True)["hits"]["hits"]
+    finally:
+        for index in client.indices.get(index=f"{names.pattern},{names.alias}*"):
+            client.indices.delete(index=index)
+        client.close()
+    assert first["applied"] > 0
+    assert (again["consumed"], again["applied"]) == (len(events), 0)
+    assert [(d["_id"], d["_version"], d["_source"]) for d in after] == [
+        (d["_id"], d["_version"], d["_source"]) for d in documents]

@@ -33,8 +33,8 @@ EXIT_FAILED, EXIT_INVALID = 1, 2
 PROJECTIONS = ("postgres", "search")
 AFTER_SWAP = {
     "postgres": "the live postgres projector goes on with the new schema; no restart needed",
-    "search": "restart the live search projector (`cqrs project search`) so that it keeps its "
-              "checkpoints beside the new index; until then it still writes documents to it",
+    "search": "the live search projector moves to the new index (and its checkpoints) on its "
+              "next batch, which the old index's write block made it retry; no restart needed",
 }
 
 err = Console(stderr=True)

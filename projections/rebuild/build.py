@@ -65,7 +65,11 @@ async def rebuild(target: Target, source: EventSource, projector: str, bounds: B
             await reader.catch_up(_until(source, bounds), trim=True)
         else:
             await _follow(reader, source)
-            retired = await target.swap(name, source.topic, reader.catch_up)
+
+            async def catch_up(targets: dict[int, int] | None) -> None:
+                await reader.catch_up(source.end_offsets() if targets is None else targets)
+
+            retired = await target.swap(name, source.topic, catch_up)
             swapped = True
             logger.info("rebuild swapped projector=%s live=%s retired=%s", projector, name,
                         retired)

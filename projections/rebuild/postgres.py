@@ -112,7 +112,7 @@ class PostgresTarget:
         return await _checkpoints(connection, schema, self._projector, topic)
 
     async def swap(self, name: str, topic: str,
-                   catch_up: Callable[[dict[int, int]], Awaitable[None]]) -> str:
+                   catch_up: Callable[[dict[int, int] | None], Awaitable[None]]) -> str:
         """Make schema `name` the live one in one transaction; returns the retired name."""
         connection = await self._connect()
         generation = MODEL_NAME.match(name)[2]  # type: ignore[index]

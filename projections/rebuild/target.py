@@ -36,7 +36,8 @@ class Target(Protocol):
     async def checkpoints(self, name: str, topic: str) -> dict[int, int]: ...
 
     async def swap(self, name: str, topic: str,
-                   catch_up: Callable[[dict[int, int]], Awaitable[None]]) -> str:
-        """Make `name` live atomically once it has caught up with the live model's checkpoints
-        (`catch_up(targets)` reads until those positions); returns the retired model's name."""
+                   catch_up: Callable[[dict[int, int] | None], Awaitable[None]]) -> str:
+        """Make `name` live atomically once it holds every event the live model holds
+        (`catch_up(targets)` reads until those positions, `catch_up(None)` to the live end);
+        returns the retired model's name."""
         ...

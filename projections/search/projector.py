@@ -10,6 +10,8 @@ answer 409 (counted as skipped). Order events are skipped (not applicable).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, ConnectionError, ConnectionTimeout
@@ -17,7 +19,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, ConnectionError, Connect
 from projections.runtime.errors import PoisonEvent, TransientError
 from projections.runtime.records import Applied, Batch, Item, SourceRecord
 from projections.search.errors import SearchError, SearchUnavailable
-from projections.search.index import IndexNames, ensure_index
+from projections.search.index import IndexNames, alias_target, create_index, ensure_index
 from projections.search.state import (
     checkpoint_operations,
     ensure_state_index,
@@ -28,21 +30,26 @@ from projections.search.state import (
 )
 from projections.search.store import ElasticsearchUserStore, Refresh
 
+logger = logging.getLogger("projections.search")
+
 
 class UnprojectableEvent(SearchError):
     """The cause carried by `PoisonEvent` for an event the search projector cannot apply."""
 
 
 class SearchProjectorStore:
-    """`projections.runtime.Store` over the users alias and its state index."""
+    """`projections.runtime.Store` over the users alias and its state index; with `index`, over
+    that concrete index instead (created if missing; a rebuild's target, never the alias)."""
 
     def __init__(
-        self, client: AsyncElasticsearch, names: IndexNames, *, refresh: Refresh = False
+        self, client: AsyncElasticsearch, names: IndexNames, *, refresh: Refresh = False,
+        index: str | None = None,
     ) -> None:
         self._client = client
         self._names = names
         self._refresh = refresh
-        self._users = ElasticsearchUserStore(client, names.alias, refresh=refresh)
+        self._target = index
+        self._users = ElasticsearchUserStore(client, index or names.alias, refresh=refresh)
         self._state_index: str | None = None
 
     @property
@@ -53,8 +60,14 @@ class SearchProjectorStore:
 
     async def start(self) -> None:
         async with _transient("start"):
-            index = await ensure_index(self._client, self._names)
+            if self._target is None:
+                index = await ensure_index(self._client, self._names)
+            else:
+                index = self._target
+                await create_index(self._client, index)
             self._state_index = state_index_for(index)
+            # The concrete index, not the alias: a batch never straddles a rebuild's swap.
+            self._users = ElasticsearchUserStore(self._client, index, refresh=self._refresh)
             await ensure_state_index(self._client, self._state_index)
 
     async def close(self) -> None:
@@ -72,6 +85,26 @@ class SearchProjectorStore:
         return {hit["stream_id"] for hit in hits}
 
     async def apply(self, batch: Batch) -> Applied:
+        """Apply `batch` to the index resolved at start; after a transient fault (such as the
+        write block a rebuild sets before it moves the alias), follow the alias if it moved."""
+        try:
+            return await self._apply_to_index(batch)
+        except TransientError:
+            await self._follow_alias()
+            raise
+
+    async def _follow_alias(self) -> None:
+        if self._target is not None:
+            return
+        with contextlib.suppress(ApiError, ConnectionError, ConnectionTimeout, SearchError):
+            index = await alias_target(self._client, self._names)
+            if index is not None and state_index_for(index) != self._state_index:
+                logger.warning("search projector follows the alias %s to %s",
+                               self._names.alias, index)
+                self._users = ElasticsearchUserStore(self._client, index, refresh=self._refresh)
+                self._state_index = state_index_for(index)
+
+    async def _apply_to_index(self, batch: Batch) -> Applied:
         async with _transient("apply"):
             plan = await self._users.plan([item.envelope for item in batch.items])
             if plan.poison:

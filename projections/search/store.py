@@ -31,6 +31,9 @@ from topics.envelopes import EventEnvelope
 
 Refresh = bool | Literal["wait_for"]
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+WRITE_BLOCK = "cluster_block_exception"
+"""A write block (`index.blocks.write`, set by a rebuild's swap on the index it retires) is
+retried like a transient fault: the projector follows the alias to the new index meanwhile."""
 
 
 def _transient(status: int) -> bool:
@@ -109,7 +112,7 @@ class ElasticsearchUserStore:
         except (ConnectionError, ConnectionTimeout) as error:
             raise SearchUnavailable(f"bulk failed: {error}") from error
         except ApiError as error:
-            if _transient(error.status_code):
+            if _transient(error.status_code) or error.error == WRITE_BLOCK:
                 raise SearchUnavailable(f"bulk answered {error.status_code}") from error
             raise
         return _classify_items(response.body["items"])
@@ -132,7 +135,7 @@ def _classify_items(
             continue
         error = result.get("error", {})
         kind, reason = str(error.get("type", status)), str(error.get("reason", ""))
-        if _transient(status):
+        if _transient(status) or kind == WRITE_BLOCK:
             transient.append(f"{result['_id']}: {status} {kind}")
         else:
             rejected[result["_id"]] = (kind, reason)

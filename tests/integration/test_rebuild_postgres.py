@@ -169,7 +169,10 @@ def test_rebuild_swaps_under_writes_and_reads(env: Setup, tmp_path: Path) -> Non
             reader.stop.set()
             for thread in threads:
                 thread.join(60)
+        print(output, f"writes during the rebuild: {writer.produced}, "
+              f"reads checked: {reader.answers}")
         assert "swapped: rebuild_1 is live" in output
+        assert writer.produced > 500
         assert reader.failures == []
         assert reader.answers > 50
         assert env.query("SELECT nspname FROM pg_namespace WHERE nspname ~ '^(rebuild|retired)'"

@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from pipeline import contracts
 from pipeline.domain import users
+from pipeline.domain.common import Event
 from pipeline.domain.errors import InvalidHistory, UnknownMessageType
 from topics.envelopes import EventEnvelope, parse_stream_id
 from topics.errors import InvalidStreamId, UpcastError
@@ -117,8 +118,11 @@ def user_ids(envelopes: Iterable[EventEnvelope]) -> list[str]:
     return list(seen)
 
 
-def apply_event(document: UserDocument | None, envelope: EventEnvelope) -> UserDocument:
-    """`document` after the event in `envelope` (which must be at `document.version + 1`).
+def apply_event(
+    document: UserDocument | None, envelope: EventEnvelope, event: Event | None = None
+) -> UserDocument:
+    """`document` after the event in `envelope` (which must be at `document.version + 1`);
+    `event` is the envelope already decoded (`contracts.from_envelope`), if it was.
 
     Raises `_Poison` for anything that retrying cannot fix.
     """
@@ -131,7 +135,8 @@ def apply_event(document: UserDocument | None, envelope: EventEnvelope) -> UserD
         )
     try:
         parse_stream_id(envelope.stream_id)
-        event = contracts.from_envelope(envelope)
+        if event is None:
+            event = contracts.from_envelope(envelope)
     except (InvalidStreamId, UnknownMessageType, UpcastError, ValidationError) as error:
         raise _Poison(type(error).__name__, str(error).splitlines()[0]) from None
     return _evolve(document, envelope, event)
@@ -164,9 +169,13 @@ def _evolve(document: UserDocument | None, envelope: EventEnvelope, event: objec
 
 
 def plan_batch(
-    envelopes: Sequence[EventEnvelope], current: Mapping[str, UserDocument | None]
+    envelopes: Sequence[EventEnvelope],
+    current: Mapping[str, UserDocument | None],
+    events: Sequence[Event] | None = None,
 ) -> BatchPlan:
-    """Fold a batch, in delivery order, onto the `current` documents (by user id). Pure."""
+    """Fold a batch, in delivery order, onto the `current` documents (by user id). Pure.
+    `events`, when given, are the envelopes already decoded (same positions): not decoded again.
+    """
     plan = BatchPlan()
     parked: set[str] = set()
     for position, envelope in enumerate(envelopes):
@@ -189,7 +198,8 @@ def plan_batch(
             stream.already_applied += 1
             continue
         try:
-            stream.document = apply_event(stream.document, envelope)
+            event = events[position] if events is not None else None
+            stream.document = apply_event(stream.document, envelope, event)
         except _Poison as poison:
             parked.add(user_id)
             plan.poison.append(PoisonEvent(position, envelope, poison.error, poison.reason))

@@ -106,7 +106,9 @@ class SearchProjectorStore:
 
     async def _apply_to_index(self, batch: Batch) -> Applied:
         async with _transient("apply"):
-            plan = await self._users.plan([item.envelope for item in batch.items])
+            plan = await self._users.plan(
+                [item.envelope for item in batch.items], [item.event for item in batch.items]
+            )
             if plan.poison:
                 first = min(plan.poison, key=lambda poison: poison.position)
                 raise PoisonEvent(

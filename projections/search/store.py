@@ -14,8 +14,9 @@ Faults: connection errors, timeouts, 429 and 5xx (for the whole request or any b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from elasticsearch import (
     ApiError,
@@ -24,6 +25,7 @@ from elasticsearch import (
     ConnectionTimeout,
 )
 
+from pipeline.domain.common import Event
 from projections.search.documents import BatchPlan, UserDocument, plan_batch, user_ids
 from projections.search.errors import SearchUnavailable
 from projections.search.outcome import BatchOutcome, outcome_of
@@ -56,9 +58,12 @@ class ElasticsearchUserStore:
         """Apply a batch (events in delivery order); safe to call again with the same batch."""
         return await self.write(await self.plan(events))
 
-    async def plan(self, events: Sequence[EventEnvelope]) -> BatchPlan:
-        """Read the batch's documents (one `mget`) and fold the batch onto them; writes nothing."""
-        return plan_batch(events, await self.get_documents(user_ids(events)))
+    async def plan(
+        self, events: Sequence[EventEnvelope], decoded: Sequence[Event] | None = None
+    ) -> BatchPlan:
+        """Read the batch's documents (one `mget`) and fold the batch onto them; writes nothing.
+        `decoded`: the events already decoded from `events` (the runtime's items), if they are."""
+        return plan_batch(events, await self.get_documents(user_ids(events)), decoded)
 
     async def write(self, plan: BatchPlan) -> BatchOutcome:
         """Write the plan's documents (one `bulk`, external versions)."""
@@ -93,21 +98,16 @@ class ElasticsearchUserStore:
     async def _bulk_index(
         self, documents: Sequence[UserDocument]
     ) -> tuple[set[str], dict[str, tuple[str, str]]]:
-        operations: list[dict[str, Any]] = []
+        # Lines serialized here (pydantic's serializer, not one `json.dumps` per line in the
+        # client): the client's NDJSON serializer sends `str` lines as they are.
+        operations: list[str] = []
         for document in documents:
-            operations.append(
-                {
-                    "index": {
-                        "_id": document.user_id,
-                        "version": document.version,
-                        "version_type": "external",
-                    }
-                }
-            )
-            operations.append(document.model_dump(mode="json"))
+            action = {"_id": document.user_id, "version": document.version}
+            operations.append(json.dumps({"index": {**action, "version_type": "external"}}))
+            operations.append(document.model_dump_json())
         try:
             response = await self._client.bulk(
-                index=self._index, operations=operations, refresh=self._refresh
+                index=self._index, operations=cast(Any, operations), refresh=self._refresh
             )
         except (ConnectionError, ConnectionTimeout) as error:
             raise SearchUnavailable(f"bulk failed: {error}") from error

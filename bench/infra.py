@@ -52,7 +52,8 @@ class Namespace:
 
     @property
     def kafka(self) -> dict[str, Any]:
-        return dict(self.settings.kafka_config())
+        """The bench's own clients' properties: warnings and worse only (librdkafka level 4)."""
+        return {**self.settings.kafka_config(), "log_level": 4}
 
     @property
     def catalogue(self) -> Catalogue:

@@ -9,7 +9,7 @@ from confluent_kafka import Consumer, Producer
 from bench.context import Context
 from bench.infra import Namespace, Worker
 from bench.measure import from_log, timed
-from bench.workload import BATCH, command_size, produce_commands, send
+from bench.workload import BATCH, QUIET, command_size, produce_commands, send
 
 PROCESSOR_BATCH_SIZE = 5_000
 """Large, so the `--batch-ms` interval can end transactions; small enough that one transaction
@@ -29,7 +29,8 @@ def raw_kafka(ctx: Context) -> dict[str, Any]:
         ns.apply_topics()
         source, sink = ns.catalogue.commands.name, ns.catalogue.events.name
         partitions = ns.settings.partitions
-        out = Producer({**ns.kafka, "linger.ms": 5, "enable.idempotence": True})
+        out = Producer({**ns.kafka, "linger.ms": 5, "enable.idempotence": True,
+                        "log_level": QUIET})
         payload = b"x" * size
         for number in range(count):
             send(out, source, f"user-k{number}", payload, number % partitions)

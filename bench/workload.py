@@ -26,6 +26,9 @@ from topics.envelopes import (
 from topics.partitioner import partition_for
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+QUIET = 4
+"""librdkafka log level for the bench's own clients: warnings and worse, no info lines
+(such as "Purging 1 unserved events") over the progress display."""
 BATCH = 500
 """Records per consume, rows per transaction, documents per bulk: the same in every stage."""
 
@@ -55,7 +58,7 @@ def user_event(tag: str, number: int) -> EventEnvelope:
 
 def producer(kafka: dict[str, Any]) -> Producer:
     return Producer({**kafka, "enable.idempotence": True, "linger.ms": 5,
-                     "partitioner": "murmur2_random"})
+                     "partitioner": "murmur2_random", "log_level": QUIET})
 
 
 def send(out: Producer, topic: str, key: str, value: bytes, partition: int,

@@ -18,6 +18,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from projections.runtime.records import SourceRecord
 
+FILL_WAIT = 0.05
+"""Seconds to wait for more records once a read has some."""
+
 
 class EventSource:
     """One consumer over every partition of `topic`; not thread-safe."""
@@ -73,10 +76,21 @@ class EventSource:
                                for p in self.partitions])
 
     def read(self, size: int, timeout: float) -> tuple[list[SourceRecord], dict[int, int]]:
-        """Up to `size` records, and partition → offset of each end of partition reached."""
+        """Up to `size` records (waiting up to `timeout` for the first), and partition → offset
+        of each end of partition reached. Keeps reading while records come, for big batches."""
         records: list[SourceRecord] = []
         ends: dict[int, int] = {}
-        messages: list[Any] = self._consumer.consume(num_messages=size, timeout=timeout)
+        wait = timeout
+        while len(records) < size:
+            messages: list[Any] = self._consumer.consume(num_messages=size - len(records),
+                                                         timeout=wait)
+            if not self._take(messages, records, ends) or ends:
+                break
+            wait = FILL_WAIT
+        return records, ends
+
+    def _take(self, messages: list[Any], records: list[SourceRecord],
+              ends: dict[int, int]) -> int:
         for message in messages:
             error = message.error()
             if error is not None:
@@ -88,7 +102,7 @@ class EventSource:
                             (message.headers() or ()))
             records.append(SourceRecord(message.topic(), message.partition(), message.offset(),
                                         message.key(), message.value(), headers))
-        return records, ends
+        return len(messages)
 
     def close(self) -> None:
         self._consumer.close()

@@ -1,0 +1,81 @@
+"""`PostgresStore.apply` folds a batch per row; these pin what the fold must not change: a stream
+created and changed in one batch, redeliveries inside a batch, the counts, and the index of poison
+that only PostgreSQL detects (the batch is then applied again item by item)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pipeline.domain import orders, users
+from projections.postgres.fake import FakeStore
+from projections.postgres.store import PostgresStore
+from projections.runtime import Applied, Batch, PoisonEvent
+from projections.runtime.decode import decode
+from tests.integration.projector_harness import fresh_database
+from tests.support.events import as_records, envelope, order_created, stream
+
+
+@pytest.fixture
+def store(pg_dsn: str) -> Iterator[PostgresStore]:
+    with fresh_database(pg_dsn) as (_, dsn):
+        store = PostgresStore(dsn)
+        asyncio.run(store.start())
+        yield store
+        asyncio.run(store.close())
+
+
+def batch(envelopes: list[Any]) -> Batch:
+    records = as_records(envelopes)
+    return Batch([decode(record) for record in records],
+                 checkpoints={("t.events", r.partition): r.offset for r in records})
+
+
+async def both(store: PostgresStore, fake: FakeStore, envelopes: list[Any]) -> Applied:
+    expected = await fake.apply(batch(envelopes))
+    applied = await store.apply(batch(envelopes))
+    assert applied == expected
+    return applied
+
+
+def test_create_and_changes_in_one_batch_with_redeliveries(store: PostgresStore) -> None:
+    user = stream("user-f1", [users.UserCreated(email="a@x.io", name="A"),
+                              users.UserNameChanged(name="B"),
+                              users.UserDeactivated(reason=None)])
+    order = stream("order-f2", [order_created("f2", "f1", 300),
+                                orders.OrderPaid(amount=300, payment_ref="pay"),
+                                orders.OrderShipped(tracking="trk")])
+    fake = FakeStore()
+
+    async def scenario() -> None:
+        first = await both(store, fake, [user[0], order[0], user[1], user[0], order[1], user[2]])
+        assert (first.applied, first.skipped) == (5, 1)
+        again = await both(store, fake, [*order, user[2], *user])
+        assert (again.applied, again.skipped) == (1, 6)
+        assert await store.user("f1") == await fake.user("f1")
+        assert await store.order("f2") == await fake.order("f2")
+        found = await store.order("f2")
+        assert found is not None
+        assert (found.status, found.payment_ref, found.tracking) == ("shipped", "pay", "trk")
+    asyncio.run(scenario())
+
+
+def test_poison_only_postgres_sees_is_reported_at_its_index(store: PostgresStore) -> None:
+    good = envelope("user-g1", 1, users.UserCreated(email="g@x.io", name="G"))
+    other = envelope("user-g2", 1, users.UserCreated(email="h@x.io", name="H"))
+    bad = envelope("user-g1", 2, users.UserNameChanged(name="nul\x00byte"))  # text refuses NUL
+    missing = envelope("user-g3", 2, users.UserNameChanged(name="Z"))
+
+    async def scenario() -> None:
+        with pytest.raises(PoisonEvent) as raised:
+            await store.apply(batch([good, other, bad, missing]))
+        assert raised.value.index == 2
+        assert await store.user("g1") is None
+        with pytest.raises(PoisonEvent) as raised:
+            await store.apply(batch([good, other, missing]))
+        assert raised.value.index == 2
+        assert await store.user("g2") is None
+    asyncio.run(scenario())

@@ -241,19 +241,21 @@ def test_search_projector_replays_from_the_beginning(env: Setup, es_url: str,
     client = Elasticsearch(es_url)
     try:
         first = run(tmp_path / "first.log")
-        client.indices.refresh(index=names.alias)
-        documents = client.search(index=names.alias, size=100, sort=["_doc"], version=True)["hits"]["hits"]
-        env.env["CQRS_ES_URL"] = es_url
+        documents = documents_of(client, names.alias)
         done = cli(env, "replay", "search", "--from-beginning")
         assert done.returncode == 0, done.stderr
         again = run(tmp_path / "again.log")
-        client.indices.refresh(index=names.alias)
-        after = client.search(index=names.alias, size=100, sort=["_doc"], version=True)["hits"]["hits"]
+        after = documents_of(client, names.alias)
     finally:
         for index in client.indices.get(index=f"{names.pattern},{names.alias}*"):
             client.indices.delete(index=index)
         client.close()
     assert first["applied"] > 0
     assert (again["consumed"], again["applied"]) == (len(events), 0)
-    assert [(d["_id"], d["_version"], d["_source"]) for d in after] == [
-        (d["_id"], d["_version"], d["_source"]) for d in documents]
+    assert after == documents
+
+
+def documents_of(client: Any, alias: str) -> list[tuple[str, int, dict[str, Any]]]:
+    client.indices.refresh(index=alias)
+    hits = client.search(index=alias, size=100, sort=["_doc"], version=True)["hits"]["hits"]
+    return [(hit["_id"], hit["_version"], hit["_source"]) for hit in hits]

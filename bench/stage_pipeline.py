@@ -51,13 +51,13 @@ def _alive(workers: list[Worker]) -> Callable[[], bool]:
     return lambda: all(worker.alive() for worker in workers)
 
 
-def _pg_count(dsn: str, tag: str) -> Callable[[], int]:
+def _pg_count(connection: psycopg.Connection[Any], tag: str) -> Callable[[], int]:
+    """Rows of users whose id starts with `tag` (0 until the projector has migrated)."""
     def count() -> int:
         try:
-            with psycopg.connect(dsn, connect_timeout=5) as connection:
-                row = connection.execute(
-                    "SELECT count(*) FROM users WHERE id LIKE %s", (f"{tag}%",)).fetchone()
-                return int(row[0]) if row else 0
+            row = connection.execute(
+                "SELECT count(*) FROM users WHERE id LIKE %s", (f"{tag}%",)).fetchone()
+            return int(row[0]) if row else 0
         except psycopg.errors.UndefinedTable:
             return 0
     return count
@@ -66,7 +66,8 @@ def _pg_count(dsn: str, tag: str) -> Callable[[], int]:
 def _warm_up(ctx: Context, ns: Namespace, workers: list[Worker]) -> None:
     ctx.progress.begin("pipeline: start-up and warm-up command", 1)
     produce_commands(ns.kafka, ns.catalogue.commands.name, ns.settings.partitions, "warm", 1)
-    ctx.watch(_pg_count(ns.dsn, "warm"), 1, "warm-up to PostgreSQL", _alive(workers))
+    with psycopg.connect(ns.dsn, autocommit=True) as connection:
+        ctx.watch(_pg_count(connection, "warm"), 1, "warm-up to PostgreSQL", _alive(workers))
     with es_client(ns.settings) as client:
         def searchable() -> int:
             found = client.count(index=ns.index_names.alias, query={"term": {"user_id": "warm0"}},
@@ -81,16 +82,17 @@ def _sustained(ctx: Context, ns: Namespace, workers: list[Worker]) -> dict[str, 
     began = ctx.clock()
     produce_commands(ns.kafka, ns.catalogue.commands.name, ns.settings.partitions, "w", count)
     produced_s = ctx.clock() - began
-    read = _pg_count(ns.dsn, "w")
     series: list[Sample] = [(0.0, 0)]
-    while (done := read()) < count:
-        if not all(worker.alive() for worker in workers):
-            raise StageTimeout(f"pipeline: a worker exited at {done}/{count}")
-        ctx.check_deadline("pipeline")
-        if done != series[-1][1]:
-            series.append((ctx.clock() - began, done))
-        ctx.progress.update(done)
-        time.sleep(0.05)
+    with psycopg.connect(ns.dsn, autocommit=True) as connection:
+        read = _pg_count(connection, "w")
+        while (done := read()) < count:
+            if not all(worker.alive() for worker in workers):
+                raise StageTimeout(f"pipeline: a worker exited at {done}/{count}")
+            ctx.check_deadline("pipeline")
+            if done != series[-1][1]:
+                series.append((ctx.clock() - began, done))
+            ctx.progress.update(done)
+            time.sleep(0.05)
     elapsed = ctx.clock() - began
     series.append((elapsed, count))
     # Steady state: from the first rows seen in PostgreSQL to the last, the first poll's rows

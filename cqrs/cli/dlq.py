@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -26,6 +27,7 @@ from projections.operations import (
     retry_projector,
     with_status,
 )
+from projections.runtime import TransientError
 
 app = typer.Typer(help="Inspect and retry dead-lettered records.", no_args_is_help=True)
 NameArg = Annotated[str, typer.Argument(help="postgres, search, commands, or a DLQ topic name.")]
@@ -38,6 +40,9 @@ async def _statuses(ctx: Context, owner: str, found: list[DlqEntry]) -> list[Dlq
     try:
         await store.start()
         return await with_status(store, found)
+    except TransientError as error:
+        err.print(f"[yellow]{owner}: store unreachable, no status[/yellow] ({escape(str(error))})")
+        return [replace(entry, status="unknown") for entry in found]
     finally:
         await store.close()
 

@@ -34,8 +34,9 @@ TYPES = {
     "orders": ("text", "text", "jsonb", "bigint", "text", "text", "text", "text", "timestamptz",
                "timestamptz", "bigint"),
 }
-SELECT = {table: f"SELECT {', '.join(columns)} FROM {table} WHERE id = ANY(%s)"
+SELECT = {table: f"SELECT {', '.join(columns)} FROM {table} WHERE id = ANY(%s) FOR UPDATE"
           for table, columns in COLUMNS.items()}
+"""Locked until the batch commits: no other writer moves a row between the fold and its write."""
 KEPT = {"users": {"id", "created_at"}, "orders": {"id", "created_at"}}
 """Columns an upsert of an existing row leaves alone."""
 
@@ -56,7 +57,8 @@ UPSERT = {table: _upsert(table) for table in COLUMNS}
 async def read_rows(
     cursor: psycopg.AsyncCursor[Any], keys: Iterable[RowKey]
 ) -> dict[RowKey, Row]:
-    """The current rows of `keys` (one `SELECT` per table touched); missing rows are absent."""
+    """The current rows of `keys`, locked (one `SELECT` per table touched); missing rows are
+    absent."""
     ids: dict[str, list[str]] = {}
     for table, row_id in keys:
         ids.setdefault(table, []).append(row_id)

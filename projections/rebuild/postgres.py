@@ -114,9 +114,17 @@ class PostgresTarget:
     async def swap(self, name: str, topic: str,
                    catch_up: Callable[[dict[int, int] | None], Awaitable[None]]) -> str:
         """Make schema `name` the live one in one transaction; returns the retired name."""
-        connection = await self._connect()
         generation = MODEL_NAME.match(name)[2]  # type: ignore[index]
-        retired = f"retired_{generation}"
+        try:
+            return await self._swap(name, topic, catch_up, f"retired_{generation}")
+        except psycopg.errors.LockNotAvailable:
+            raise RebuildError(f"the live projector held its batch for over {LOCK_TIMEOUT}; "
+                               f"nothing swapped, {name} kept (run the rebuild again)") from None
+
+    async def _swap(self, name: str, topic: str,
+                    catch_up: Callable[[dict[int, int] | None], Awaitable[None]],
+                    retired: str) -> str:
+        connection = await self._connect()
         async with connection.transaction():
             await connection.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
             await connection.execute("SELECT pg_advisory_xact_lock(%s)", (SWAP_LOCK,))

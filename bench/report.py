@@ -122,12 +122,14 @@ def _rate_rows(stages: dict[str, Any]) -> list[tuple[str, Any, Any, Any]]:
     k = _get(stages, "kafka", "rate")
     rows: list[tuple[str, Any, Any, Any]] = [("K: raw consume → produce (msg/s)", k, None,
                                               _get(stages, "kafka", "count"))]
-    for run in ("10ms", "100ms", "1000ms", "defaults"):
+    for run in ("defaults", "10ms", "100ms", "1000ms"):
         rate = _get(stages, "processor", run, "rate")
         size = _get(stages, "processor", run, "batch_size")
         each = _get(stages, "processor", run, "mean_commands_per_transaction")
-        rows.append((f"processor, {_get(stages, 'processor', run, 'batch_ms')} ms / {size} "
-                     f"(cmd/s; {_fmt(each)} per transaction)", rate, _ratio(rate, k),
+        lasted = _get(stages, "processor", run, "mean_transaction_ms")
+        rows.append((f"processor, --batch-ms {_get(stages, 'processor', run, 'batch_ms')} "
+                     f"--batch-size {size} (cmd/s; {_fmt(each)} commands, {_fmt(lasted)} ms "
+                     "per transaction)", rate, _ratio(rate, k),
                      _get(stages, "processor", run, "count")))
     for sink, label in (("postgres_sink", "PostgreSQL"), ("search_sink", "Elasticsearch")):
         base = _get(stages, sink, "baseline", "rate")

@@ -32,6 +32,8 @@ class ProcessorConfig:
     group_id: str | None = None
     batch_size: int = 500
     batch_ms: int = 100
+    batch_idle_ms: int = 5
+    """A batch holding commands closes once a wait this long brings no more (see `batching`)."""
     transaction_timeout_ms: int = 10_000
     session_timeout_ms: int = 6_000
     restore_timeout_s: float = 60.0
@@ -42,6 +44,8 @@ class ProcessorConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.batch_ms < 1:
             raise ValueError(f"batch_ms must be >= 1, got {self.batch_ms}")
+        if self.batch_idle_ms < 0:
+            raise ValueError(f"batch_idle_ms must be >= 0, got {self.batch_idle_ms}")
 
     @property
     def consumer_group(self) -> str:

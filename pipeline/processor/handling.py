@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Literal
 
 from pipeline import contracts
@@ -24,13 +25,17 @@ from pipeline.processor import records
 from pipeline.processor.config import TopicNames
 from pipeline.processor.records import InboundRecord, OutboundRecord
 from pipeline.processor.state import Overlay, StreamState, customer_status_of
-from topics.envelopes import CommandEnvelope, CommandResult, decode_command, make_stream_id
+from topics.envelopes import CommandEnvelope, decode_command, make_stream_id
 from topics.envelopes import peek_command_id as peek
 from topics.errors import DecodeError
 from topics.partitioner import partition_for
 
 Outcome = Literal["accepted", "rejected", "duplicate", "dead_lettered", "forwarded"]
 CustomerLookup = Callable[[str], CustomerStatus | None]
+
+
+_MAX_REASON = 1000
+"""`CommandResult.reason`'s bound."""
 
 
 class UnknownCommandType(Exception):
@@ -69,10 +74,17 @@ def handle(record: InboundRecord, batch: Batch) -> Handled:
     if aggregate_type is None:
         return _unknown_type(record, batch, command)
     stream_id = make_stream_id(aggregate_type, command.aggregate_id)
-    owner = partition_for(stream_id, batch.partitions)
+    owner = _partition_of(stream_id, batch.partitions)
     if owner != record.partition:
         return Handled("forwarded", [records.forward(record, owner)], command.command_id, stream_id)
-    return _decide(record, batch, command, batch.overlay.get(record.partition, stream_id))
+    stream = batch.overlay.get(record.partition, stream_id, aggregate_type)
+    return _decide(record, batch, command, stream)
+
+
+@lru_cache(maxsize=1 << 16)
+def _partition_of(stream_id: str, partitions: int) -> int:
+    """`partition_for`, remembered: a stream's partition never changes for a partition count."""
+    return partition_for(stream_id, partitions)
 
 
 def _undecodable(record: InboundRecord, batch: Batch, error: DecodeError) -> Handled:
@@ -80,20 +92,26 @@ def _undecodable(record: InboundRecord, batch: Batch, error: DecodeError) -> Han
     command_id = peek(record.value or b"")
     code = f"command.{type(error).__name__}"
     if command_id is not None:
-        answer = _answer(batch, command_id, None, "rejected", code=code, reason=str(error))
-        outputs.append(records.result(record, batch.topics, answer))
+        outputs.append(
+            _reply(record, batch, command_id, None, "rejected", code=code, reason=str(error))
+        )
     return Handled("dead_lettered", outputs, command_id, None, code)
 
 
 def _unknown_type(record: InboundRecord, batch: Batch, command: CommandEnvelope) -> Handled:
     reason = f"unknown command type {command.type!r}"
     error = UnknownCommandType(reason)
-    answer = _answer(
-        batch, command.command_id, None, "rejected", code="command.unknown_type", reason=reason
-    )
     outputs = [
         records.dead_letter(record, batch.topics, error),
-        records.result(record, batch.topics, answer),
+        _reply(
+            record,
+            batch,
+            command.command_id,
+            None,
+            "rejected",
+            code="command.unknown_type",
+            reason=reason,
+        ),
     ]
     return Handled("dead_lettered", outputs, command.command_id, None, "command.unknown_type")
 
@@ -102,8 +120,10 @@ def _decide(
     record: InboundRecord, batch: Batch, command: CommandEnvelope, stream: StreamState
 ) -> Handled:
     if stream.has_seen(command.command_id):
-        answer = _answer(batch, command.command_id, stream.stream_id, "duplicate", stream.version)
-        return _answered(record, batch, answer, "duplicate")
+        output = _reply(
+            record, batch, command.command_id, stream.stream_id, "duplicate", stream.version
+        )
+        return Handled("duplicate", [output], command.command_id, stream.stream_id)
     rejection = check_expected_version(stream.version, command.expected_version)
     if rejection is None:
         context = DecisionContext(now=batch.now, customer_status=_customers(batch))
@@ -111,16 +131,17 @@ def _decide(
         if not isinstance(decision, Rejection):
             return _accept(record, batch, command, stream, decision)
         rejection = decision
-    answer = _answer(
+    output = _reply(
+        record,
         batch,
         command.command_id,
         stream.stream_id,
         "rejected",
         stream.version,
         code=rejection.code,
-        reason=rejection.reason[:1000],
+        reason=rejection.reason,
     )
-    return _answered(record, batch, answer, "rejected")
+    return Handled("rejected", [output], command.command_id, stream.stream_id, rejection.code)
 
 
 def _accept(
@@ -130,52 +151,66 @@ def _accept(
     stream: StreamState,
     events: list[Event],
 ) -> Handled:
-    envelopes = [
-        contracts.to_envelope(
+    correlation_id = command.correlation_id or command.command_id
+    outputs = [
+        records.domain_event(
             event,
             stream.stream_id,
             stream.version + index,
-            contracts.event_id_for(stream.stream_id, stream.version + index),
             batch.now,
             command.command_id,
-            command.correlation_id or command.command_id,
+            correlation_id,
+            batch.topics,
+            record.partition,
         )
         for index, event in enumerate(events, start=1)
     ]
     after = stream.advanced(contracts.fold(stream.state, events), len(events), command.command_id)
     batch.overlay.put(record.partition, after)
-    answer = _answer(batch, command.command_id, stream.stream_id, "accepted", after.version)
-    answer = answer.model_copy(update={"event_ids": [envelope.event_id for envelope in envelopes]})
-    outputs = [records.event(envelope, batch.topics, record.partition) for envelope in envelopes]
+    event_ids = [
+        contracts.event_id_for(stream.stream_id, stream.version + index)
+        for index in range(1, len(events) + 1)
+    ]
     outputs.append(records.snapshot(after, batch.topics, record.partition, batch.now))
-    outputs.append(records.result(record, batch.topics, answer))
+    outputs.append(
+        _reply(
+            record,
+            batch,
+            command.command_id,
+            stream.stream_id,
+            "accepted",
+            after.version,
+            event_ids,
+        )
+    )
     return Handled("accepted", outputs, command.command_id, stream.stream_id)
 
 
-def _answered(
-    record: InboundRecord, batch: Batch, answer: CommandResult, outcome: Outcome
-) -> Handled:
-    output = records.result(record, batch.topics, answer)
-    return Handled(outcome, [output], answer.command_id, answer.stream_id, answer.code)
-
-
-def _answer(
+def _reply(
+    record: InboundRecord,
     batch: Batch,
     command_id: str,
     stream_id: str | None,
     status: Literal["accepted", "rejected", "duplicate"],
     version: int | None = None,
+    event_ids: list[str] | None = None,
     code: str | None = None,
     reason: str | None = None,
-) -> CommandResult:
-    return CommandResult(
-        command_id=command_id,
-        stream_id=stream_id,
-        status=status,
-        version=version,
-        code=code,
-        reason=reason,
-        processed_at=batch.now,
+) -> OutboundRecord:
+    """The command's `CommandResult` record (`reason` cut to its bound)."""
+    if reason is not None:
+        reason = reason[:_MAX_REASON]
+    return records.answer(
+        record,
+        batch.topics,
+        batch.now,
+        command_id,
+        stream_id,
+        status,
+        version,
+        event_ids,
+        code,
+        reason,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from pipeline.processor.batching import collect
 from pipeline.processor.config import ProcessorConfig
 from pipeline.processor.counters import Counters
 from pipeline.processor.handling import Batch, handle
@@ -104,13 +105,18 @@ class Processor:
         )
         for partition, streams in states.items():
             self._store.load(partition, streams)
+            if self._replica is not None:
+                # The replica skips owned partitions (see `CustomerReplica.poll`): it learns
+                # their users here and from `_committed`.
+                for stream in streams.values():
+                    if stream.aggregate_type == "user":
+                        self._replica.note(stream)
 
     def _step(self) -> None:
         assert self._replica is not None
-        messages = self._consumer.consume(
-            num_messages=self.config.batch_size, timeout=self.config.batch_ms / 1000
-        )
-        self._replica.poll()
+        config = self.config
+        messages = collect(self._consumer, config.batch_size, config.batch_ms, config.batch_idle_ms)
+        self._replica.poll(owned=self._store.partitions)
         records = [
             _inbound(message)
             for message in messages
@@ -141,13 +147,18 @@ class Processor:
             self.config.topics, self._partitions, self._clock(), overlay, self._replica.status
         )
         counts = Counters(batches=1)
+        events_topic = self.config.topics.events
+        debug = log.isEnabledFor(logging.DEBUG)
         self._producer.begin()
         for record in records:
             handled = handle(record, batch)
             for output in handled.outputs:
                 self._producer.produce(output)
+                if output.topic == events_topic:
+                    counts.events += 1
             counts.count(handled.outcome)
-            counts.events += sum(o.topic == self.config.topics.events for o in handled.outputs)
+            if not debug:
+                continue
             log.debug(
                 handled.outcome,
                 extra={

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pipeline import contracts
+from pipeline.domain.common import Event
 from pipeline.processor.config import TopicNames
 from pipeline.processor.state import StreamState
 from topics.envelopes import (
@@ -12,6 +14,9 @@ from topics.envelopes import (
     EventEnvelope,
     Headers,
     encode,
+    encode_event_fields,
+    encode_result_fields,
+    encode_snapshot_fields,
     event_key,
     headers_for_event,
 )
@@ -65,9 +70,50 @@ def result(record: InboundRecord, topics: TopicNames, answer: CommandResult) -> 
     """The answer on the command's own partition, so a waiting client assigns just that one.
 
     Keyed by stream id when known, else by the command's own key (what the client hashed)."""
-    key = answer.stream_id.encode() if answer.stream_id else record.key
-    headers = [("command_id", answer.command_id.encode()), ("status", answer.status.encode())]
-    return OutboundRecord(topics.command_results, record.partition, key, encode(answer), headers)
+    return _result(
+        record, topics, answer.command_id, answer.stream_id, answer.status, encode(answer)
+    )
+
+
+def answer(
+    record: InboundRecord,
+    topics: TopicNames,
+    processed_at: datetime,
+    command_id: str,
+    stream_id: str | None,
+    status: str,
+    version: int | None = None,
+    event_ids: list[str] | None = None,
+    code: str | None = None,
+    reason: str | None = None,
+) -> OutboundRecord:
+    """`result` of a `CommandResult` with these fields, encoded without building the model.
+
+    The fields must be valid (ids from a decoded command, `reason` at most 1,000 characters)."""
+    value = encode_result_fields(
+        command_id=command_id,
+        stream_id=stream_id,
+        status=status,
+        version=version,
+        event_ids=event_ids or [],
+        code=code,
+        reason=reason,
+        processed_at=processed_at,
+    )
+    return _result(record, topics, command_id, stream_id, status, value)
+
+
+def _result(
+    record: InboundRecord,
+    topics: TopicNames,
+    command_id: str,
+    stream_id: str | None,
+    status: str,
+    value: bytes,
+) -> OutboundRecord:
+    key = stream_id.encode() if stream_id else record.key
+    headers = [("command_id", command_id.encode()), ("status", status.encode())]
+    return OutboundRecord(topics.command_results, record.partition, key, value, headers)
 
 
 def event(envelope: EventEnvelope, topics: TopicNames, partition: int) -> OutboundRecord:
@@ -77,8 +123,61 @@ def event(envelope: EventEnvelope, topics: TopicNames, partition: int) -> Outbou
     )
 
 
+_MAX_EVENT_ID = 128
+"""`MessageId`'s bound; a longer event id (a very long aggregate id) fails the envelope model."""
+
+
+def domain_event(
+    event_data: Event,
+    stream_id: str,
+    version: int,
+    now: datetime,
+    causation_id: str,
+    correlation_id: str,
+    topics: TopicNames,
+    partition: int,
+) -> OutboundRecord:
+    """`event(contracts.to_envelope(...))`, the same bytes, without building the envelope."""
+    event_id = contracts.event_id_for(stream_id, version)
+    if len(event_id) > _MAX_EVENT_ID:
+        # Invalid as an envelope: the model path raises the same ValidationError as before.
+        envelope = contracts.to_envelope(
+            event_data, stream_id, version, event_id, now, causation_id, correlation_id
+        )
+        return event(envelope, topics, partition)
+    type_name = type(event_data).__name__
+    schema_version = type(event_data).schema_version
+    value = encode_event_fields(
+        event_id=event_id,
+        type=type_name,
+        schema_version=schema_version,
+        stream_id=stream_id,
+        version=version,
+        data=event_data.model_dump(mode="json"),
+        occurred_at=now,
+        causation_id=causation_id,
+        correlation_id=correlation_id,
+    )
+    headers = [
+        ("type", type_name.encode()),
+        ("stream_id", stream_id.encode()),
+        ("version", str(version).encode()),
+        ("schema_version", str(schema_version).encode()),
+    ]
+    key = event_key(stream_id, version).encode()
+    return OutboundRecord(topics.events, partition, key, value, headers)
+
+
 def snapshot(
     stream: StreamState, topics: TopicNames, partition: int, now: datetime
 ) -> OutboundRecord:
-    value = encode(stream.to_snapshot(now))
+    """The stream's snapshot: the bytes of `encode(stream.to_snapshot(now))`, built directly."""
+    value = encode_snapshot_fields(
+        stream_id=stream.stream_id,
+        aggregate_type=stream.aggregate_type,
+        version=stream.version,
+        state=contracts.state_to_data(stream.state),
+        recent_command_ids=list(stream.recent_command_ids),
+        updated_at=now,
+    )
     return OutboundRecord(topics.aggregates, partition, stream.stream_id.encode(), value, [])

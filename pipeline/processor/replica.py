@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Container
 from typing import Any
 
 from confluent_kafka import Consumer
@@ -40,12 +41,15 @@ class CustomerReplica:
             self._apply(message)
         log.info("replica caught up", extra={"counts": {"users": len(self._statuses)}})
 
-    def poll(self, max_messages: int = 5000) -> int:
-        """Apply what has arrived since the last call, without waiting."""
+    def poll(self, max_messages: int = 5000, owned: Container[int] = ()) -> int:
+        """Apply what has arrived since the last call, without waiting.
+
+        Records of `owned` partitions are skipped undecoded: the owner notes its own commits
+        (`note`) and what it restored at assignment, so they would only repeat what it knows."""
         messages = self._consumer.consume(num_messages=max_messages, timeout=0)
         applied = 0
         for message in messages:
-            if message.error() is None:
+            if message.error() is None and message.partition() not in owned:
                 self._apply(message)
                 applied += 1
         return applied

@@ -122,11 +122,17 @@ class Overlay:
     store: StateStore
     changed: dict[str, tuple[int, StreamState]] = field(default_factory=dict)
 
-    def get(self, partition: int, stream_id: str) -> StreamState:
+    def get(self, partition: int, stream_id: str, aggregate_type: str | None = None) -> StreamState:
+        """The stream's latest state; pass `aggregate_type` when known to skip parsing the id."""
         pending = self.changed.get(stream_id)
         if pending is not None:
             return pending[1]
-        return self.store.get(partition, stream_id) or StreamState.empty(stream_id)
+        stored = self.store.get(partition, stream_id)
+        if stored is not None:
+            return stored
+        if aggregate_type is None:
+            return StreamState.empty(stream_id)
+        return StreamState(stream_id, aggregate_type)
 
     def put(self, partition: int, stream: StreamState) -> None:
         self.changed[stream.stream_id] = (partition, stream)

@@ -1,0 +1,134 @@
+"""How a batch is collected: full under a backlog, closed early once the queue drains."""
+
+from __future__ import annotations
+
+from pipeline.domain import users
+from pipeline.processor.batching import collect
+from pipeline.processor.replica import CustomerReplica
+from pipeline.processor.state import StreamState
+
+
+class FakeConsumer:
+    """A consumer whose queue receives `arrivals[t]` messages at fake time `t` (seconds)."""
+
+    def __init__(self, arrivals: dict[float, int]) -> None:
+        self.now = 0.0
+        self.arrivals = dict(arrivals)
+        self.queue: list[int] = []
+        self.taken = 0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def _arrive(self, until: float) -> None:
+        for moment in sorted(self.arrivals):
+            if moment <= until:
+                start = len(self.queue) + self.taken
+                self.queue.extend(range(start, start + self.arrivals.pop(moment)))
+
+    def _wait(self, count: int, timeout: float) -> list[int]:
+        self.waits.append(timeout)
+        self._arrive(self.now)
+        if len(self.queue) < count:
+            self.now += timeout
+            self._arrive(self.now)
+        taken, self.queue = self.queue[:count], self.queue[count:]
+        self.taken += len(taken)
+        return taken
+
+    def consume(self, num_messages: int, timeout: float) -> list[int]:
+        return self._wait(num_messages, timeout)
+
+    def poll(self, timeout: float) -> int | None:
+        self._arrive(self.now)
+        if not self.queue:
+            pending = [moment for moment in self.arrivals if moment <= self.now + timeout]
+            self.now = min(pending) if pending else self.now + timeout
+        got = self._wait(1, 0)
+        return got[0] if got else None
+
+
+def test_a_backlog_fills_the_batch() -> None:
+    consumer = FakeConsumer({0.0: 2000})
+    assert len(collect(consumer, 500, 100, 5, consumer.clock)) == 500
+    assert consumer.now == 0.0
+
+
+def test_a_drained_queue_closes_the_batch_after_the_idle_wait() -> None:
+    consumer = FakeConsumer({0.0: 3, 0.002: 4})
+    batch = collect(consumer, 500, 100, 5, consumer.clock)
+    assert batch == list(range(7))
+    assert consumer.now < 0.100
+    assert consumer.waits[-1] == 0.005
+
+
+def test_the_first_command_is_waited_for_up_to_batch_ms() -> None:
+    consumer = FakeConsumer({0.040: 1})
+    assert collect(consumer, 500, 100, 5, consumer.clock) == [0]
+    assert round(consumer.now, 3) == 0.045
+
+
+def test_nothing_within_batch_ms_is_an_empty_batch() -> None:
+    consumer = FakeConsumer({})
+    assert collect(consumer, 500, 100, 5, consumer.clock) == []
+    assert round(consumer.now, 3) == 0.100
+
+
+def test_steady_arrivals_end_the_batch_at_batch_ms() -> None:
+    consumer = FakeConsumer({index / 1000: 1 for index in range(300)})
+    batch = collect(consumer, 500, 100, 5, consumer.clock)
+    assert 90 <= len(batch) <= 110
+    assert consumer.now <= 0.101
+
+
+class FakeMessage:
+    def __init__(self, partition: int, key: bytes, value: bytes | None) -> None:
+        self._partition, self._key, self._value = partition, key, value
+
+    def error(self) -> None:
+        return None
+
+    def partition(self) -> int:
+        return self._partition
+
+    def key(self) -> bytes:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+
+class ListConsumer:
+    def __init__(self, messages: list[FakeMessage]) -> None:
+        self.messages = messages
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        taken, self.messages = self.messages[:num_messages], self.messages[num_messages:]
+        return taken
+
+
+def replica_over(messages: list[FakeMessage]) -> CustomerReplica:
+    replica = CustomerReplica.__new__(CustomerReplica)
+    replica._consumer = ListConsumer(messages)
+    replica._statuses = {}
+    return replica
+
+
+def test_the_replica_skips_owned_partitions_undecoded_and_applies_the_rest() -> None:
+    # Partition 1's value is not even a snapshot: an owned partition is never decoded.
+    messages = [FakeMessage(1, b"user-u1", b"not json"), FakeMessage(2, b"user-u2", None)]
+    replica = replica_over(messages)
+    replica.note(StreamState("user-u2", "user", 1, users.UserState(email="a@b.c", name="B")))
+    assert replica.status("u2") == "active"
+    assert replica.poll(owned=frozenset({1})) == 1
+    assert replica.status("u2") is None
+
+
+def test_the_replica_keeps_the_newest_noted_version() -> None:
+    replica = replica_over([])
+    old = StreamState("user-u1", "user", 2, users.UserState(email="a@b.c", name="A"))
+    new = StreamState("user-u1", "user", 3, users.UserState(email="a@b.c", name="A", active=False))
+    replica.note(new)
+    replica.note(old)
+    assert replica.status("u1") == "deactivated"

@@ -25,6 +25,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from projections.runtime.drain import drain_messages
 from projections.runtime.processor import BatchProcessor
 
 CheckpointSource = Callable[[str], Awaitable[dict[int, int]]]
@@ -42,10 +43,14 @@ class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class CheckpointConsumer(faust_aiokafka.Consumer):
-    """Faust's consumer, seeking to the store's checkpoints after each rebalance."""
+    """Faust's consumer, seeking to the store's checkpoints after each rebalance, and handing
+    records to the conductor without tasks per record (`projections.runtime.drain`)."""
 
     def _new_consumer_thread(self) -> ReadCommittedConsumerThread:
         return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        await drain_messages(self, fetcher)
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         positions: dict[Any, int] = dict(await super().seek_to_committed())
@@ -69,10 +74,21 @@ class ReadCommittedTransport(faust_aiokafka.Transport):
 
 
 class ProjectorApp(faust.App):
-    """A Faust app whose consumer reads committed records and seeks to `checkpoint_source`."""
+    """A Faust app whose consumer reads committed records and seeks to `checkpoint_source`.
+
+    Faust's `Monitor` sensor is not installed: it keeps per-record, per-event and per-commit
+    statistics for Faust's web views (off here) at a cost on every record; the projector's own
+    counters (`BatchProcessor.counters`) and the group's commits (lag tools) are what it reports.
+    """
 
     checkpoint_source: CheckpointSource | None = None
     processor: BatchProcessor | None = None
+
+    def on_init_dependencies(self) -> Any:
+        dependencies = super().on_init_dependencies()
+        if self.monitor in set(self.sensors):
+            self.sensors.remove(self.monitor)
+        return dependencies
 
     def _new_transport(self) -> Any:
         return ReadCommittedTransport(self.conf.broker_consumer, self)

@@ -21,22 +21,13 @@ from bench.infra import es_client
 from bench.measure import Measurement, Sample, timed
 from bench.workload import BATCH
 from cqrs.settings import Settings
+from projections.postgres.rows import PUT_USER
+from projections.postgres.store import CHECKPOINT
 from projections.search.index import load_mapping
 from topics.envelopes import EventEnvelope
 
 Row = tuple[str, str, str, bool, Any, Any, int]
 Clock = Callable[[], float]
-PUT_USER = """
-INSERT INTO users AS t (id, email, name, active, created_at, updated_at, version)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
-    active = EXCLUDED.active, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
-WHERE t.version < EXCLUDED.version"""
-"""The postgres projector's guarded upsert of a user (as in `projections.postgres.store`)."""
-CHECKPOINT = """
-INSERT INTO projection_checkpoints (projector, topic, partition, "offset") VALUES (%s, %s, %s, %s)
-ON CONFLICT (projector, topic, partition)
-DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()"""
 MERGE = """
 INSERT INTO users AS t (id, email, name, active, created_at, updated_at, version)
 SELECT id, email, name, active, created_at, updated_at, version FROM users_staging

@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -94,9 +95,8 @@ class Namespace:
         with contextlib.suppress(Exception):
             self._delete_topics()
         if self._created_db:
-            with contextlib.suppress(Exception), psycopg.connect(
-                    self.settings.pg_dsn, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'.encode())
+            with contextlib.suppress(Exception):
+                drop_database(self.settings.pg_dsn, self.database)
         with contextlib.suppress(Exception):
             delete_indices(self.settings, f"{self.index_names.alias}*")
 
@@ -219,3 +219,21 @@ def workers() -> Iterator[list[Worker]]:
 
 def run_id() -> str:
     return uuid.uuid4().hex[:6]
+
+
+def drop_database(admin_dsn: str, name: str, attempts: int = 40) -> None:
+    """`DROP DATABASE … WITH (FORCE)`, retried while an autovacuum worker is connected.
+
+    A freshly written database draws an autovacuum worker, and a role that is not a superuser
+    may not terminate it (InsufficientPrivilege), so FORCE fails until the worker is done:
+    usually well under a second.
+    """
+    for attempt in range(attempts):
+        try:
+            with psycopg.connect(admin_dsn, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+            return
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from bench.infra import drop_database
 from tests.support.events import create_topics, delete_topics
 
 PARTITIONS = 3
@@ -43,7 +44,7 @@ def fresh_database(pg_dsn: str) -> Iterator[tuple[str, str]]:
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as admin:
             admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1')
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(pg_dsn, name)
 
 
 @dataclass

@@ -50,3 +50,10 @@ class Service:
     def describe(self) -> str:
         """Where clients reach it."""
         raise NotImplementedError
+
+    def owns(self, command_line: list[str]) -> bool:
+        """True if a process running ``command_line`` is this service of this state directory
+        (every service names a path under its home: a config file or the data directory).
+        Only pid files of the older, pid-only format are checked this way."""
+        home = str(self.home)
+        return any(arg == home or f"{home}/" in arg for arg in command_line)

@@ -35,12 +35,66 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def read_pid(pid_file: Path) -> int | None:
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3, the state, first)."""
     try:
-        pid = int(pid_file.read_text().split()[0])
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
+        return None
+
+
+def boot_id() -> str:
+    """This boot's random id ("" where the kernel does not expose it)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def command_line(pid: int) -> list[str]:
+    """The arguments ``pid`` runs with ([] when it is gone or hidden)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def write_pid_file(pid_file: Path, pid: int) -> None:
+    """Record ``pid`` with its identity: start time and boot id (``<pid> <ticks> <boot id>``)."""
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{pid} {start_ticks(pid) or 0} {boot_id() or '-'}\n")
+
+
+def read_pid(pid_file: Path, owns: Callable[[list[str]], bool] | None = None) -> int | None:
+    """The pid recorded in ``pid_file`` if that process is still the one recorded, else None.
+
+    A pid is reused after a crash or a reboot, so a live pid proves nothing by itself: the
+    process must also have the recorded start time, in the same boot. A file of the older
+    format (the pid alone) is trusted only if ``owns`` accepts the process's command line.
+    """
+    try:
+        tokens = pid_file.read_text().split()
+        pid = int(tokens[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if pid_alive(pid) else None
+    if pid <= 0 or not pid_alive(pid):
+        return None
+    if len(tokens) >= 3:
+        recorded_boot = tokens[2]
+        if recorded_boot != "-" and boot_id() and recorded_boot != boot_id():
+            return None
+        return pid if tokens[1] == str(start_ticks(pid)) else None
+    return pid if owns is not None and owns(command_line(pid)) else None
 
 
 def spawn(
@@ -68,7 +122,7 @@ def spawn(
             extra_groups=[] if user else None,
             start_new_session=True,
         )
-    pid_file.write_text(f"{proc.pid}\n")
+    write_pid_file(pid_file, proc.pid)
     return proc.pid
 
 

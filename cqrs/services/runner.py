@@ -64,7 +64,7 @@ class Runner:
         self._prepare_dirs()
         pending: list[tuple[Service, int]] = []
         for service in self.services:
-            pid = read_pid(self.layout.pid_file(service.name))
+            pid = self._pid(service, say)
             if pid is not None:
                 say(f"{service.name}: already running (pid {pid}), {service.describe()}")
                 if not service.ready():
@@ -95,7 +95,7 @@ class Runner:
         all_gone = True
         for service in reversed(self.services):
             pid_file = self.layout.pid_file(service.name)
-            pid = read_pid(pid_file)
+            pid = self._pid(service, say)
             if pid is None:
                 say(f"{service.name}: not running")
                 pid_file.unlink(missing_ok=True)
@@ -113,7 +113,7 @@ class Runner:
     def status(self) -> list[Status]:
         result = []
         for service in self.services:
-            pid = read_pid(self.layout.pid_file(service.name))
+            pid = read_pid(self.layout.pid_file(service.name), service.owns)
             alive = pid is not None and group_alive(pid)
             result.append(
                 Status(
@@ -126,6 +126,16 @@ class Runner:
                 )
             )
         return result
+
+    def _pid(self, service: Service, say: Say) -> int | None:
+        """The recorded pid if it is still this service's process; a stale file is removed."""
+        pid_file = self.layout.pid_file(service.name)
+        pid = read_pid(pid_file, service.owns)
+        if pid is None and pid_file.exists():
+            say(f"{service.name}: removing stale pid file {pid_file} "
+                f"(its process is gone or the pid now belongs to another process)")
+            pid_file.unlink(missing_ok=True)
+        return pid
 
     def _prepare_dirs(self) -> None:
         self.layout.state_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from cqrs.services.process import read_pid
 @pytest.fixture
 def native_runner() -> Runner:
     layout = Layout.from_env()
-    if read_pid(layout.pid_file("kafka")) is None:
+    if read_pid(layout.pid_file("kafka"), Runner(layout, ["kafka"]).services[0].owns) is None:
         pytest.skip("the services were not started by the native runner (testcontainers run)")
     return Runner(layout)
 

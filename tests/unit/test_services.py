@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from cqrs.services import prereqs
 from cqrs.services.errors import PortTaken, PrerequisiteMissing
 from cqrs.services.layout import Layout
+from cqrs.services.process import boot_id, read_pid, start_ticks, write_pid_file
 from cqrs.services.runner import Runner
 
 
@@ -74,3 +77,78 @@ def test_a_port_taken_by_another_process_is_refused(tmp_path: Path) -> None:
 def test_unknown_service_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="unknown service"):
         Runner(Layout(state_dir=tmp_path, cache_dir=tmp_path), ["zookeeper"])
+
+
+@pytest.fixture
+def unrelated_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process that is not a service (what a reused pid points to after a reboot)."""
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_recorded_process_is_recognised(
+    tmp_path: Path, unrelated_process: subprocess.Popen[bytes]
+) -> None:
+    pid_file = tmp_path / "x.pid"
+    write_pid_file(pid_file, unrelated_process.pid)
+    assert read_pid(pid_file) == unrelated_process.pid
+
+
+def test_a_pid_reused_by_another_process_is_not_trusted(
+    tmp_path: Path, unrelated_process: subprocess.Popen[bytes]
+) -> None:
+    pid_file = tmp_path / "x.pid"
+    ticks = start_ticks(unrelated_process.pid)
+    assert ticks is not None
+    # Recorded for an earlier process with that pid (another start time), or in another boot.
+    pid_file.write_text(f"{unrelated_process.pid} {ticks - 1} {boot_id()}\n")
+    assert read_pid(pid_file) is None
+    pid_file.write_text(f"{unrelated_process.pid} {ticks} 00000000-not-this-boot\n")
+    assert read_pid(pid_file) is None
+
+
+def test_an_old_pid_only_file_is_trusted_only_for_the_service_command_line(
+    tmp_path: Path, unrelated_process: subprocess.Popen[bytes]
+) -> None:
+    pid_file = tmp_path / "x.pid"
+    pid_file.write_text(f"{unrelated_process.pid}\n")
+    assert read_pid(pid_file) is None
+    assert read_pid(pid_file, lambda argv: argv == ["sleep", "60"]) == unrelated_process.pid
+    service = Runner(Layout(state_dir=tmp_path, cache_dir=tmp_path), ["kafka"]).services[0]
+    assert not service.owns(["sleep", "60"])
+    assert service.owns(["java", "kafka.Kafka", str(tmp_path / "kafka/config/server.properties")])
+    assert not service.owns(["java", "kafka.Kafka", str(tmp_path / "kafka2/server.properties")])
+
+
+def test_a_dead_pid_is_not_running(tmp_path: Path) -> None:
+    pid_file = tmp_path / "x.pid"
+    pid_file.write_text(f"{_dead_pid()} 1 {boot_id()}\n")
+    assert read_pid(pid_file) is None
+
+
+@pytest.mark.parametrize("dead", [True, False])
+def test_stale_pid_files_are_neither_running_nor_signalled(
+    tmp_path: Path, unrelated_process: subprocess.Popen[bytes], dead: bool
+) -> None:
+    layout = Layout(state_dir=tmp_path, cache_dir=tmp_path)
+    runner = Runner(layout, ["kafka", "elasticsearch", "postgres"])
+    pid = _dead_pid() if dead else unrelated_process.pid
+    for service in runner.services:
+        layout.pid_file(service.name).parent.mkdir(parents=True, exist_ok=True)
+        layout.pid_file(service.name).write_text(f"{pid}\n")
+    assert all(status.pid is None and not status.ready for status in runner.status())
+    said: list[str] = []
+    assert runner.down(said.append)
+    assert unrelated_process.poll() is None, "down signalled an unrelated process"
+    assert sum("stale pid file" in line for line in said) == 3, said
+    assert not any(layout.pid_file(s.name).exists() for s in runner.services)

@@ -11,7 +11,9 @@ import typer
 
 from cqrs.settings import Settings
 from pipeline.processor import Processor, ProcessorConfig, TopicNames
+from pipeline.processor.config import default_instance_id
 from pipeline.processor.logs import configure
+from pipeline.processor.transactions import ProducerFenced
 
 
 def config_from(
@@ -36,17 +38,28 @@ def config_from(
     )
 
 
+FENCED_EXIT = 78
+"""EX_CONFIG: another process uses this transactional id; restarting would only fence it back."""
+
+
 def processor(
     instance_id: Annotated[
-        str, typer.Option(help="This process's slot; its transactional id derives from it.")
-    ] = "0",
+        str | None,
+        typer.Option(
+            envvar="CQRS_PROCESSOR_INSTANCE_ID",
+            help="This process's slot; its transactional id derives from it. Default: the "
+            "host name (distinct per container, stable across its restarts).",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Most commands per transaction.")] = 500,
     batch_ms: Annotated[int, typer.Option(min=1, help="Longest wait to fill a batch (ms).")] = 100,
     log_level: Annotated[str, typer.Option(help="DEBUG logs one line per command.")] = "INFO",
 ) -> None:
-    """Run the aggregate processor until SIGTERM/SIGINT (then finish the batch and exit 0)."""
+    """Run the aggregate processor until SIGTERM/SIGINT (then finish the batch and exit 0).
+
+    Exits 78 when another processor with the same transactional id fenced this one."""
     configure(log_level.upper())
-    config = config_from(Settings(), instance_id, batch_size, batch_ms)
+    config = config_from(Settings(), instance_id or default_instance_id(), batch_size, batch_ms)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -54,4 +67,8 @@ def processor(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    Processor(config).run(stop)
+    try:
+        Processor(config).run(stop)
+    except ProducerFenced as fenced:
+        typer.echo(f"error: {fenced}", err=True)
+        raise typer.Exit(FENCED_EXIT) from None

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import re
+import socket
 from dataclasses import dataclass, field
+
+from topics.deadletter import RECORD_LIMIT
 
 KafkaValue = str | int | float | bool
 """A librdkafka property value."""
+
+
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_instance_id(hostname: str | None = None) -> str:
+    """This host's name as an instance id: distinct per container or pod when a scaling tool
+    starts several (`docker compose --scale`, Kubernetes replicas), and stable across restarts of
+    the same container, so a restart still fences its predecessor. Two processes on one host
+    need explicit, distinct ids."""
+    name = _ID_UNSAFE.sub("-", hostname if hostname is not None else socket.gethostname())
+    return name.strip("-")[:100] or "0"
 
 
 @dataclass(frozen=True)
@@ -23,7 +39,8 @@ class TopicNames:
 class ProcessorConfig:
     """One processor process. `instance_id` names its slot: the transactional id derives from it,
     so a restarted process with the same slot fences (and aborts the open transaction of) the one
-    it replaces at once, instead of leaving it open until `transaction_timeout_ms` expires."""
+    it replaces at once, instead of leaving it open until `transaction_timeout_ms` expires.
+    Processes running at once need distinct ids (see `default_instance_id`)."""
 
     kafka: dict[str, KafkaValue]
     topics: TopicNames
@@ -68,6 +85,7 @@ class ProcessorConfig:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": self.session_timeout_ms,
             "client.id": f"{self.transactional_id}-commands",
+            "fetch.message.max.bytes": RECORD_LIMIT,
             **self.extra_consumer,
         }
 
@@ -80,10 +98,14 @@ class ProcessorConfig:
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "client.id": f"{self.transactional_id}-{purpose}",
+            "fetch.message.max.bytes": RECORD_LIMIT,
         }
 
     def producer(self) -> dict[str, KafkaValue]:
-        """The one transactional producer; `message.timeout.ms` may not exceed the txn timeout."""
+        """The one transactional producer; `message.timeout.ms` may not exceed the txn timeout.
+
+        `message.max.bytes` is the topics' record limit, so a record the broker would refuse is
+        refused at `produce` (outputs are checked against it before, see `records.size_of`)."""
         return {
             **self.kafka,
             "transactional.id": self.transactional_id,
@@ -91,5 +113,6 @@ class ProcessorConfig:
             "message.timeout.ms": self.transaction_timeout_ms,
             "enable.idempotence": True,
             "linger.ms": 5,
+            "message.max.bytes": RECORD_LIMIT,
             "client.id": self.transactional_id,
         }

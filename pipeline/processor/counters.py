@@ -21,6 +21,11 @@ class Counters:
     batches: int = 0
     aborted_batches: int = 0
     producer_restarts: int = 0
+    unwritable: int = 0
+    """Dead letters (also in `dead_lettered`) that are pointers only: the record's own
+    transaction kept failing with a fault that implicates it (see `caution`)."""
+    skipped: int = 0
+    """Records (also in `dead_lettered`) whose pointer dead letter kept failing too."""
 
     def count(self, outcome: Outcome) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)

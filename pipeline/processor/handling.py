@@ -1,8 +1,9 @@
 """Deciding one command record: pure, no Kafka. Every record ends in exactly one `Outcome`.
 
-Order of checks: decode (else dead-lettered) -> known type (else dead-lettered + rejected) ->
-right partition (else forwarded, answered once re-consumed there) -> duplicate command id ->
-expected version -> the aggregate's `decide`.
+Order of checks: decode -> known type -> right partition (else forwarded, answered once
+re-consumed there) -> stream not quarantined -> duplicate command id -> expected version -> the
+aggregate's `decide`. A failed check that is not a domain rejection raises, and `handle` turns
+whatever was raised into a dead letter (+ rejected result): see `failures`.
 """
 
 from __future__ import annotations
@@ -21,36 +22,16 @@ from pipeline.domain.common import (
     Rejection,
     check_expected_version,
 )
-from pipeline.processor import records
+from pipeline.processor import failures, records
 from pipeline.processor.config import TopicNames
+from pipeline.processor.failures import StreamQuarantined, UnknownCommandType
+from pipeline.processor.outcome import Handled, Outcome
 from pipeline.processor.records import InboundRecord, OutboundRecord
 from pipeline.processor.state import Overlay, StreamState, customer_status_of
 from topics.envelopes import CommandEnvelope, decode_command, make_stream_id
-from topics.envelopes import peek_command_id as peek
-from topics.errors import DecodeError
 from topics.partitioner import partition_for
 
-Outcome = Literal["accepted", "rejected", "duplicate", "dead_lettered", "forwarded"]
 CustomerLookup = Callable[[str], CustomerStatus | None]
-
-
-_MAX_REASON = 1000
-"""`CommandResult.reason`'s bound."""
-
-
-class UnknownCommandType(Exception):
-    """The DLQ error class of a well-formed command whose type no aggregate handles."""
-
-
-@dataclass(frozen=True)
-class Handled:
-    """What became of one record: its outcome and the records to produce for it."""
-
-    outcome: Outcome
-    outputs: list[OutboundRecord]
-    command_id: str | None = None
-    stream_id: str | None = None
-    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,18 +46,33 @@ class Batch:
 
 
 def handle(record: InboundRecord, batch: Batch) -> Handled:
-    """The outcome of one command record; state changes go into `batch.overlay` only."""
+    """The outcome of one command record. Never raises for a record's content: whatever building
+    its outputs raises (decode, validate, decide, encode) or an output that would not fit a
+    record ends the record as a dead letter (see `failures`). Atomic per record: the new state
+    reaches `batch.overlay` only once every output has been built and checked."""
     try:
-        command = decode_command(record.value or b"")
-    except DecodeError as error:
-        return _undecodable(record, batch, error)
+        handled = _handle(record, batch)
+        failures.check_fits(handled.outputs)
+    except Exception as error:
+        return failures.failed(record, batch.topics, batch.now, error)
+    if handled.change is not None:
+        batch.overlay.put(record.partition, handled.change)
+    return handled
+
+
+def _handle(record: InboundRecord, batch: Batch) -> Handled:
+    command = decode_command(record.value or b"")
     aggregate_type = contracts.aggregate_type_of(command.type)
     if aggregate_type is None:
-        return _unknown_type(record, batch, command)
+        raise UnknownCommandType(f"unknown command type {command.type!r}")
     stream_id = make_stream_id(aggregate_type, command.aggregate_id)
     owner = _partition_of(stream_id, batch.partitions)
     if owner != record.partition:
         return Handled("forwarded", [records.forward(record, owner)], command.command_id, stream_id)
+    if batch.overlay.is_quarantined(record.partition, stream_id):
+        raise StreamQuarantined(
+            f"stream {stream_id!r} is quarantined: its snapshot and its events could not be read"
+        )
     stream = batch.overlay.get(record.partition, stream_id, aggregate_type)
     return _decide(record, batch, command, stream)
 
@@ -85,35 +81,6 @@ def handle(record: InboundRecord, batch: Batch) -> Handled:
 def _partition_of(stream_id: str, partitions: int) -> int:
     """`partition_for`, remembered: a stream's partition never changes for a partition count."""
     return partition_for(stream_id, partitions)
-
-
-def _undecodable(record: InboundRecord, batch: Batch, error: DecodeError) -> Handled:
-    outputs = [records.dead_letter(record, batch.topics, error)]
-    command_id = peek(record.value or b"")
-    code = f"command.{type(error).__name__}"
-    if command_id is not None:
-        outputs.append(
-            _reply(record, batch, command_id, None, "rejected", code=code, reason=str(error))
-        )
-    return Handled("dead_lettered", outputs, command_id, None, code)
-
-
-def _unknown_type(record: InboundRecord, batch: Batch, command: CommandEnvelope) -> Handled:
-    reason = f"unknown command type {command.type!r}"
-    error = UnknownCommandType(reason)
-    outputs = [
-        records.dead_letter(record, batch.topics, error),
-        _reply(
-            record,
-            batch,
-            command.command_id,
-            None,
-            "rejected",
-            code="command.unknown_type",
-            reason=reason,
-        ),
-    ]
-    return Handled("dead_lettered", outputs, command.command_id, None, "command.unknown_type")
 
 
 def _decide(
@@ -166,7 +133,6 @@ def _accept(
         for index, event in enumerate(events, start=1)
     ]
     after = stream.advanced(contracts.fold(stream.state, events), len(events), command.command_id)
-    batch.overlay.put(record.partition, after)
     event_ids = [
         contracts.event_id_for(stream.stream_id, stream.version + index)
         for index in range(1, len(events) + 1)
@@ -183,7 +149,7 @@ def _accept(
             event_ids,
         )
     )
-    return Handled("accepted", outputs, command.command_id, stream.stream_id)
+    return Handled("accepted", outputs, command.command_id, stream.stream_id, change=after)
 
 
 def _reply(
@@ -198,8 +164,6 @@ def _reply(
     reason: str | None = None,
 ) -> OutboundRecord:
     """The command's `CommandResult` record (`reason` cut to its bound)."""
-    if reason is not None:
-        reason = reason[:_MAX_REASON]
     return records.answer(
         record,
         batch.topics,
@@ -210,7 +174,7 @@ def _reply(
         version,
         event_ids,
         code,
-        reason,
+        None if reason is None else reason[: failures.MAX_REASON],
     )
 
 
@@ -226,3 +190,14 @@ def _customers(batch: Batch) -> CustomerLookup:
         return customer_status_of(known) if known is not None else batch.replica(user_id)
 
     return lookup
+
+
+__all__ = [
+    "Batch",
+    "CustomerLookup",
+    "Handled",
+    "Outcome",
+    "StreamQuarantined",
+    "UnknownCommandType",
+    "handle",
+]

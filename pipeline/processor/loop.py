@@ -5,6 +5,11 @@ snapshot, result, DLQ record and forwarded command of the batch, plus the consum
 (`send_offsets_to_transaction` with the group metadata, so a fenced zombie cannot commit).
 States change in an overlay applied only after the commit; on an abort the overlay is dropped
 and the consumer rewinds to the committed offsets, so the batch is decided again from scratch.
+
+No process exits because of a record's content: `handle` turns whatever one record raises into
+its dead letter, only producer/transaction faults take the recovery path, and after a recovery
+the rewound range goes one record per transaction until a record that keeps failing alone is
+dead-lettered as a pointer (`caution`). A fenced producer (`ProducerFenced`) stops the process.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from pipeline.processor.batching import collect
+from pipeline.processor.caution import Caution
 from pipeline.processor.config import ProcessorConfig
 from pipeline.processor.counters import Counters
-from pipeline.processor.handling import Batch, handle
+from pipeline.processor.failures import pointer
+from pipeline.processor.handling import Batch, Handled, handle
 from pipeline.processor.records import InboundRecord
 from pipeline.processor.replica import CustomerReplica
 from pipeline.processor.restore import restore
@@ -29,8 +36,12 @@ from pipeline.processor.topology import partition_count
 from pipeline.processor.transactions import (
     AbortableFault,
     FatalFault,
+    ProducerFactory,
     ProducerFault,
+    ProducerFenced,
+    ProducerPort,
     TransactionalProducer,
+    fenced_message,
 )
 
 log = logging.getLogger(__name__)
@@ -45,22 +56,35 @@ def utc_now() -> datetime:
 class Processor:
     """One process of the aggregate processor; run several in one group to share partitions."""
 
-    def __init__(self, config: ProcessorConfig, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        config: ProcessorConfig,
+        clock: Clock = utc_now,
+        producer_factory: ProducerFactory = TransactionalProducer,
+    ) -> None:
         self.config = config
         self.counters = Counters()
         self._clock = clock
+        self._producer_factory = producer_factory
         self._store = StateStore()
+        self._caution = Caution()
         self._partitions = 0
         self._consumer: Any = None
-        self._producer: TransactionalProducer | None = None
+        self._producer: ProducerPort | None = None
         self._replica: CustomerReplica | None = None
 
     def run(self, stop: threading.Event) -> Counters:
-        """Process until `stop` is set; the open batch is always committed or aborted first."""
+        """Process until `stop` is set; the open batch is always committed or aborted first.
+
+        Raises `ProducerFenced` when another process took this transactional id."""
         self._start()
         try:
             while not stop.is_set():
                 self._step()
+        except ProducerFenced as fenced:
+            message = fenced_message(self.config.transactional_id)
+            log.critical(message, extra={"error": str(fenced)})
+            raise ProducerFenced(message) from fenced
         finally:
             self._close()
         return self.counters
@@ -70,7 +94,7 @@ class Processor:
         self._partitions = partition_count(self.config.kafka, topics)
         # The producer first: init_transactions aborts what a killed predecessor of this slot
         # left open, so the restore below is not stuck behind it (read_committed, LSO).
-        self._producer = TransactionalProducer(self.config.producer())
+        self._producer = self._producer_factory(self.config.producer())
         self._replica = CustomerReplica(
             self.config.reader("replica"), topics.aggregates, self._partitions
         )
@@ -92,23 +116,25 @@ class Processor:
     def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
         for tp in partitions:
             self._store.drop(tp.partition)
+            self._caution.forget(tp.partition)
         log.info("revoked", extra={"partition": [tp.partition for tp in partitions]})
 
     def _restore(self, partitions: list[int]) -> None:
         if not partitions:
             return
-        states = restore(
+        restored = restore(
             self.config.reader("restore"),
             self.config.topics.aggregates,
             partitions,
             self.config.restore_timeout_s,
+            self.config.topics.events,
         )
-        for partition, streams in states.items():
-            self._store.load(partition, streams)
+        for partition, found in restored.items():
+            self._store.load(partition, found.streams, found.quarantined)
             if self._replica is not None:
                 # The replica skips owned partitions (see `CustomerReplica.poll`): it learns
                 # their users here and from `_committed`.
-                for stream in streams.values():
+                for stream in found.streams.values():
                     if stream.aggregate_type == "user":
                         self._replica.note(stream)
 
@@ -125,20 +151,26 @@ class Processor:
         for message in messages:
             if message.error() is not None:
                 log.warning("consume error", extra={"error": str(message.error())})
-        if records:
-            self._transact(records)
+        for chunk in self._caution.chunks(records):
+            if not self._transact(chunk):
+                break  # rewound: the records still in hand are consumed again
 
-    def _transact(self, records: list[InboundRecord]) -> None:
+    def _transact(self, records: list[InboundRecord]) -> bool:
+        """One transaction of `records`; False when it failed and the consumer was rewound."""
         overlay = Overlay(self._store)
         try:
             counts = self._produce_batch(records, overlay)
         except AbortableFault as fault:
+            self._caution.failed(records, fault)
             self._recover_abort(overlay, fault)
-            return
+            return False
         except FatalFault as fault:
+            self._caution.failed(records, fault)
             self._recover_fatal(overlay, fault)
-            return
+            return False
+        self._caution.committed(records)
         self._committed(overlay, counts, records)
+        return True
 
     def _produce_batch(self, records: list[InboundRecord], overlay: Overlay) -> Counters:
         assert self._producer is not None
@@ -151,7 +183,7 @@ class Processor:
         debug = log.isEnabledFor(logging.DEBUG)
         self._producer.begin()
         for record in records:
-            handled = handle(record, batch)
+            handled = self._handle(record, batch, counts)
             for output in handled.outputs:
                 self._producer.produce(output)
                 if output.topic == events_topic:
@@ -173,6 +205,20 @@ class Processor:
         self._producer.send_offsets(offsets, self._consumer.consumer_group_metadata())
         self._producer.commit()
         return counts
+
+    def _handle(self, record: InboundRecord, batch: Batch, counts: Counters) -> Handled:
+        """`handle`, unless the record failed its own transactions too often (see `caution`)."""
+        verdict = self._caution.verdict(record) if self._caution.active else "handle"
+        if verdict == "handle":
+            return handle(record, batch)
+        fields = {"partition": record.partition, "offset": record.offset}
+        if verdict == "pointer":
+            log.error("record keeps failing its transaction: pointer dead letter", extra=fields)
+            counts.unwritable += 1
+            return pointer(record, batch.topics, UnwritableRecord(_UNWRITABLE))
+        log.error("record and its pointer dead letter keep failing: skipped", extra=fields)
+        counts.skipped += 1
+        return Handled("dead_lettered", [])
 
     def _committed(self, overlay: Overlay, counts: Counters, records: list[InboundRecord]) -> None:
         assert self._replica is not None
@@ -219,6 +265,7 @@ class Processor:
         for tp in self._consumer.committed(assignment, timeout=30):
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            self._caution.resumed_at(tp.partition, tp.offset)
         log.info("rewound", extra={"partition": sorted(tp.partition for tp in assignment)})
 
     def _close(self) -> None:
@@ -227,6 +274,13 @@ class Processor:
         if self._replica is not None:
             self._replica.close()
         log.info("stopped", extra={"counts": self.counters.as_dict()})
+
+
+_UNWRITABLE = "the producer kept refusing this record's own transaction (see the processor log)"
+
+
+class UnwritableRecord(Exception):
+    """The error class of a pointer dead letter: the record's outputs could not be produced."""
 
 
 def _inbound(message: Any) -> InboundRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from pipeline import contracts
 from pipeline.domain.common import Event
 from pipeline.processor.config import TopicNames
 from pipeline.processor.state import StreamState
+from topics import deadletter
 from topics.envelopes import (
     CommandResult,
     EventEnvelope,
@@ -20,7 +22,6 @@ from topics.envelopes import (
     event_key,
     headers_for_event,
 )
-from topics.errors import DecodeError
 
 
 @dataclass(frozen=True)
@@ -52,18 +53,58 @@ def forward(record: InboundRecord, partition: int) -> OutboundRecord:
     return OutboundRecord(record.topic, partition, record.key, record.value, headers)
 
 
-def dead_letter(
-    record: InboundRecord, topics: TopicNames, error: DecodeError | Exception
+def dead_letter(record: InboundRecord, topics: TopicNames, error: BaseException) -> OutboundRecord:
+    """The command on the DLQ as `topics.deadletter` bounds it: a prefix copy, its size and
+    sha256, and headers naming the source position and the error."""
+    letter = deadletter.dead_letter(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=record.headers,
+        error=error,
+    )
+    return OutboundRecord(
+        topics.commands_dlq, record.partition, letter.key, letter.value, letter.headers
+    )
+
+
+def pointer_dead_letter(
+    record: InboundRecord, topics: TopicNames, error: BaseException
 ) -> OutboundRecord:
-    """The raw command on the DLQ, with headers naming where it came from and why it failed."""
-    headers = [
-        ("source_topic", record.topic.encode()),
-        ("source_partition", str(record.partition).encode()),
-        ("source_offset", str(record.offset).encode()),
-        ("error_class", type(error).__name__.encode()),
-        ("error_message", str(error)[:1000].encode("utf-8", errors="replace")),
-    ]
-    return OutboundRecord(topics.commands_dlq, record.partition, record.key, record.value, headers)
+    """A dead letter naming the record without copying it (no value, no copied headers), for a
+    record that the producer keeps refusing: the original stays at its source position."""
+    letter = deadletter.dead_letter(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=None,
+        error=error,
+    )
+    headers = list(letter.headers)
+    if record.value is not None:
+        headers.append((deadletter.ORIGINAL_VALUE_BYTES, str(len(record.value)).encode()))
+        digest = hashlib.sha256(record.value).hexdigest()
+        headers.append((deadletter.ORIGINAL_VALUE_SHA256, digest.encode()))
+    return OutboundRecord(topics.commands_dlq, record.partition, letter.key, None, headers)
+
+
+MAX_OUTPUT_BYTES = deadletter.RECORD_LIMIT - 1024
+"""Largest `size_of` an output may have: the producers' and topics' record limit less a margin
+for the record batch's own framing (61 bytes) and the record's length fields."""
+_HEADER_FRAMING = 10
+"""Upper bound of one header's length fields (two varints) in a record."""
+
+
+def size_of(output: OutboundRecord) -> int:
+    """The bytes `output` takes in a record: key, value and headers with their framing."""
+    headers = sum(
+        len(name.encode("utf-8", errors="replace")) + len(value or b"") + _HEADER_FRAMING
+        for name, value in output.headers
+    )
+    return len(output.key or b"") + len(output.value or b"") + headers
 
 
 def result(record: InboundRecord, topics: TopicNames, answer: CommandResult) -> OutboundRecord:

@@ -58,7 +58,16 @@ class CustomerReplica:
         key = message.key() or b""
         if not key.startswith(_USER_PREFIX):
             return
-        stream_id, stream = snapshot_of(message)
+        try:
+            stream_id, stream = snapshot_of(message)
+        except Exception as error:  # a bad snapshot must not stop the processor: keep the last
+            log.warning(
+                "replica ignores an unreadable snapshot",
+                extra={"stream_id": key.decode("utf-8", errors="replace"),
+                       "partition": message.partition(), "offset": message.offset(),
+                       "error": f"{type(error).__name__}: {error}"},
+            )
+            return
         if stream is None:
             self._statuses.pop(stream_id.removeprefix("user-"), None)
         else:

@@ -1,32 +1,33 @@
 """Restore: read partitions of the aggregates topic to their end into stream states.
 
-Snapshots are the latest state per stream, so a restore costs O(streams), not O(events). Reads
-are read_committed and end only once the position has reached the high watermark (re-read on
-each end-of-partition), so a transaction still open on a partition (a processor that lost it
-and is finishing its batch) is waited for rather than missed: its outcome is part of the state.
+Snapshots are the latest state per stream, so a restore costs O(streams), not O(events). A
+stream whose latest snapshot cannot be read (not JSON, unknown shape, a state that does not
+validate) is rebuilt from its events (`rebuild`), or quarantined when even that fails: neither
+stops the processor. See `reading` for how a partition's end is found.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer
 
+from pipeline.processor.reading import RestoreTimeout, reached_end, read_to_end
+from pipeline.processor.rebuild import rebuild
 from pipeline.processor.state import StreamState
 from topics.envelopes import decode_snapshot
 
 log = logging.getLogger(__name__)
 
-
-class RestoreTimeout(Exception):
-    """A partition did not reach its end within the restore deadline."""
+__all__ = ["RestoreTimeout", "Restored", "reached_end", "read_to_end", "restore", "snapshot_of"]
 
 
 def snapshot_of(message: Any) -> tuple[str, StreamState | None]:
-    """The stream id and state of an aggregates record (`None` for a tombstone)."""
+    """The stream id and state of an aggregates record (`None` for a tombstone); raises
+    `DecodeError`, or pydantic's `ValidationError` for a state its model refuses."""
     key = (message.key() or b"").decode("utf-8", errors="replace")
     value = message.value()
     if value is None:
@@ -34,63 +35,61 @@ def snapshot_of(message: Any) -> tuple[str, StreamState | None]:
     return key, StreamState.from_snapshot(decode_snapshot(value))
 
 
-def reached_end(consumer: Any, topic: str, partition: int) -> bool:
-    """Whether the read position has reached the high watermark (committed and resolved)."""
-    tp = TopicPartition(topic, partition)
-    _, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-    position = consumer.position([tp])[0].offset
-    return bool(high <= 0 or position >= high)
+@dataclass
+class Restored:
+    """One partition's streams, and those quarantined (no readable snapshot, no rebuild)."""
 
+    streams: dict[str, StreamState] = field(default_factory=dict)
+    unreadable: set[str] = field(default_factory=set)
+    quarantined: frozenset[str] = frozenset()
 
-def read_to_end(
-    consumer: Any, topic: str, partitions: Iterable[int], deadline: float
-) -> Iterable[tuple[int, Any]]:
-    """Yield `(partition, message)` of `partitions`, read from the beginning, until each ends."""
-    pending = set(partitions)
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
-    pending = {p for p in pending if not _empty(consumer, topic, p)}
-    while pending:
-        if time.monotonic() > deadline:
-            raise RestoreTimeout(f"{topic} partitions {sorted(pending)} did not reach their end")
-        message = consumer.poll(0.2)
-        if message is None:
-            continue
-        error = message.error()
-        if error is None:
-            yield message.partition(), message
-        elif error.code() == KafkaError._PARTITION_EOF:
-            if reached_end(consumer, topic, message.partition()):
-                pending.discard(message.partition())
-        elif error.fatal():
-            raise KafkaException(error)
-
-
-def _empty(consumer: Any, topic: str, partition: int) -> bool:
-    low, high = consumer.get_watermark_offsets(
-        TopicPartition(topic, partition), timeout=10, cached=False
-    )
-    return bool(high <= low)
+    def apply(self, message: Any) -> None:
+        """Take one aggregates record: the latest record of a key wins, readable or not."""
+        key = (message.key() or b"").decode("utf-8", errors="replace")
+        try:
+            stream_id, stream = snapshot_of(message)
+        except Exception as error:
+            log.warning(
+                "unreadable snapshot",
+                extra={"stream_id": key, "partition": message.partition(),
+                       "offset": message.offset(), "error": f"{type(error).__name__}: {error}"},
+            )
+            self.streams.pop(key, None)
+            self.unreadable.add(key)
+            return
+        self.unreadable.discard(stream_id)
+        if stream is None:
+            self.streams.pop(stream_id, None)
+        else:
+            self.streams[stream_id] = stream
 
 
 def restore(
-    consumer_config: dict[str, Any], topic: str, partitions: list[int], timeout_s: float
-) -> dict[int, dict[str, StreamState]]:
+    consumer_config: dict[str, Any],
+    topic: str,
+    partitions: list[int],
+    timeout_s: float,
+    events_topic: str,
+) -> dict[int, Restored]:
     """The committed stream states of `partitions`, read from the aggregates topic."""
     started = time.monotonic()
-    states: dict[int, dict[str, StreamState]] = {partition: {} for partition in partitions}
+    restored = {partition: Restored() for partition in partitions}
     consumer = Consumer(consumer_config)
     try:
         for partition, message in read_to_end(consumer, topic, partitions, started + timeout_s):
-            stream_id, stream = snapshot_of(message)
-            if stream is None:
-                states[partition].pop(stream_id, None)
-            else:
-                states[partition][stream_id] = stream
+            restored[partition].apply(message)
     finally:
         consumer.close()
-    counts = {str(partition): len(streams) for partition, streams in states.items()}
+    for partition, found in restored.items():
+        if found.unreadable:
+            rebuilt, failed = rebuild(
+                consumer_config, events_topic, partition, found.unreadable, timeout_s
+            )
+            found.streams.update(rebuilt)
+            found.quarantined = frozenset(failed)
+    counts = {str(partition): len(found.streams) for partition, found in restored.items()}
     log.info(
         "restored",
         extra={"counts": counts, "fields": {"seconds": round(time.monotonic() - started, 3)}},
     )
-    return states
+    return restored

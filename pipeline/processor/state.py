@@ -79,6 +79,7 @@ class StateStore:
 
     def __init__(self) -> None:
         self._partitions: dict[int, dict[str, StreamState]] = {}
+        self._quarantined: dict[int, frozenset[str]] = {}
 
     @property
     def partitions(self) -> frozenset[int]:
@@ -87,11 +88,22 @@ class StateStore:
     def owns(self, partition: int) -> bool:
         return partition in self._partitions
 
-    def load(self, partition: int, streams: dict[str, StreamState]) -> None:
+    def load(
+        self,
+        partition: int,
+        streams: dict[str, StreamState],
+        quarantined: frozenset[str] = frozenset(),
+    ) -> None:
+        """Own `partition` with these states; `quarantined` streams have no readable state."""
         self._partitions[partition] = dict(streams)
+        self._quarantined[partition] = quarantined
 
     def drop(self, partition: int) -> None:
         self._partitions.pop(partition, None)
+        self._quarantined.pop(partition, None)
+
+    def is_quarantined(self, partition: int, stream_id: str) -> bool:
+        return stream_id in self._quarantined.get(partition, ())
 
     def put(self, partition: int, stream: StreamState) -> bool:
         """Store `stream` if `partition` is still owned; False when it was revoked meanwhile."""
@@ -136,6 +148,9 @@ class Overlay:
 
     def put(self, partition: int, stream: StreamState) -> None:
         self.changed[stream.stream_id] = (partition, stream)
+
+    def is_quarantined(self, partition: int, stream_id: str) -> bool:
+        return self.store.is_quarantined(partition, stream_id)
 
     def find(self, stream_id: str) -> StreamState | None:
         pending = self.changed.get(stream_id)

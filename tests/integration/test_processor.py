@@ -98,17 +98,17 @@ def test_bad_inputs_end_as_designed_and_the_processor_keeps_serving(
     finally:
         assert process.stop() == 0
     dlq = read_all(kafka_config, catalogue.commands_dlq.name)
-    assert sorted(r.headers["error_class"] for r in dlq) == [
+    assert sorted(r.headers["dlq.error.class"] for r in dlq) == [
         "InvalidEnvelope",
         "NotJson",
         "TooLarge",
         "UnknownCommandType",
     ]
     for record in dlq:
-        assert record.headers["source_topic"] == catalogue.commands.name
-        assert record.headers["source_partition"] == "0"
-        assert record.headers["source_offset"].isdigit()
-        assert record.headers["error_message"]
+        assert record.headers["dlq.source.topic"] == catalogue.commands.name
+        assert record.headers["dlq.source.partition"] == "0"
+        assert record.headers["dlq.source.offset"].isdigit()
+        assert record.headers["dlq.error.message"]
     results = results_by_command(kafka_config, catalogue)
     assert set(results) == {"shape-1", "unknown-1", "rule-1", "valid-1"}
     assert results["shape-1"][0].code == "command.InvalidEnvelope"

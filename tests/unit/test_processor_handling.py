@@ -110,9 +110,9 @@ def test_not_json_goes_to_the_dlq_with_headers_and_no_result() -> None:
     (dlq,) = handled.outputs
     headers = read_headers(list(dlq.headers))
     assert dlq.topic == "dlq"
-    assert headers["error_class"] == "NotJson"
-    assert headers["source_topic"] == "c"
-    assert headers["source_offset"] == "7"
+    assert headers["dlq.error.class"] == "NotJson"
+    assert headers["dlq.source.topic"] == "c"
+    assert headers["dlq.source.offset"] == "7"
 
 
 def test_wrong_shape_with_a_readable_id_is_dead_lettered_and_rejected() -> None:
@@ -125,12 +125,12 @@ def test_wrong_shape_with_a_readable_id_is_dead_lettered_and_rejected() -> None:
 
 def test_unknown_type_and_oversized_commands() -> None:
     unknown = handle(record(command("FlyToMoon", "u1")), batch())
-    assert read_headers(list(unknown.outputs[0].headers))["error_class"] == "UnknownCommandType"
+    assert read_headers(list(unknown.outputs[0].headers))["dlq.error.class"] == "UnknownCommandType"
     assert decode_result(unknown.outputs[1].value or b"").code == "command.unknown_type"
     huge = command("CreateUser", "u1", data={"name": "x" * MAX_COMMAND_BYTES, "email": "a@b.cd"})
     oversized = handle(record(huge), batch())
     assert oversized.outcome == "dead_lettered"
-    assert read_headers(list(oversized.outputs[0].headers))["error_class"] == "TooLarge"
+    assert read_headers(list(oversized.outputs[0].headers))["dlq.error.class"] == "TooLarge"
 
 
 def test_create_order_sees_a_user_created_earlier_in_the_same_batch() -> None:

@@ -94,7 +94,7 @@ async def _retry_projector(ctx: Context, owner: str, chosen: list[DlqEntry],
     store = open_store(owner, ctx.settings)
     try:
         await store.start()
-        return [await retry_projector(store, entry) for entry in chosen]
+        return [await retry_projector(store, entry, ctx.kafka) for entry in chosen]
     finally:
         await store.close()
 
@@ -124,7 +124,7 @@ def retry(
             outcomes = asyncio.run(_retry_projector(ctx, owner, chosen))
     failed = False
     for outcome in outcomes:
-        failed |= outcome.result.startswith("still poison")
+        failed |= outcome.failed
         err.print(f"{outcome.entry.partition}:{outcome.entry.offset} "
                   f"{outcome.entry.stream_id or '-'}: {escape(outcome.result)}")
     if failed:

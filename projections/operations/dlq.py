@@ -9,6 +9,14 @@ read by the projector only after it restarts, when the stream is no longer block
 cause is not fixed the event is still poison and nothing changes. The store is the marker: a
 record whose stream is no longer blocked by it shows `released`, and retrying it is a no-op.
 
+Dead letters are bounded copies (`topics.deadletter`): a record too large for its DLQ is kept as a
+prefix, with `dlq.truncated` naming what was cut and the original's size and sha256. Retrying a
+truncated copy reads the original from its source position (and checks its sha256); if the
+source topic no longer holds it (retention, compaction), the retry refuses and changes nothing.
+Headers are read by their current names (`dlq.source.topic`, `dlq.error.class`, ...) and by the
+names older versions wrote (`source_topic`, `error_class`, ...), so older dead letters still list
+and retry.
+
 Retry of a commands DLQ record re-produces the original command (key, value, its own headers,
 plus `dlq.retry.of`) to its partition of `<p>commands`; the processor decides it again, and its
 command id makes a command accepted before answer `duplicate`. That is no marker: `list` shows
@@ -18,6 +26,7 @@ commands, decided again otherwise).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +36,17 @@ from confluent_kafka import Message
 from projections.operations.errors import InvalidPosition, OperationsError
 from projections.operations.kafka import KafkaOps
 from projections.operations.stores import OperableStore
-from projections.runtime.decode import POISON_ERRORS, decode, stream_of
+from projections.runtime.classify import decode, named_stream, stream_of
 from projections.runtime.errors import PoisonEvent
 from projections.runtime.records import Item, SourceRecord
+from topics import deadletter
 
-PROJECTOR_SOURCE = ("dlq.source.topic", "dlq.source.partition", "dlq.source.offset")
-COMMANDS_SOURCE = ("source_topic", "source_partition", "source_offset")
-ERROR_HEADERS = {"dlq.error.class", "dlq.error.message", "error_class", "error_message"}
+SOURCE = deadletter.SOURCE_HEADERS
+LEGACY_SOURCE = ("source_topic", "source_partition", "source_offset")
+"""The source headers older versions wrote (the processor's DLQ, before `topics.deadletter`)."""
+LEGACY_ERROR = ("error_class", "error_message")
+DLQ_HEADERS = deadletter.OWN_HEADERS | {*LEGACY_SOURCE, *LEGACY_ERROR}
+"""Headers a dead letter adds; the rest are the original record's own."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,8 @@ class DlqEntry:
     source: tuple[str, int, int] | None
     stream_id: str | None
     status: str = "-"
+    truncated: tuple[str, ...] = ()
+    """What the dead letter's copy cuts (`value`, `key`, `headers`); empty: a whole copy."""
 
     def header(self, name: str) -> str | None:
         found = [value for key, value in self.headers if key == name]
@@ -55,16 +70,20 @@ class DlqEntry:
 
     @property
     def error(self) -> str:
-        kind = self.header("dlq.error.class") or self.header("error_class") or "?"
-        message = self.header("dlq.error.message") or self.header("error_message") or ""
+        kind = self.header(deadletter.ERROR_CLASS) or self.header("error_class") or "?"
+        message = self.header(deadletter.ERROR_MESSAGE) or self.header("error_message") or ""
         return f"{kind}: {message}"
 
     def original(self) -> SourceRecord:
-        """The record as the projector read it (DLQ headers removed)."""
+        """The record as it was read (DLQ headers removed); only whole copies (`truncated`
+        empty) are the original: see `original_record` for the others."""
         if self.source is None:
             raise OperationsError(f"DLQ record {self.partition}:{self.offset} names no source")
-        own = tuple((k, v) for k, v in self.headers
-                    if k not in ERROR_HEADERS and k not in PROJECTOR_SOURCE + COMMANDS_SOURCE)
+        if self.truncated:
+            raise OperationsError(
+                f"DLQ record {self.partition}:{self.offset} is a truncated copy "
+                f"({', '.join(self.truncated)} cut): read the original at its source")
+        own = tuple((k, v) for k, v in self.headers if k not in DLQ_HEADERS)
         return SourceRecord(*self.source, self.key, self.value, own)
 
     def as_json(self) -> dict[str, Any]:
@@ -94,14 +113,17 @@ def entry_of(message: Message) -> DlqEntry:
     headers = tuple((str(k), v.encode() if isinstance(v, str) else bytes(v or b""))
                     for k, v in pairs)
     record = SourceRecord("", 0, 0, _bytes(message.key()), _bytes(message.value()), headers)
-    names = PROJECTOR_SOURCE if record.header(PROJECTOR_SOURCE[0]) else COMMANDS_SOURCE
+    names = SOURCE if record.header(SOURCE[0]) else LEGACY_SOURCE
     found = [record.header(name) for name in names]
     source = None
-    if found[0] and found[1] and found[2]:
+    if found[0] and found[1] and found[2] and found[1].isdigit() and found[2].isdigit():
         source = (found[0], int(found[1]), int(found[2]))
+    cut = tuple(part for part in (record.header(deadletter.TRUNCATED) or "").split(",") if part)
+    own = SourceRecord("", 0, 0, record.key, record.value,
+                       tuple((k, v) for k, v in headers if k not in DLQ_HEADERS))
+    stream_id = stream_of(own) if cut else named_stream(own)
     return DlqEntry(message.partition() or 0, message.offset() or 0, _bytes(message.key()),
-                    _bytes(message.value()),
-                    headers, source, stream_of(record))
+                    _bytes(message.value()), headers, source, stream_id, truncated=cut)
 
 
 def _bytes(raw: str | bytes | None) -> bytes | None:
@@ -153,19 +175,61 @@ async def with_status(store: OperableStore, found: list[DlqEntry]) -> list[DlqEn
 class RetryOutcome:
     entry: DlqEntry
     result: str
-    """`released`, `not blocking` (no-op), `still poison: …`, or `republished`."""
+    """`released`, `not blocking` (no-op), `still poison: …`, `not retried: …` (a truncated
+    copy whose original is gone), or `republished`."""
+
+    @property
+    def failed(self) -> bool:
+        return self.result.startswith(("still poison", "not retried"))
     applied: int = 0
 
 
-async def retry_projector(store: OperableStore, entry: DlqEntry) -> RetryOutcome:
-    """Release the stream `entry` blocks (see the module contract). Projector must be stopped."""
+def original_record(entry: DlqEntry, kafka: KafkaOps | None) -> SourceRecord:
+    """The dead-lettered record itself: the DLQ's copy when whole, else read back from its
+    source position (`OperationsError` when it is gone there or is not the same record)."""
+    if not entry.truncated:
+        return entry.original()
+    if entry.source is None:
+        raise OperationsError(f"DLQ record {entry.partition}:{entry.offset} is a truncated copy "
+                              "naming no source: the original cannot be found")
+    topic, partition, offset = entry.source
+    where = f"{topic}[{partition}]@{offset}"
+    if kafka is None:
+        raise OperationsError(f"truncated copy of {where}: the original must be read from Kafka")
+    message = next((m for m in kafka.read(topic, partition, offset, 1) if m.offset() == offset),
+                   None)
+    if message is None:
+        raise OperationsError(
+            f"the DLQ holds a truncated copy of {where} ({', '.join(entry.truncated)} cut) and "
+            f"{topic} no longer holds the original (retention or compaction): cannot retry it")
+    value = _bytes(message.value())
+    expected = entry.header(deadletter.ORIGINAL_VALUE_SHA256)
+    if expected and value is not None and hashlib.sha256(value).hexdigest() != expected:
+        raise OperationsError(f"the record now at {where} is not the dead-lettered one "
+                              "(sha256 differs): cannot retry it")
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    headers = tuple((str(k), v.encode() if isinstance(v, str) else bytes(v or b""))
+                    for k, v in pairs)
+    return SourceRecord(topic, partition, offset, _bytes(message.key()), value, headers)
+
+
+async def retry_projector(store: OperableStore, entry: DlqEntry,
+                          kafka: KafkaOps | None = None) -> RetryOutcome:
+    """Release the stream `entry` blocks (see the module contract). Projector must be stopped.
+    `kafka` reads the original of a truncated copy (and the partition count `classify` checks)."""
     stream_id = entry.stream_id
     if stream_id is None or (await store.blocked()).get(stream_id) != entry.source:
         return RetryOutcome(entry, "not blocking (already released): nothing to do")
-    records = [entry.original(), *await store.parked_records(stream_id)]
     try:
-        items = sorted((decode(record) for record in records), key=_version)
-    except POISON_ERRORS as error:
+        original = original_record(entry, kafka)
+    except OperationsError as error:
+        return RetryOutcome(entry, f"not retried: {error}")
+    partitions = len(kafka.partitions(original.topic)) if kafka is not None else None
+    records = [original, *await store.parked_records(stream_id)]
+    try:
+        items = sorted((decode(record, partitions) for record in records), key=_version)
+    except Exception as error:  # the same classification as the projector's
         return RetryOutcome(entry, f"still poison: {type(error).__name__}: {error}")
     try:
         applied = await store.release(stream_id, items)
@@ -180,9 +244,10 @@ def _version(item: Item) -> int:
 
 
 def retry_command(kafka: KafkaOps, dlq: str, commands: str, entry: DlqEntry) -> RetryOutcome:
-    """Re-produce the dead-lettered command to its partition of `commands`."""
-    original = entry.original()
+    """Re-produce the dead-lettered command to its partition of `commands` (a truncated copy's
+    original read back from its source; `OperationsError` if it is gone)."""
+    original = original_record(entry, kafka)
     headers = [*original.headers,
                ("dlq.retry.of", f"{dlq}:{entry.partition}:{entry.offset}".encode())]
-    kafka.produce(commands, original.partition, entry.key, entry.value, headers)
+    kafka.produce(commands, original.partition, original.key, original.value, headers)
     return RetryOutcome(entry, f"republished to {commands}[{original.partition}]")

@@ -46,8 +46,9 @@ class FakeStore:
             changed = not operations
             for operation in operations:
                 try:
+                    _storable(operation)
                     changed |= _write(tables, operation)
-                except InvalidHistory as error:
+                except (InvalidHistory, ValueError) as error:
                     raise PoisonEvent(index, error) from error
             applied += changed
         self.users, self.orders = tables["users"], tables["orders"]
@@ -77,6 +78,31 @@ class FakeStore:
             total=len(rows), active=sum(r["active"] for r in rows),
             new_today=sum(r["created_at"] >= day for r in rows),
             new_this_week=sum(r["created_at"] >= week for r in rows))
+
+
+BIGINT = (-(2**63), 2**63 - 1)
+
+
+def _storable(value: Any) -> None:
+    """Refuse what PostgreSQL refuses (as `ValueError`): NUL in text, integers beyond bigint."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text cannot contain NUL (0x00)")
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if not BIGINT[0] <= value <= BIGINT[1]:
+            raise ValueError(f"{value} is out of range for bigint")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _storable(item)
+    elif hasattr(value, "__dataclass_fields__"):
+        for name in value.__dataclass_fields__:
+            _storable(getattr(value, name))
 
 
 def _write(tables: dict[str, dict[str, dict[str, Any]]], operation: RowOp) -> bool:

@@ -6,7 +6,7 @@ row written once: a few round trips per batch, not one per event), so a crash an
 from the last committed checkpoint and the version guards make the replay change nothing. Faults
 that a retry can cure (connection refused or lost, admin shutdown, too many connections,
 serialization failure, deadlock) become `TransientError` and the connection is dropped; bad data
-for one event becomes `PoisonEvent`.
+for one event (`POISON`, raised while projecting it or writing its rows) becomes `PoisonEvent`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ from projections.runtime.records import Applied, Batch, Item, SourceRecord
 TRANSIENT = (
     psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.SerializationFailure,
     psycopg.errors.DeadlockDetected)
-POISON = (psycopg.DataError, psycopg.IntegrityError)
+POISON = (psycopg.DataError, psycopg.IntegrityError, InvalidHistory, ValueError, OverflowError)
+"""What one event's data makes PostgreSQL or its adaptation refuse, every time: a value out of a
+column's range (bigint), NUL in text or `\u0000` in jsonb, text not encodable (`ValueError`
+covers `UnicodeEncodeError`), a violated constraint, an impossible history."""
 
 CHECKPOINT = """
 INSERT INTO projection_checkpoints (projector, topic, partition, "offset") VALUES (%s, %s, %s, %s)
@@ -151,15 +154,15 @@ class PostgresStore:
         return Applied(applied=applied, skipped=len(batch.items) - applied)
 
     async def _apply_item(self, cursor: psycopg.AsyncCursor[Any], index: int, item: Item) -> bool:
-        operations = project(item)
-        changed = not operations
-        for operation in operations:
-            try:
+        # One savepoint per item would let the batch go on past it; instead the whole
+        # transaction is rolled back and the runtime applies the batch again without the item.
+        try:
+            operations = project(item)
+            changed = not operations
+            for operation in operations:
                 changed |= await _write(cursor, operation)
-            except POISON as error:
-                raise _ItemFailed(index, error) from error
-            except InvalidHistory as error:
-                raise _ItemFailed(index, error) from error
+        except POISON as error:
+            raise _ItemFailed(index, error) from error
         return changed
 
     # --- Operations (`projections.operations`: replay, lag, dlq retry) ---------------------
@@ -258,9 +261,9 @@ async def _apply_folded(cursor: psycopg.AsyncCursor[Any], items: Sequence[Item])
     row once; returns how many items changed the read model. Raises `_Replay` (the caller rolls
     back) for poison, whose index only the item-by-item path reports exactly, and when the
     guards let fewer rows through than the fold expected (another writer moved one)."""
-    operations = [project(item) for item in items]
-    current = await read_rows(cursor, {row_key(op) for ops in operations for op in ops})
     try:
+        operations = [project(item) for item in items]
+        current = await read_rows(cursor, {row_key(op) for ops in operations for op in ops})
         folded = fold(operations, current)
         written = await write_rows(cursor, folded.rows)
     except (FoldFailed, *POISON) as error:

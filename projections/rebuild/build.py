@@ -53,7 +53,9 @@ async def rebuild(target: Target, source: EventSource, projector: str, bounds: B
     logger.info("rebuild started projector=%s model=%s", projector, name)
     store = target.store(name)
     dead = KeptDeadLetters()
-    processor = BatchProcessor(f"rebuild-{projector}", store, dead)
+    # The live projector's classification, partition check included, so both agree on every record.
+    processor = BatchProcessor(f"rebuild-{projector}", store, dead,
+                               partitions=len(source.partitions))
     try:
         await processor.start()
         first = source.first_offsets()

@@ -7,14 +7,18 @@ How a projector plugs in (see `projections.registry`)::
         return make_projector_app("myname", settings, store)
 
 and a line `"myname": make_app` in `projections.registry.PROJECTORS`; `cqrs project myname` runs
-it. The runtime gives the store batches (`Batch`: decoded, upcast `Item`s in partition order, the
-records parked behind a dead-lettered event, and the last offset per partition); the store must:
+it. Every record is classified by `classify` (one classification for every projector: `Item`,
+`Skip` for a tombstone, `Poison` for anything that can never apply). The runtime gives the store
+batches (`Batch`: decoded `Item`s in partition order, the records parked behind a dead-lettered
+event, and the last offset per partition); the store must:
 
 - `apply(batch)` atomically (items + parked records + checkpoints, or nothing), idempotently by
   event version, returning `Applied(applied, skipped)`;
 - raise `TransientError` for faults worth retrying (retried forever with backoff), and
   `PoisonEvent(index, cause)` for an item that can never apply (it is dead-lettered, its stream
-  parked, and the rest of the batch applied again); anything else stops the process non-zero;
+  parked, and the rest of the batch applied again); anything else it raises makes the runtime
+  apply the batch item by item and dead-letter the item(s) that raise it alone (a fault that
+  no item explains, such as the batch's checkpoints failing alone, stops the process non-zero);
 - return its `checkpoints(topic)` (the consumer seeks to checkpoint + 1 after every rebalance) and
   its `parked_streams()` (kept across restarts); both may raise `TransientError` too, retried with
   the same backoff until the store answers (a rebalance waits, up to just before Faust's timeout of
@@ -27,6 +31,7 @@ before the checkpoint passes them, counters with
 """
 
 from projections.runtime.app import BatchOptions, exit_process, make_projector_app
+from projections.runtime.classify import Classified, Poison, Skip, classify, stream_of
 from projections.runtime.errors import PoisonEvent, ProjectionError, QueryTimeout, TransientError
 from projections.runtime.faust_app import ProjectorApp
 from projections.runtime.processor import Backoff, BatchProcessor, Counters
@@ -37,7 +42,6 @@ from projections.runtime.records import (
     Item,
     SourceRecord,
     Store,
-    dlq_headers,
 )
 
 __all__ = [
@@ -46,17 +50,21 @@ __all__ = [
     "Batch",
     "BatchOptions",
     "BatchProcessor",
+    "Classified",
     "Counters",
     "DeadLetters",
     "Item",
+    "Poison",
     "PoisonEvent",
     "ProjectionError",
     "ProjectorApp",
     "QueryTimeout",
+    "Skip",
     "SourceRecord",
     "Store",
     "TransientError",
-    "dlq_headers",
+    "classify",
     "exit_process",
     "make_projector_app",
+    "stream_of",
 ]

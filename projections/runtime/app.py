@@ -6,17 +6,29 @@ import asyncio
 import logging
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import faust
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+)
+from confluent_kafka.admin import AdminClient
 
 from cqrs.settings import Settings
 from projections.runtime.errors import TransientError
 from projections.runtime.faust_app import ProjectorApp
 from projections.runtime.processor import Backoff, BatchProcessor
-from projections.runtime.records import SourceRecord, Store, dlq_headers
+from projections.runtime.records import SourceRecord, Store
+from topics.deadletter import (
+    DEAD_LETTER_RECORD_LIMIT,
+    OWN_HEADERS,
+    RECORD_LIMIT,
+    TRUNCATED,
+    dead_letter,
+)
 
 logger = logging.getLogger("projections.runtime")
 
@@ -47,16 +59,62 @@ class BatchOptions:
     within: float = 0.05
 
 
+PRODUCER_MAX_REQUEST = max(RECORD_LIMIT, DEAD_LETTER_RECORD_LIMIT + 64 * 1024)
+"""The producer's `max_request_size`: a dead letter of `DEAD_LETTER_RECORD_LIMIT` bytes with its
+batch overhead fits (Faust's default, 1,000,000, is below the topics' own limit)."""
+CONSUMER_MAX_FETCH = 2 * RECORD_LIMIT
+"""`max_partition_fetch_bytes`: a record of the events topic's largest size comes in one fetch."""
+
+
 class FaustDeadLetters:
-    """`DeadLetters` on the projector's DLQ topic, through the app's producer (acks=all)."""
+    """`DeadLetters` on the projector's DLQ topic, through the app's producer (acks=all): the
+    shared bounded copy (`topics.deadletter.dead_letter`), so a dead letter of any record fits."""
 
     def __init__(self, topic: Any) -> None:
         self._topic = topic
 
     async def send(self, record: SourceRecord, error: BaseException) -> None:
-        headers = dlq_headers(record, error)
-        delivery = await self._topic.send(key=record.key, value=record.value, headers=headers)
-        await delivery
+        letter = dead_letter(topic=record.topic, partition=record.partition,
+                             offset=record.offset, key=record.key, value=record.value,
+                             headers=record.headers, error=error)
+        try:
+            await self._publish(letter.key, letter.value, letter.headers)
+        except (MessageSizeTooLargeError, RecordTooLargeError) as refused:
+            # Cannot happen within the budgets; if it does, the record's own bytes are at
+            # fault: publish its source, size and hash alone rather than retry forever.
+            logger.error("dead letter refused (%s); publishing its headers alone",
+                         type(refused).__name__)
+            own = [(n, v) for n, v in letter.headers if n in OWN_HEADERS and n != TRUNCATED]
+            await self._publish(None, None, [*own, (TRUNCATED, b"key,value,headers")])
+
+    async def _publish(self, key: bytes | None, value: bytes | None,
+                       headers: list[tuple[str, bytes]]) -> None:
+        try:
+            delivery = await self._topic.send(key=key, value=value, headers=headers)
+            await delivery
+        except (asyncio.CancelledError, MessageSizeTooLargeError, RecordTooLargeError):
+            raise
+        except Exception as failed:  # the broker or the producer: retried with backoff
+            raise TransientError(f"dead letter not published: {type(failed).__name__}: "
+                                 f"{failed}") from failed
+
+
+def partition_counter(settings: Settings, topic: str) -> Callable[[], Awaitable[int]]:
+    """Reads `topic`'s partition count (what `classify` checks records against)."""
+    def count() -> int:
+        admin = AdminClient(dict(settings.kafka_config()))
+        try:
+            found = admin.list_topics(topic, timeout=10).topics.get(topic)
+        except Exception as error:
+            raise TransientError(f"partitions of {topic}: {error}") from error
+        if found is None or found.error is not None or not found.partitions:
+            raise TransientError(f"topic {topic} not found (run `cqrs topics apply`)")
+        return len(found.partitions)
+
+    async def read() -> int:
+        return await asyncio.to_thread(count)
+
+    return read
 
 
 def to_record(message: Any) -> SourceRecord:
@@ -112,14 +170,16 @@ def make_projector_app(
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=PRODUCER_MAX_REQUEST,
+        consumer_max_fetch_size=CONSUMER_MAX_FETCH,
         store="memory://",
     )
     source = app.topic(f"{prefix}events", key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
     dlq = app.topic(f"{prefix}projection.{name}.dlq", key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw")
-    processor = BatchProcessor(name, store, FaustDeadLetters(dlq),
-                               backoff=backoff or Backoff())
+    processor = BatchProcessor(name, store, FaustDeadLetters(dlq), backoff=backoff or Backoff(),
+                               partitions=partition_counter(settings, f"{prefix}events"))
 
     # Faust's recovery gives the seek after a rebalance `broker_request_timeout` (90 s) and then
     # stops recovering without a word: the worker lives on but never consumes again. So the

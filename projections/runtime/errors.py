@@ -7,9 +7,16 @@ Exception tree::
     │                      with backoff, until it works or the projector is stopped
     ├── PoisonEvent        one event of a batch can never be applied (deterministic): it goes to
     │                      the DLQ and later events of its stream are parked
+    ├── UnfitRecord        a record that decodes but can never be an event of its stream here
+    │   ├── KeyMismatch      its key is not `<stream_id>@<version>` of its value
+    │   ├── HeaderMismatch   a routing header (type, stream_id, version, schema_version)
+    │   │                    disagrees with its value
+    │   └── WrongPartition   not on `partition_for(stream_id, partitions)` of the events topic
     └── QueryTimeout       a query's `min_version` was not reached within its bound
 
-Anything else raised by a store is a bug: the projector process exits non-zero.
+Whatever a record's content makes decoding or a store raise (other than `TransientError`) is that
+record's fault: dead-lettered, never a reason to stop (`projections.runtime.classify`,
+`BatchProcessor`). Only a fault that no single record explains stops the process non-zero.
 """
 
 from __future__ import annotations
@@ -34,6 +41,22 @@ class PoisonEvent(ProjectionError):
         super().__init__(f"event {index} of the batch is poison: {type(cause).__name__}: {cause}")
         self.index = index
         self.cause = cause
+
+
+class UnfitRecord(ProjectionError):
+    """A record that decodes as an event but disagrees with where or how it was written."""
+
+
+class KeyMismatch(UnfitRecord):
+    """The record key is not `<stream_id>@<version>` of the event in its value."""
+
+
+class HeaderMismatch(UnfitRecord):
+    """A routing header disagrees with the event in the value (or is not UTF-8)."""
+
+
+class WrongPartition(UnfitRecord):
+    """The event is not on its stream's partition: its stream has another writer's order."""
 
 
 class QueryTimeout(ProjectionError, TimeoutError):

@@ -1,16 +1,21 @@
-"""The batch processor: decode, park, dead-letter, apply with retries, count. No Faust here.
+"""The batch processor: classify, park, dead-letter, apply with retries, count. No Faust here.
 
 Contract, per batch of records (in partition order):
 
-- A record that can never be applied (undecodable, unknown type, upcast failure, or a
-  `PoisonEvent` raised by the store, such as an impossible history) is published to the DLQ,
-  durably, before the checkpoint moves past it.
-- Every later record of that stream is parked (kept by the store, not applied), in this batch and
-  in later ones, across restarts. Other streams go on.
+- Every record is classified by `projections.runtime.classify` (the one classification all
+  projectors share): an `Item` is applied, a `Skip` (a tombstone) is counted as skipped, a
+  `Poison` is dead-lettered. A record's content never stops the process.
+- The store may refuse an item: `PoisonEvent(index, cause)` names it; any other exception but
+  `TransientError` from `apply` makes the processor apply the batch again item by item, and every
+  item whose single-item `apply` fails (not transiently) is poison too, logged at error level.
+- A poison record is published to the DLQ, durably, before the checkpoint moves past it; when it
+  names a valid stream, that stream is blocked and every later record of it is parked (kept by
+  the store, not applied), in this batch and in later ones, across restarts. Other streams go on.
 - `TransientError` from the store or the DLQ is retried in place with capped exponential backoff,
   forever (until the task is cancelled); so are the reads at start and on partition assignment
-  (`start`: parked streams, `checkpoints`). Any other exception propagates: it is a bug, and the
-  process must stop rather than skip events.
+  (`start`: parked streams, `checkpoints`) and of the partition count (first batch). Only a fault that no single record
+  explains (the batch's parked records and checkpoints alone cannot be written, a reader fails)
+  propagates: the process must stop rather than skip events.
 - Counters hold `consumed == applied + skipped + parked + dead_lettered` after every batch.
 """
 
@@ -23,7 +28,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import TypeVar
 
-from projections.runtime.decode import POISON_ERRORS, decode, stream_of
+from projections.runtime.classify import Classified, Poison, Skip, classify
 from projections.runtime.errors import PoisonEvent, TransientError
 from projections.runtime.records import (
     Applied,
@@ -39,6 +44,9 @@ logger = logging.getLogger("projections.runtime")
 
 _T = TypeVar("_T")
 Position = tuple[str, int, int]
+Partitions = int | Callable[[], Awaitable[int]] | None
+"""The events topic's partition count (checked by `classify`), a reader of it (called once at
+the first batch, `TransientError` retried), or `None` to leave the partition unchecked."""
 
 
 @dataclass
@@ -77,8 +85,9 @@ class Backoff:
 @dataclass(frozen=True)
 class _Plan:
     batch: Batch
-    dead: list[tuple[SourceRecord, BaseException]]
+    dead: list[tuple[SourceRecord, Poison]]
     parked_streams: set[str]
+    skipped: int
 
 
 def _position(record: SourceRecord) -> Position:
@@ -95,6 +104,8 @@ class BatchProcessor:
         dead_letters: DeadLetters,
         backoff: Backoff = Backoff(),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        *,
+        partitions: Partitions = None,
     ) -> None:
         self.name = name
         self.store = store
@@ -102,6 +113,8 @@ class BatchProcessor:
         self.counters = Counters()
         self._backoff = backoff
         self._sleep = sleep
+        self._partitions_source = partitions
+        self._partitions = partitions if isinstance(partitions, int) else None
         self._parked: set[str] = set()
         self._started = False
         self._starting = asyncio.Lock()
@@ -126,64 +139,122 @@ class BatchProcessor:
     def parked_streams(self) -> frozenset[str]:
         return frozenset(self._parked)
 
+    @property
+    def partitions(self) -> int | None:
+        """The events topic's partition count `classify` checks against (after `start`)."""
+        return self._partitions
+
     async def process(self, records: Sequence[SourceRecord]) -> Applied:
         """Account for every record of `records` exactly once (see the module contract)."""
-        poison: dict[Position, BaseException] = {}
-        decoded: dict[Position, Item] = {}
-        for record in records:
-            try:
-                decoded[_position(record)] = decode(record)
-            except POISON_ERRORS as error:
-                poison[_position(record)] = error
+        source = self._partitions_source
+        if self._partitions is None and source is not None and not isinstance(source, int):
+            # Read once, with the first records (Kafka answers then), not at start: the start
+            # runs inside a rebalance, whose time Faust bounds.
+            self._partitions = await self._retry(source, "partitions")
+        classified = {_position(r): classify(r, self._partitions) for r in records}
         sent: set[Position] = set()
         while True:
-            plan = self._plan(records, decoded, poison)
-            for record, cause in plan.dead:
-                if _position(record) not in sent:
-                    await self._dead_letter(record, cause)
-                    sent.add(_position(record))
+            plan = self._plan(records, classified)
+            await self._send_dead(plan, sent)
             batch = plan.batch
             try:
                 result = await self._retry(partial(self.store.apply, batch), "store.apply")
             except PoisonEvent as poisoned:
+                if not 0 <= poisoned.index < len(batch.items):
+                    plan, result = await self._isolate(records, classified, sent, poisoned)
+                    break
                 item = batch.items[poisoned.index]
-                poison[_position(item.record)] = poisoned.cause
+                classified[_position(item.record)] = Poison(poisoned.cause, item.stream_id)
                 continue
-            self._parked = plan.parked_streams
-            self._count(len(records), result, len(plan.batch.parked), len(plan.dead))
-            return result
+            except Exception as error:  # not transient, not placed: find the culprit(s)
+                plan, result = await self._isolate(records, classified, sent, error)
+            break
+        self._parked = plan.parked_streams
+        total = Applied(result.applied, result.skipped + plan.skipped)
+        self._count(len(records), total, len(plan.batch.parked), len(plan.dead))
+        return total
 
-    def _plan(
+    async def _isolate(
         self,
         records: Sequence[SourceRecord],
-        decoded: dict[Position, Item],
-        poison: dict[Position, BaseException],
-    ) -> _Plan:
+        classified: dict[Position, Classified],
+        sent: set[Position],
+        error: BaseException,
+    ) -> tuple[_Plan, Applied]:
+        """The batch item by item (each its own `apply`), so an exception that names no item
+        is pinned on the item(s) that raise it alone; then the parked, blocked and checkpoints."""
+        logger.error(
+            "store.apply failed projector=%s error=%s: %s; applying the batch item by item",
+            self.name, type(error).__name__, error, exc_info=error)
+        done: set[Position] = set()
+        applied = skipped = 0
+        plan = self._plan(records, classified)
+        pending = list(plan.batch.items)
+        while pending:
+            item = pending.pop(0)
+            where = _position(item.record)
+            if where in done:
+                continue
+            try:
+                result = await self._retry(
+                    partial(self.store.apply, Batch([item])), "store.apply(item)")
+            except Exception as failed:  # transient faults were retried: this one is the item's
+                cause = failed.cause if isinstance(failed, PoisonEvent) else failed
+                logger.error(
+                    "store refused one event projector=%s topic=%s partition=%d offset=%d "
+                    "stream_id=%s error=%s: %s", self.name, item.record.topic,
+                    item.record.partition, item.record.offset, item.stream_id,
+                    type(cause).__name__, cause)
+                classified[where] = Poison(cause, item.stream_id)
+                plan = self._plan(records, classified)
+                pending = [i for i in plan.batch.items if _position(i.record) not in done]
+                continue
+            done.add(where)
+            applied += result.applied
+            skipped += result.skipped
+        await self._send_dead(plan, sent)
+        rest = Batch([], plan.batch.parked, plan.batch.blocked, plan.batch.checkpoints)
+        await self._retry(partial(self.store.apply, rest), "store.apply(rest)")
+        return plan, Applied(applied, skipped)
+
+    def _plan(self, records: Sequence[SourceRecord],
+              classified: dict[Position, Classified]) -> _Plan:
         parked_streams = set(self._parked)
         items: list[Item] = []
         parked: list[tuple[str, SourceRecord]] = []
-        dead: list[tuple[SourceRecord, BaseException]] = []
+        dead: list[tuple[SourceRecord, Poison]] = []
         blocked: list[tuple[str, SourceRecord]] = []
+        skipped = 0
         for record in records:
-            item = decoded.get(_position(record))
-            stream_id = item.stream_id if item else stream_of(record)
+            found = classified[_position(record)]
+            if isinstance(found, Skip):
+                skipped += 1
+                continue
+            stream_id = found.stream_id
             if stream_id is not None and stream_id in parked_streams:
                 parked.append((stream_id, record))
-            elif item is None or _position(record) in poison:
-                dead.append((record, poison[_position(record)]))
+            elif isinstance(found, Poison):
+                dead.append((record, found))
                 if stream_id is not None:
                     parked_streams.add(stream_id)
                     blocked.append((stream_id, record))
             else:
-                items.append(item)
+                items.append(found)
         batch = Batch(items, parked, blocked, last_offsets(records))
-        return _Plan(batch=batch, dead=dead, parked_streams=parked_streams)
+        return _Plan(batch=batch, dead=dead, parked_streams=parked_streams, skipped=skipped)
 
-    async def _dead_letter(self, record: SourceRecord, error: BaseException) -> None:
+    async def _send_dead(self, plan: _Plan, sent: set[Position]) -> None:
+        for record, poison in plan.dead:
+            if _position(record) not in sent:
+                await self._dead_letter(record, poison)
+                sent.add(_position(record))
+
+    async def _dead_letter(self, record: SourceRecord, poison: Poison) -> None:
+        error = poison.error
         logger.warning(
             "dead-lettered projector=%s topic=%s partition=%d offset=%d stream_id=%s error=%s: %s",
-            self.name, record.topic, record.partition, record.offset, stream_of(record),
-            type(error).__name__, error,
+            self.name, record.topic, record.partition, record.offset, poison.stream_id,
+            type(error).__name__, _text(error),
         )
         await self._retry(partial(self.dead_letters.send, record, error), "dlq.send")
 
@@ -216,3 +287,10 @@ class BatchProcessor:
             counters.consumed, counters.applied, counters.skipped, counters.parked,
             counters.dead_lettered,
         )
+
+
+def _text(error: BaseException) -> str:
+    try:
+        return str(error)[:1000]
+    except Exception:  # a hostile __str__ must not stop a dead letter
+        return repr(type(error))

@@ -93,21 +93,8 @@ class DeadLetters(Protocol):
     """Where poison records go (the projector's DLQ topic)."""
 
     async def send(self, record: SourceRecord, error: BaseException) -> None:
-        """Publish `record` with headers naming its source and `error`; returns once durable."""
-
-
-def dlq_headers(record: SourceRecord, error: BaseException) -> list[tuple[str, bytes]]:
-    """The DLQ headers: source topic, partition, offset, error class and message (plus the
-    original record's own headers, so tools can still route by type and stream)."""
-    message = str(error)[:1000]
-    return [
-        *record.headers,
-        ("dlq.source.topic", record.topic.encode()),
-        ("dlq.source.partition", str(record.partition).encode()),
-        ("dlq.source.offset", str(record.offset).encode()),
-        ("dlq.error.class", type(error).__name__.encode()),
-        ("dlq.error.message", message.encode("utf-8", errors="replace")),
-    ]
+        """Publish a bounded copy of `record` (`topics.deadletter.dead_letter`: headers naming its
+        source and `error`, original size and sha256); returns once durable."""
 
 
 def last_offsets(records: Iterable[SourceRecord]) -> dict[tuple[str, int], int]:

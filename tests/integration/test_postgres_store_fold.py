@@ -14,7 +14,7 @@ from pipeline.domain import orders, users
 from projections.postgres.fake import FakeStore
 from projections.postgres.store import PostgresStore
 from projections.runtime import Applied, Batch, PoisonEvent
-from projections.runtime.decode import decode
+from projections.runtime.classify import decode
 from tests.integration.projector_harness import fresh_database
 from tests.support.events import as_records, envelope, order_created, stream
 

@@ -14,7 +14,7 @@ from projections.postgres.fake import FakeStore
 from projections.postgres.store import PostgresStore
 from projections.queries import GetUser, QueryTimeout, get_user
 from projections.runtime import Batch, PoisonEvent
-from projections.runtime.decode import decode
+from projections.runtime.classify import decode
 from tests.support.events import as_records, envelope, order_created, stream
 
 T = TypeVar("T")

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cqrs.services.layout import Layout
 from topics.catalogue import Catalogue
+
+COMPOSE_PG_DSN = "postgresql://cqrs:cqrs@127.0.0.1:5432/cqrs"
+
+
+def default_pg_dsn() -> str:
+    """The native PostgreSQL's DSN (with the password `cqrs services up` generated) when this
+    user can read that password, else docker compose's fixed one."""
+    layout = Layout.from_env()
+    if os.access(layout.postgres_password_file, os.R_OK):
+        return layout.postgres_dsn
+    return COMPOSE_PG_DSN
 
 
 class Settings(BaseSettings):
@@ -15,6 +29,7 @@ class Settings(BaseSettings):
     ``CQRS_KAFKA_BOOTSTRAP``); ``cqrs services env`` prints the values for the native services.
     Secure transports are plain settings: ``kafka_security_protocol``/``kafka_sasl_*`` for Kafka,
     credentials inside ``pg_dsn`` and ``es_url`` (or ``es_api_key``) for the databases.
+    Without ``CQRS_PG_DSN``, ``pg_dsn`` is the native services' (see ``default_pg_dsn``).
     """
 
     model_config = SettingsConfigDict(env_prefix="CQRS_", extra="ignore")
@@ -25,7 +40,7 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
     kafka_ssl_ca_location: str | None = None
-    pg_dsn: str = "postgresql://cqrs:cqrs@127.0.0.1:5432/cqrs"
+    pg_dsn: str = Field(default_factory=default_pg_dsn)
     es_url: str = "http://127.0.0.1:9200"
     es_api_key: str | None = None
     topic_prefix: str = "cqrs."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 # The artifacts, as Maven Central names them. docker-compose.yml uses the same versions
 # (tests/unit/test_compose.py checks that the two agree).
@@ -80,8 +81,20 @@ class Layout:
         return f"http://{self.host}:{self.elasticsearch_port}"
 
     @property
+    def postgres_password_file(self) -> Path:
+        """The generated password of the role ``cqrs`` (mode 0600), written by ``up``."""
+        return self.state_dir / "postgres" / "cqrs.password"
+
+    @property
     def postgres_dsn(self) -> str:
-        return f"postgresql://cqrs:cqrs@{self.host}:{self.postgres_port}/cqrs"
+        """The project's DSN, with the password ``up`` generated (none before the first ``up``,
+        or for a caller who may not read the file: the server then refuses the connection)."""
+        try:
+            password = self.postgres_password_file.read_text().strip()
+        except OSError:
+            password = ""
+        credentials = f"cqrs:{quote(password, safe='')}" if password else "cqrs"
+        return f"postgresql://{credentials}@{self.host}:{self.postgres_port}/cqrs"
 
     def client_env(self) -> dict[str, str]:
         """The variables that point the project (and its tests) at these services."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import httpx
 import psycopg
+import pytest
 from confluent_kafka.admin import AdminClient
+from psycopg.conninfo import conninfo_to_dict
 
 
 def test_kafka_lists_topics(kafka_config: dict[str, str]) -> None:
@@ -17,6 +19,13 @@ def test_postgres_runs_a_query(pg_dsn: str) -> None:
         row = conn.execute("SELECT current_database(), 1 + 1").fetchone()
     assert row is not None
     assert row[1] == 2
+
+
+def test_postgres_refuses_a_connection_without_the_password(pg_dsn: str) -> None:
+    parts = conninfo_to_dict(pg_dsn)
+    parts.update(password="", passfile="/dev/null", connect_timeout=5)
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(**parts)  # type: ignore[arg-type]
 
 
 def test_elasticsearch_is_healthy(es_url: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 from cqrs.services import prereqs
 from cqrs.services.errors import PortTaken, PrerequisiteMissing
 from cqrs.services.layout import Layout
+from cqrs.services.postgres import HBA, ensure_password
 from cqrs.services.process import boot_id, read_pid, start_ticks, write_pid_file
 from cqrs.services.runner import Runner
 
@@ -152,3 +153,28 @@ def test_stale_pid_files_are_neither_running_nor_signalled(
     assert unrelated_process.poll() is None, "down signalled an unrelated process"
     assert sum("stale pid file" in line for line in said) == 3, said
     assert not any(layout.pid_file(s.name).exists() for s in runner.services)
+
+
+def test_the_postgres_password_is_generated_once_and_kept_private(tmp_path: Path) -> None:
+    path = tmp_path / "postgres" / "cqrs.password"
+    first = ensure_password(path)
+    assert len(first) >= 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o644)
+    assert ensure_password(path) == first
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_services_env_exports_the_generated_password(tmp_path: Path) -> None:
+    layout = Layout(state_dir=tmp_path, cache_dir=tmp_path, postgres_port=15432)
+    assert layout.client_env()["CQRS_PG_DSN"] == "postgresql://cqrs@127.0.0.1:15432/cqrs"
+    password = ensure_password(layout.postgres_password_file)
+    assert layout.client_env()["CQRS_PG_DSN"] == (
+        f"postgresql://cqrs:{password}@127.0.0.1:15432/cqrs")
+
+
+def test_the_cluster_asks_every_connection_for_a_password() -> None:
+    rules = [line.split() for line in HBA.splitlines() if line and not line.startswith("#")]
+    assert {rule[0] for rule in rules} == {"local", "host"}
+    assert all(rule[-1] == "scram-sha-256" for rule in rules)
+    assert "trust" not in HBA

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from cqrs.gateway import commands, queries
+from cqrs.gateway.bodies import BodyGuard
 from cqrs.gateway.compose import Services, ServicesFactory, build_services
 from cqrs.settings import Settings
 
@@ -22,6 +23,10 @@ PostgreSQL read models and the Elasticsearch users index, which follow the event
 
 Read-your-writes: a command's result carries the stream's new `version`; pass it as
 `min_version` to `GET /users/{id}` or `GET /orders/{id}` to wait (bounded) for the projection.
+
+Bodies are JSON (`Content-Type: application/json`) of at most 65,536 bytes: larger ones are
+answered 413, other media types 415, and bodies that are not strict JSON (lone surrogates, `NaN`,
+nesting deeper than 32) 400.
 """
 
 
@@ -40,6 +45,7 @@ def create_app(settings: Settings, services: ServicesFactory = build_services) -
     app = FastAPI(
         title="cqrs gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
     )
+    app.add_middleware(BodyGuard)
     app.include_router(commands.router())
     app.include_router(queries.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"],

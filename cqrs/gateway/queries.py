@@ -32,14 +32,20 @@ from projections.queries import (
 )
 from projections.runtime.errors import TransientError
 from projections.search import InvalidSearch, SearchUnavailable, UserSearchResult
-from projections.search.query import MAX_LIMIT, MAX_TEXT_LENGTH
+from projections.search.query import MAX_LIMIT, MAX_TEXT_LENGTH, MAX_WINDOW
 
 MAX_WAIT = 30.0
+MAX_VERSION = 2**63 - 1
+"""Stream versions are PostgreSQL bigints."""
 
 router = APIRouter(tags=["queries"])
 
 MinVersion = Annotated[int | None, Query(
-    ge=0, description="Wait until the projection has reached this version (read-your-writes).")]
+    ge=0, le=MAX_VERSION,
+    description="Wait until the projection has reached this version (read-your-writes).")]
+RowId = Annotated[str, Path(
+    min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$",
+    description="An id as the command gave it (no control characters: none can be stored).")]
 Wait = Annotated[float, Query(gt=0, le=MAX_WAIT, description="Bound of the min_version wait (s).")]
 RowResponses: dict[int | str, dict[str, Any]] = {
     404: {"description": "Not in the read model."},
@@ -74,7 +80,7 @@ async def _answering(min_version: int | None = None) -> AsyncIterator[None]:
 
 @router.get("/users/{user_id}", response_model=User, responses=RowResponses,
             summary="GetUser")
-async def user(request: Request, user_id: Annotated[str, Path()],
+async def user(request: Request, user_id: RowId,
                min_version: MinVersion = None, wait: Wait = 5.0) -> User:
     async with _answering(min_version):
         found = await get_user(_read_side(request).read_model,
@@ -91,7 +97,7 @@ async def search(
     q: Annotated[str, Query(max_length=MAX_TEXT_LENGTH,
                             description="Name or email words; typos and prefixes match.")] = "",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_WINDOW - 1)] = 0,
     active_only: bool = False,
 ) -> UserSearchResult:
     async with _answering():
@@ -101,7 +107,7 @@ async def search(
 
 @router.get("/users/{user_id}/orders", response_model=UserOrders, summary="OrdersForUser",
             responses={503: RowResponses[503]})
-async def user_orders(request: Request, user_id: str) -> UserOrders:
+async def user_orders(request: Request, user_id: RowId) -> UserOrders:
     async with _answering():
         return await orders_for_user(_read_side(request).read_model,
                                      OrdersForUser(user_id=user_id))
@@ -116,7 +122,7 @@ async def user_stats(request: Request) -> UserStats:
 
 @router.get("/orders/{order_id}", response_model=Order, responses=RowResponses,
             summary="GetOrder")
-async def order(request: Request, order_id: str, min_version: MinVersion = None,
+async def order(request: Request, order_id: RowId, min_version: MinVersion = None,
                 wait: Wait = 5.0) -> Order:
     async with _answering(min_version):
         found = await get_order(_read_side(request).read_model,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from cqrs.gateway import ReadSide, Services, create_app
+from cqrs.gateway.bodies import MAX_BODY_BYTES, BodyGuard
 from cqrs.gateway.compose import CommandPool
 from cqrs.settings import Settings
 from pipeline.client import KafkaUnavailable, ResultTimeout, stream_id_of
@@ -220,3 +222,133 @@ def test_healthz_names_the_service_that_is_down(client: TestClient) -> None:
     checks = response.json()["checks"]
     assert checks["kafka"] == {"ok": True}
     assert checks["elasticsearch"]["ok"] is False
+
+
+VALID = b'{"aggregate_id": "u1", "data": {"email": "a@b.co", "name": "Al"}}'
+JSON = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (b'{"aggregate_id": "u1", "data": {"email": "a@b.co", "name": "\\ud800"}}',
+     "lone surrogate \\ud800 at $.data.name"),
+    (b'{"aggregate_id": "\\udfff", "data": {}}', "lone surrogate \\udfff at $.aggregate_id"),
+    (b'{"aggregate_id": "u1", "\\ud800x": 1, "data": {}}', "lone surrogate"),
+    (b'{"aggregate_id": "u1", "data": ', "not valid JSON"),
+    (b"", "not valid JSON"),
+    (b'{"aggregate_id": "\xff"}', "not UTF-8"),
+    (b'{"aggregate_id": "o1", "data": {"payment_ref": "p", "amount": NaN}}', "NaN"),
+    (b'{"aggregate_id": "o1", "data": {"payment_ref": "p", "amount": 1e999}}', "out of range"),
+    (b'{"aggregate_id": "u1", "expected_version": ' + b"9" * 5000 + b', "data": {}}',
+     "not valid JSON"),
+    (b"[" * 40 + b"]" * 40, "deeper than 32"),
+    (b"[" * 20000 + b"]" * 20000, "deeper than 32"),
+])
+def test_a_body_that_is_not_strict_json_is_400_and_nothing_is_sent(
+    client: TestClient, fakes: Fakes, body: bytes, says: str
+) -> None:
+    response = client.post("/commands/CreateUser?wait=1", content=body, headers=JSON)
+    assert response.status_code == 400
+    assert says in response.json()["detail"]
+    assert fakes.commands.sent == []
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"null", b'"text"', b"12"])
+def test_a_body_that_is_not_an_object_is_422(client: TestClient, body: bytes) -> None:
+    response = client.post("/commands/CreateUser", content=body, headers=JSON)
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_a_body_that_is_not_json_is_415(client: TestClient, content_type: str) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/commands/CreateUser", content=VALID, headers=headers)
+    assert response.status_code == 415
+    assert "application/json" in response.json()["detail"]
+
+
+def test_json_with_a_charset_or_a_json_suffix_is_accepted(client: TestClient) -> None:
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        response = client.post("/commands/CreateUser", content=VALID,
+                               headers={"content-type": content_type})
+        assert response.status_code == 202
+
+
+def test_a_body_over_the_limit_is_413_with_or_without_content_length(
+    client: TestClient, fakes: Fakes
+) -> None:
+    padding = b" " * MAX_BODY_BYTES
+    response = client.post("/commands/CreateUser", content=VALID + padding, headers=JSON)
+    assert response.status_code == 413
+    assert str(MAX_BODY_BYTES) in response.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding: chunked
+        yield VALID
+        for _ in range(80):
+            yield b" " * 1024
+
+    response = client.post("/commands/CreateUser", content=chunks(), headers=JSON)
+    assert response.status_code == 413
+    assert fakes.commands.sent == []
+    exact = VALID + b" " * (MAX_BODY_BYTES - len(VALID))
+    assert client.post("/commands/CreateUser", content=exact, headers=JSON).status_code == 202
+
+
+def test_an_endless_chunked_body_is_cut_off_at_the_limit() -> None:
+    """The guard stops reading once the limit is passed: it never holds an unbounded body."""
+    received: list[int] = []
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        received.append(1)
+        return {"type": "http.request", "body": b"x" * 1024, "more_body": True}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def unreachable(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the route was called")
+
+    scope = {"type": "http", "method": "POST", "path": "/commands/CreateUser",
+             "headers": [(b"content-type", b"application/json")]}
+    asyncio.run(BodyGuard(unreachable)(scope, receive, send))
+    assert sent[0]["status"] == 413
+    assert len(received) == MAX_BODY_BYTES // 1024 + 1
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("the body was read")
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/commands/CreateUser",
+             "headers": [(b"content-type", b"application/json"),
+                         (b"content-length", str(MAX_BODY_BYTES + 1).encode())]}
+    asyncio.run(BodyGuard(receive)(scope, receive, send))  # type: ignore[arg-type]
+    assert sent[0]["status"] == 413
+
+
+@pytest.mark.parametrize("url", [
+    "/users/u1?min_version=9223372036854775808",
+    "/users/u1?min_version=" + "9" * 5000,
+    "/users/u1?min_version=abc",
+    "/users/u1?min_version=1&wait=nan",
+    "/users/u1?min_version=1&wait=inf",
+    "/orders/o1?min_version=-1",
+    "/users?offset=10000",
+    "/users?offset=" + "9" * 40,
+    "/users?active_only=maybe",
+    "/users/a%00b",
+    "/users/a%00b/orders",
+    "/orders/a%0Ab",
+])
+def test_invalid_query_parameters_and_ids_are_422(
+    client: TestClient, fakes: Fakes, url: str
+) -> None:
+    fakes.put_user("u1")
+    response = client.get(url)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]

@@ -96,3 +96,16 @@ def test_submitted_then_read_and_missing(http: TestClient) -> None:
     late = http.get(f"/users/{user_id}?min_version=9&wait=0.5")
     assert late.status_code == 504
     assert "has not reached version 9" in late.json()["detail"]
+
+
+def test_client_errors_are_4xx_against_the_real_services(http: TestClient) -> None:
+    json_type = {"content-type": "application/json"}
+    surrogate = b'{"aggregate_id": "e2e-s", "data": {"email": "s@example.com", "name": "\\ud800"}}'
+    assert http.post("/commands/CreateUser?wait=5", content=surrogate,
+                     headers=json_type).status_code == 400
+    oversized = b'{"aggregate_id": "e2e-s", "data": {}}' + b" " * 70_000
+    assert http.post("/commands/CreateUser", content=oversized,
+                     headers=json_type).status_code == 413
+    assert http.get("/users/a%00b").status_code == 422
+    assert http.get("/users/u1?min_version=9223372036854775808").status_code == 422
+    assert http.get("/users?q=alice&offset=20000").status_code == 422

@@ -41,6 +41,12 @@ class OutputTooLarge(Exception):
     """An output of the record would exceed the record limit (`records.MAX_OUTPUT_BYTES`)."""
 
 
+class UnwritableRecord(Exception):
+    """The error class of a pointer dead letter: the record's own transaction kept failing."""
+
+
+UNWRITABLE = "the producer kept refusing this record's own transaction (see the processor log)"
+
 _CODES: dict[type[BaseException], str] = {
     UnknownCommandType: "command.unknown_type",
     StreamQuarantined: "processor.stream_quarantined",

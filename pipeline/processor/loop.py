@@ -26,7 +26,7 @@ from pipeline.processor.batching import collect
 from pipeline.processor.caution import Caution
 from pipeline.processor.config import ProcessorConfig
 from pipeline.processor.counters import Counters
-from pipeline.processor.failures import pointer
+from pipeline.processor.failures import UNWRITABLE, UnwritableRecord, pointer
 from pipeline.processor.handling import Batch, Handled, handle
 from pipeline.processor.records import InboundRecord
 from pipeline.processor.replica import CustomerReplica
@@ -215,7 +215,7 @@ class Processor:
         if verdict == "pointer":
             log.error("record keeps failing its transaction: pointer dead letter", extra=fields)
             counts.unwritable += 1
-            return pointer(record, batch.topics, UnwritableRecord(_UNWRITABLE))
+            return pointer(record, batch.topics, UnwritableRecord(UNWRITABLE))
         log.error("record and its pointer dead letter keep failing: skipped", extra=fields)
         counts.skipped += 1
         return Handled("dead_lettered", [])
@@ -274,13 +274,6 @@ class Processor:
         if self._replica is not None:
             self._replica.close()
         log.info("stopped", extra={"counts": self.counters.as_dict()})
-
-
-_UNWRITABLE = "the producer kept refusing this record's own transaction (see the processor log)"
-
-
-class UnwritableRecord(Exception):
-    """The error class of a pointer dead letter: the record's outputs could not be produced."""
 
 
 def _inbound(message: Any) -> InboundRecord:

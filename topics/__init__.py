@@ -1,4 +1,5 @@
-"""The contract between write and read side: topic catalogue, envelopes, partitioner, upcasting.
+"""The contract between write and read side: topic catalogue, envelopes, limits, partitioner,
+upcasting.
 
 The Kafka admin part (`apply`, `describe`, ...) is imported on first use, so that code needing
 only the envelopes (the domain, the schemas) never loads confluent-kafka.
@@ -9,10 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from topics import limits
 from topics.catalogue import Catalogue, TopicSpec
 from topics.envelopes import (
-    MAX_COMMAND_BYTES,
-    MAX_RECORD_BYTES,
     CommandEnvelope,
     CommandResult,
     EventEnvelope,
@@ -44,6 +44,7 @@ from topics.errors import (
     TopicsError,
     UpcastError,
 )
+from topics.limits import MAX_COMMAND_BYTES, MAX_RECORD_BYTES
 from topics.partitioner import murmur2, partition_for
 from topics.upcasting import Upcasters
 
@@ -86,6 +87,7 @@ __all__ = [
     "event_key",
     "headers_for_command",
     "headers_for_event",
+    "limits",
     "make_stream_id",
     "murmur2",
     "parse_event_key",

@@ -12,31 +12,56 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 
 from topics.errors import InvalidEnvelope, InvalidStreamId, NotJson, TooLarge
-
-MAX_COMMAND_BYTES = 64 * 1024
-"""Largest command accepted at decode; bigger ones are rejected as `TooLarge`."""
-MAX_RECORD_BYTES = 1024 * 1024
-"""Largest event, result or snapshot accepted at decode (Kafka's default `max.message.bytes`)."""
-RECENT_COMMANDS_WINDOW = 100
-"""How many recent command ids a snapshot keeps per stream for duplicate detection."""
-
-AGGREGATE_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
-AGGREGATE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
-TYPE_NAME_PATTERN = r"^[A-Z][A-Za-z0-9]{0,63}$"
+from topics.limits import (
+    AGGREGATE_ID_PATTERN,
+    AGGREGATE_TYPE_PATTERN,
+    ID_CHARACTERS,
+    MAX_AGGREGATE_ID_LENGTH,
+    MAX_COMMAND_BYTES,
+    MAX_ENVELOPE_TEXT_LENGTH,
+    MAX_RECORD_BYTES,
+    MAX_VERSION,
+    MESSAGE_ID_PATTERN,
+    NO_CONTROL_CHARACTERS_PATTERN,
+    READ_AGGREGATE_ID_PATTERN,
+    READ_MAX_AGGREGATE_ID_LENGTH,
+    READ_MAX_STREAM_ID_LENGTH,
+    RECENT_COMMANDS_WINDOW,
+    TYPE_NAME_PATTERN,
+    reject_control_characters,
+)
 
 AggregateId = Annotated[str, Field(pattern=AGGREGATE_ID_PATTERN)]
-MessageId = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,128}$")]
+"""A new command's aggregate id: at most `MAX_AGGREGATE_ID_LENGTH` id characters, so that every
+key derived from it fits (see `topics.limits`)."""
+MessageId = Annotated[str, Field(pattern=MESSAGE_ID_PATTERN)]
 """Printable ASCII without spaces, 1-128 characters: safe in keys, headers and logs."""
 TypeName = Annotated[str, Field(pattern=TYPE_NAME_PATTERN)]
-StreamId = Annotated[str, Field(min_length=3, max_length=161, pattern=r"^[a-z][a-z0-9_]*-.+$")]
-Text = Annotated[str, Field(max_length=1000)]
+StreamId = Annotated[
+    str,
+    Field(min_length=3, max_length=READ_MAX_STREAM_ID_LENGTH, pattern=r"^[a-z][a-z0-9_]*-.+$"),
+]
+"""A stream id as read back (events, snapshots, results): tolerant of earlier, longer ids."""
+Version = Annotated[int, Field(ge=0, le=MAX_VERSION)]
+Text = Annotated[str, Field(max_length=MAX_ENVELOPE_TEXT_LENGTH)]
+CommandText = Annotated[
+    str,
+    Field(
+        max_length=MAX_ENVELOPE_TEXT_LENGTH,
+        json_schema_extra={"pattern": NO_CONTROL_CHARACTERS_PATTERN},
+    ),
+    AfterValidator(reject_control_characters),
+]
+"""Text a client sends in an envelope: bounded, no control characters."""
 
 _AGGREGATE_TYPE_RE = re.compile(AGGREGATE_TYPE_PATTERN)
 _AGGREGATE_ID_RE = re.compile(AGGREGATE_ID_PATTERN)
+_READ_AGGREGATE_ID_RE = re.compile(READ_AGGREGATE_ID_PATTERN)
+_MESSAGE_ID_RE = re.compile(MESSAGE_ID_PATTERN)
 
 
 class CommandEnvelope(BaseModel):
@@ -47,10 +72,10 @@ class CommandEnvelope(BaseModel):
     command_id: MessageId
     type: TypeName
     aggregate_id: AggregateId
-    expected_version: Annotated[int, Field(ge=0)] | None = None
+    expected_version: Version | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     issued_at: AwareDatetime
-    issued_by: Text | None = None
+    issued_by: CommandText | None = None
     correlation_id: MessageId | None = None
 
 
@@ -63,7 +88,7 @@ class EventEnvelope(BaseModel):
     type: TypeName
     schema_version: Annotated[int, Field(ge=1)]
     stream_id: StreamId
-    version: Annotated[int, Field(ge=1)]
+    version: Annotated[int, Field(ge=1, le=MAX_VERSION)]
     data: dict[str, Any]
     occurred_at: AwareDatetime
     causation_id: MessageId | None = None
@@ -78,7 +103,7 @@ class CommandResult(BaseModel):
     command_id: MessageId
     stream_id: StreamId | None
     status: Literal["accepted", "rejected", "duplicate"]
-    version: Annotated[int, Field(ge=0)] | None = None
+    version: Version | None = None
     event_ids: list[str] = Field(default_factory=list)
     code: str | None = None
     reason: Text | None = None
@@ -92,7 +117,7 @@ class Snapshot(BaseModel):
 
     stream_id: StreamId
     aggregate_type: Annotated[str, Field(pattern=AGGREGATE_TYPE_PATTERN)]
-    version: Annotated[int, Field(ge=0)]
+    version: Version
     state: dict[str, Any] | None
     recent_command_ids: Annotated[list[str], Field(max_length=RECENT_COMMANDS_WINDOW)] = Field(
         default_factory=list
@@ -101,21 +126,37 @@ class Snapshot(BaseModel):
 
 
 def make_stream_id(aggregate_type: str, aggregate_id: str) -> str:
-    """`"<aggregate_type>-<aggregate_id>"`, for example `user-u001`; the commands' record key."""
-    if not _AGGREGATE_TYPE_RE.match(aggregate_type):
-        raise InvalidStreamId(f"invalid aggregate type {aggregate_type!r}")
-    if not _AGGREGATE_ID_RE.match(aggregate_id):
-        raise InvalidStreamId(f"invalid aggregate id {aggregate_id!r}")
-    return f"{aggregate_type}-{aggregate_id}"
+    """`"<aggregate_type>-<aggregate_id>"`, for example `user-u001`; the commands' record key.
+
+    For new streams: the id is held to `MAX_AGGREGATE_ID_LENGTH` (`InvalidStreamId` otherwise).
+    """
+    return _stream_id(aggregate_type, aggregate_id, _AGGREGATE_ID_RE, MAX_AGGREGATE_ID_LENGTH)
 
 
 def parse_stream_id(stream_id: str) -> tuple[str, str]:
-    """Split a stream id at its first `-` (aggregate types never contain one)."""
+    """Split a stream id at its first `-` (aggregate types never contain one).
+
+    For stream ids read back: ids up to `READ_MAX_AGGREGATE_ID_LENGTH` (earlier releases) parse.
+    """
     aggregate_type, sep, aggregate_id = stream_id.partition("-")
     if not sep:
         raise InvalidStreamId(f"stream id {stream_id!r} has no '-'")
-    make_stream_id(aggregate_type, aggregate_id)
+    _stream_id(aggregate_type, aggregate_id, _READ_AGGREGATE_ID_RE, READ_MAX_AGGREGATE_ID_LENGTH)
     return aggregate_type, aggregate_id
+
+
+def _stream_id(
+    aggregate_type: str, aggregate_id: str, id_pattern: re.Pattern[str], max_length: int
+) -> str:
+    # fullmatch: a Python `$` would also match before a trailing newline.
+    if not _AGGREGATE_TYPE_RE.fullmatch(aggregate_type):
+        raise InvalidStreamId(f"invalid aggregate type {aggregate_type!r}")
+    if not id_pattern.fullmatch(aggregate_id):
+        raise InvalidStreamId(
+            f"invalid aggregate id {aggregate_id[:200]!r}:"
+            f" not 1-{max_length} characters of {ID_CHARACTERS}"
+        )
+    return f"{aggregate_type}-{aggregate_id}"
 
 
 def event_key(stream_id: str, version: int) -> str:
@@ -126,7 +167,7 @@ def event_key(stream_id: str, version: int) -> str:
 def parse_event_key(key: str) -> tuple[str, int]:
     """Inverse of `event_key` (stream ids never contain `@`)."""
     stream_id, sep, version = key.rpartition("@")
-    if not sep or not version.isdigit():
+    if not sep or not (version.isascii() and version.isdigit()):
         raise InvalidStreamId(f"event key {key!r} is not '<stream_id>@<version>'")
     parse_stream_id(stream_id)
     return stream_id, int(version)
@@ -281,7 +322,7 @@ def peek_command_id(raw: bytes) -> str | None:
     except ValueError:
         return None
     command_id = document.get("command_id") if isinstance(document, dict) else None
-    if isinstance(command_id, str) and re.fullmatch(r"[\x21-\x7e]{1,128}", command_id):
+    if isinstance(command_id, str) and _MESSAGE_ID_RE.fullmatch(command_id):
         return command_id
     return None
 

@@ -7,7 +7,9 @@ eventually consistent read of every user's status (the aggregates topic). A user
 concurrently may therefore still get an order accepted; compensating (cancelling such orders) is
 left to a process manager reacting to `UserDeactivated`, not to this aggregate.
 
-Money is integer minor units (cents) of the order's currency; totals are always computed here.
+Money is integer minor units (cents) of the order's currency; totals are always computed here,
+and bounded at the command (`topics.limits.MAX_ORDER_TOTAL`, `validation.total_too_large`) so that
+every total the aggregate accepts fits the read model's `bigint` and stays exact in JSON.
 """
 
 from __future__ import annotations
@@ -19,32 +21,59 @@ from pydantic_core import PydanticCustomError
 
 from pipeline.domain.common import Command, DecisionContext, Event, Rejection
 from pipeline.domain.errors import InvalidHistory
-from pipeline.domain.values import Currency, MinorUnits, Quantity, ReferenceId, Text
+from pipeline.domain.values import (
+    Amount,
+    Currency,
+    MinorUnits,
+    Quantity,
+    ReferenceId,
+    Sku,
+    Text,
+)
+from topics.limits import MAX_ITEMS, MAX_ORDER_TOTAL
 
 AGGREGATE_TYPE = "order"
-MAX_ITEMS = 100
 
 
 class OrderItem(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sku: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+    sku: Sku
     quantity: Quantity
     unit_price: MinorUnits
 
 
-def _at_least_one_item(items: tuple[OrderItem, ...]) -> tuple[OrderItem, ...]:
+def order_total(items: tuple[OrderItem, ...]) -> int:
+    """Sum of quantity * unit price, in minor units."""
+    return sum(item.quantity * item.unit_price for item in items)
+
+
+def _orderable(items: tuple[OrderItem, ...]) -> tuple[OrderItem, ...]:
     if not items:
         raise PydanticCustomError("no_items", "an order needs at least one item")
+    total = order_total(items)
+    if total > MAX_ORDER_TOTAL:
+        raise PydanticCustomError(
+            "total_too_large",
+            "the order total {total} exceeds {limit} minor units",
+            {"total": total, "limit": MAX_ORDER_TOTAL},
+        )
     return items
 
 
 class CreateOrder(Command):
+    """Create an order for an active customer; the total (sum of quantity * unit_price over the
+    items, in minor units) must not exceed 9007199254740991 (2^53 - 1)."""
+
     customer_id: ReferenceId
     items: Annotated[
         tuple[OrderItem, ...],
-        Field(max_length=MAX_ITEMS, json_schema_extra={"minItems": 1}),
-        AfterValidator(_at_least_one_item),
+        Field(
+            max_length=MAX_ITEMS,
+            # JSON Schema cannot sum products: the total's bound is stated, checked here.
+            json_schema_extra={"minItems": 1, "x-max-total": MAX_ORDER_TOTAL},
+        ),
+        AfterValidator(_orderable),
     ]
     currency: Currency
 
@@ -53,7 +82,7 @@ class PayOrder(Command):
     """Record a payment; `amount`, when given, must equal the order's total."""
 
     payment_ref: Text
-    amount: MinorUnits | None = None
+    amount: Amount | None = None
 
 
 class ShipOrder(Command):
@@ -105,11 +134,6 @@ class OrderState(BaseModel):
 OrderCommand = CreateOrder | PayOrder | ShipOrder | CancelOrder
 OrderEvent = OrderCreated | OrderPaid | OrderShipped | OrderCancelled
 OrderDecision = list[OrderEvent] | Rejection
-
-
-def order_total(items: tuple[OrderItem, ...]) -> int:
-    """Sum of quantity * unit price, in minor units."""
-    return sum(item.quantity * item.unit_price for item in items)
 
 
 def decide(

@@ -28,6 +28,7 @@ from topics.envelopes import (
     remember_command,
 )
 from topics.errors import DecodeError, InvalidEnvelope, InvalidStreamId, NotJson, TooLarge
+from topics.limits import MAX_AGGREGATE_ID_LENGTH, MAX_VERSION, READ_MAX_AGGREGATE_ID_LENGTH
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -166,3 +167,50 @@ def test_recent_command_window_is_bounded() -> None:
     assert len(recent) == RECENT_COMMANDS_WINDOW
     assert recent[-1] == f"c{RECENT_COMMANDS_WINDOW + 4}"
     assert recent[0] == "c5"
+
+
+# -- Limits (topics.limits): new ids are bounded, ids already on the log still parse ------------
+
+
+def test_an_aggregate_id_of_exactly_the_limit_is_accepted() -> None:
+    longest = "u" * MAX_AGGREGATE_ID_LENGTH
+    assert command(aggregate_id=longest).aggregate_id == longest
+    assert make_stream_id("user", longest) == f"user-{longest}"
+
+
+@pytest.mark.parametrize("length", [MAX_AGGREGATE_ID_LENGTH + 1, 122, 128])
+def test_an_aggregate_id_beyond_the_limit_is_refused(length: int) -> None:
+    document = json.loads(encode(command()))
+    document["aggregate_id"] = "u" * length
+    with pytest.raises(InvalidEnvelope, match="aggregate_id"):
+        decode_command(json.dumps(document).encode())
+    with pytest.raises(InvalidStreamId):
+        make_stream_id("user", "u" * length)
+
+
+def test_stream_ids_written_by_earlier_releases_still_parse() -> None:
+    legacy = "u" * READ_MAX_AGGREGATE_ID_LENGTH
+    assert parse_stream_id(f"user-{legacy}") == ("user", legacy)
+    assert parse_event_key(f"user-{legacy}@1") == (f"user-{legacy}", 1)
+    with pytest.raises(InvalidStreamId):
+        parse_stream_id("user-" + legacy + "u")
+
+
+@pytest.mark.parametrize("text", ["user-u1\n", "user-u1@1\n", "user-u1@\u0661"])
+def test_keys_with_a_trailing_newline_or_foreign_digits_do_not_parse(text: str) -> None:
+    with pytest.raises(InvalidStreamId):
+        parse_event_key(text) if "@" in text else parse_stream_id(text)
+
+
+def test_versions_beyond_bigint_are_refused() -> None:
+    with pytest.raises(ValueError, match="expected_version"):
+        command(expected_version=MAX_VERSION + 1)
+    assert command(expected_version=MAX_VERSION).expected_version == MAX_VERSION
+    document = json.loads(encode(event()))
+    document["version"] = MAX_VERSION + 1
+    with pytest.raises(InvalidEnvelope, match="version"):
+        decode_event(json.dumps(document).encode())
+
+
+def test_peek_command_id_refuses_a_trailing_newline() -> None:
+    assert peek_command_id(b'{"command_id": "c-9\\n"}') is None

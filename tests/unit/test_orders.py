@@ -3,6 +3,8 @@
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given as given_hypothesis
+from hypothesis import strategies as st
 
 from pipeline.contracts import decide_command
 from pipeline.domain.common import DecisionContext, check_expected_version
@@ -18,6 +20,13 @@ from pipeline.domain.orders import (
     ShipOrder,
 )
 from pipeline.domain.testing import given
+from topics.limits import (
+    MAX_AGGREGATE_ID_LENGTH,
+    MAX_ITEMS,
+    MAX_ORDER_TOTAL,
+    MAX_QUANTITY,
+    MAX_UNIT_PRICE,
+)
 
 ITEMS = (
     OrderItem(sku="A", quantity=2, unit_price=150),
@@ -126,3 +135,110 @@ def test_expected_version() -> None:
     assert conflict is not None
     assert conflict.code == "concurrency.version_conflict"
     assert "version 3" in conflict.reason
+
+
+# -- Limits: the total fits the read model, text has no control characters ----------------------
+
+EXACT = [  # 9007 * 10^12 + 199254740991 == 2^53 - 1 == MAX_ORDER_TOTAL
+    {"sku": "A", "quantity": 9007, "unit_price": MAX_UNIT_PRICE},
+    {"sku": "B", "quantity": 1, "unit_price": 199_254_740_991},
+]
+
+
+def test_a_total_of_exactly_the_limit_is_accepted_and_payable() -> None:
+    decision = decide_command("CreateOrder", None, {**GOOD, "items": EXACT}, CONTEXT)
+    assert isinstance(decision, list)
+    created = decision[0]
+    assert isinstance(created, OrderCreated)
+    assert created.total == MAX_ORDER_TOTAL == 2**53 - 1
+    # An explicit amount that large used to be refused (amounts were bounded like unit prices).
+    given(created).when(PayOrder(payment_ref="p", amount=MAX_ORDER_TOTAL)).then(
+        OrderPaid(amount=MAX_ORDER_TOTAL, payment_ref="p")
+    )
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [*EXACT, {"sku": "C", "quantity": 1, "unit_price": 1}],
+        [{"sku": f"s{i}", "quantity": MAX_QUANTITY, "unit_price": MAX_UNIT_PRICE}
+         for i in range(MAX_ITEMS)],  # 10^20: beyond even PostgreSQL's bigint
+    ],
+)
+def test_a_total_beyond_the_limit_is_refused_as_validation(items: list[object]) -> None:
+    decision = decide_command("CreateOrder", None, {**GOOD, "items": items}, CONTEXT)
+    assert not isinstance(decision, list)
+    assert decision.code == "validation.total_too_large"
+    assert "items" in decision.reason
+    assert str(MAX_ORDER_TOTAL) in decision.reason
+
+
+def test_an_amount_beyond_the_limit_is_refused() -> None:
+    decision = decide_command(
+        "PayOrder", None, {"payment_ref": "p", "amount": MAX_ORDER_TOTAL + 1}, CONTEXT
+    )
+    assert not isinstance(decision, list)
+    assert decision.code == "validation.less_than_equal"
+
+
+@given_hypothesis(
+    st.lists(
+        st.tuples(st.integers(1, MAX_QUANTITY), st.integers(0, MAX_UNIT_PRICE)),
+        min_size=1, max_size=MAX_ITEMS,
+    )
+)
+def test_an_order_is_accepted_exactly_when_its_total_fits(lines: list[tuple[int, int]]) -> None:
+    items = [{"sku": f"s{i}", "quantity": q, "unit_price": p} for i, (q, p) in enumerate(lines)]
+    decision = decide_command("CreateOrder", None, {**GOOD, "items": items}, CONTEXT)
+    total = sum(q * p for q, p in lines)
+    if total <= MAX_ORDER_TOTAL:
+        assert isinstance(decision, list)
+        assert decision[0] == OrderCreated(
+            customer_id="u1", items=tuple(OrderItem(**item) for item in items),
+            currency="EUR", total=total,
+        )
+    else:
+        assert not isinstance(decision, list)
+        assert decision.code == "validation.total_too_large"
+
+
+@pytest.mark.parametrize(
+    ("command_type", "data"),
+    [
+        ("PayOrder", {"payment_ref": "pay\x00-1"}),
+        ("ShipOrder", {"tracking": "T\r\n1"}),
+        ("CancelOrder", {"reason": "\x1b[31mred"}),
+        ("CancelOrder", {"reason": "half \ud83d"}),
+    ],
+)
+def test_order_text_with_control_characters_is_refused(
+    command_type: str, data: dict[str, object]
+) -> None:
+    decision = decide_command(command_type, None, data, CONTEXT)
+    assert not isinstance(decision, list)
+    assert decision.code == "validation.control_character"
+
+
+PATTERN_MISMATCH = "validation.string_pattern_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"customer_id": "u" * (MAX_AGGREGATE_ID_LENGTH + 1)}, PATTERN_MISMATCH),
+        ({"customer_id": "u\x00"}, PATTERN_MISMATCH),
+        ({"items": [{"sku": "A\x00", "quantity": 1, "unit_price": 1}]},
+         PATTERN_MISMATCH),
+        ({"currency": "E\x00R"}, "validation.invalid_currency"),
+    ],
+)
+def test_closed_charset_fields_keep_their_codes(change: dict[str, object], code: str) -> None:
+    decision = decide_command("CreateOrder", None, {**GOOD, **change}, CONTEXT)
+    assert not isinstance(decision, list)
+    assert decision.code == code
+
+
+def test_a_customer_id_of_exactly_the_limit_is_accepted() -> None:
+    customer = "u" * MAX_AGGREGATE_ID_LENGTH
+    decision = decide_command("CreateOrder", None, {**GOOD, "customer_id": customer}, CONTEXT)
+    assert isinstance(decision, list)

@@ -1,8 +1,12 @@
 """User rules, as given events / when command / then events or rejection."""
 
 import pytest
+from hypothesis import given as given_hypothesis
+from hypothesis import strategies as st
 
-from pipeline.domain.testing import given
+from pipeline.contracts import decide_command
+from pipeline.domain.common import DecisionContext, Rejection
+from pipeline.domain.testing import FIXED_NOW, given
 from pipeline.domain.users import (
     CreateUser,
     DeactivateUser,
@@ -14,6 +18,7 @@ from pipeline.domain.users import (
     UserNameChanged,
     UserReactivated,
 )
+from topics.limits import MAX_NAME_LENGTH
 
 CREATED = UserCreated(email="ada@example.com", name="Ada")
 
@@ -63,3 +68,53 @@ def test_reactivate_only_when_deactivated() -> None:
     given(CREATED, UserDeactivated(), UserReactivated()).when(ReactivateUser()).then_rejected(
         "user.not_deactivated"
     )
+
+
+# -- Limits: control characters and lengths (see topics.limits) ----------------------------------
+
+CONTEXT = DecisionContext(now=FIXED_NOW)
+
+
+def rejection_code(command_type: str, data: dict[str, object]) -> str | None:
+    decision = decide_command(command_type, None, data, CONTEXT)
+    return decision.code if isinstance(decision, Rejection) else None
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\x1f", "\x7f", "\x9f", "\ud800", "\n", "\t", "\u0085"])
+def test_names_with_control_characters_are_refused(bad: str) -> None:
+    name = f"Ada{bad}Lovelace"
+    assert rejection_code("CreateUser", {"email": "a@example.com", "name": name}) == (
+        "validation.control_character"
+    )
+    assert rejection_code("UpdateUser", {"name": name}) == "validation.control_character"
+
+
+def test_a_deactivation_reason_with_a_nul_is_refused() -> None:
+    assert rejection_code("DeactivateUser", {"reason": "bye\x00"}) == (
+        "validation.control_character"
+    )
+
+
+def test_a_name_of_exactly_the_limit_is_accepted_one_more_is_not() -> None:
+    longest = "\U0001f600" * MAX_NAME_LENGTH  # characters, not bytes
+    given().when(CreateUser(email="a@example.com", name=longest)).then(
+        UserCreated(email="a@example.com", name=longest)
+    )
+    assert rejection_code("CreateUser", {"email": "a@example.com", "name": longest + "x"}) == (
+        "validation.invalid_name"
+    )
+
+
+@given_hypothesis(st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=MAX_NAME_LENGTH))
+def test_any_name_without_control_characters_is_accepted_once_trimmed(name: str) -> None:
+    code = rejection_code("CreateUser", {"email": "a@example.com", "name": name})
+    assert code == (None if name.strip() else "validation.invalid_name")
+
+
+@given_hypothesis(st.text(), st.characters(categories=("Cc", "Cs")), st.text())
+def test_any_name_with_an_inner_control_character_is_refused(
+    before: str, control: str, after: str
+) -> None:
+    name = f"a{before}{control}{after}z"
+    code = rejection_code("CreateUser", {"email": "a@example.com", "name": name})
+    assert code == "validation.control_character"

@@ -13,9 +13,9 @@ Contract, per batch of records (in partition order):
   the store, not applied), in this batch and in later ones, across restarts. Other streams go on.
 - `TransientError` from the store or the DLQ is retried in place with capped exponential backoff,
   forever (until the task is cancelled); so are the reads at start and on partition assignment
-  (`start`: parked streams, `checkpoints`) and of the partition count (first batch). Only a fault that no single record
-  explains (the batch's parked records and checkpoints alone cannot be written, a reader fails)
-  propagates: the process must stop rather than skip events.
+  (`start`: parked streams, `checkpoints`) and of the partition count (first batch). Only a
+  fault that no single record explains (the batch's parked records and checkpoints alone cannot
+  be written, a reader fails) propagates: the process must stop rather than skip events.
 - Counters hold `consumed == applied + skipped + parked + dead_lettered` after every batch.
 """
 

@@ -113,6 +113,36 @@ surrogate except as a `\\ud800` escape, which the processor's JSON parser refuse
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
+UNSTORABLE_CHARACTERS: Final = r"\x00\ud800-\udfff"
+"""What no store can hold at all: U+0000 (PostgreSQL `text` and `jsonb`) and lone surrogates
+(not encodable as UTF-8). Events are checked for these only: an event already on the log was
+accepted under the rules of its day, and stays readable while every store can hold it."""
+MAX_STORED_TEXT_BYTES: Final = ES_MAX_TERM_BYTES
+"""Longest text an event may carry, in UTF-8 bytes: every text field may be a keyword term."""
+_UNSTORABLE = re.compile(f"[{UNSTORABLE_CHARACTERS}]")
+
+
+def reject_unstorable(value: str) -> str:
+    """`value` unchanged, or an `unstorable_text` error: U+0000, a lone surrogate, or more than
+    `MAX_STORED_TEXT_BYTES` of UTF-8 (an event written by something other than the processor)."""
+    found = _UNSTORABLE.search(value)
+    if found is not None:
+        raise PydanticCustomError(
+            "unstorable_text",
+            "contains U+{code} at position {position}, which no read model can store",
+            {"code": f"{ord(found.group()):04X}", "position": found.start()},
+        )
+    if len(value) * UTF8_MAX_BYTES_PER_CHARACTER > MAX_STORED_TEXT_BYTES and (
+        len(value.encode("utf-8")) > MAX_STORED_TEXT_BYTES
+    ):
+        raise PydanticCustomError(
+            "unstorable_text",
+            "longer than {limit} bytes of UTF-8",
+            {"limit": MAX_STORED_TEXT_BYTES},
+        )
+    return value
+
+
 def reject_control_characters(value: str) -> str:
     """`value` unchanged, or a `control_character` validation error naming the first one."""
     found = _CONTROL.search(value)

@@ -42,13 +42,20 @@ class Upcasters:
     def upcast(self, envelope: EventEnvelope, to_version: int | None = None) -> EventEnvelope:
         """`envelope` with its data carried up the chain; the input is never mutated.
 
-        Raises `UpcastError` when `to_version` is given and the chain does not end exactly there
-        (a gap in the chain, or an event newer than this reader knows).
+        Raises `UpcastError` when a step fails on the event's data (a v1 event missing a field the
+        step reads), or when `to_version` is given and the chain does not end exactly there (a gap
+        in the chain, or an event newer than this reader knows).
         """
         version = envelope.schema_version
         data = envelope.data
         while (step := self._steps.get((envelope.type, version))) is not None:
-            data = step(copy.deepcopy(data))
+            try:
+                data = step(copy.deepcopy(data))
+            except Exception as error:  # a step is pure: what it raises, it raises again
+                raise UpcastError(
+                    f"{envelope.type} v{version} -> v{version + 1} failed on this event's data: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
             version += 1
         if to_version is not None and version != to_version:
             raise UpcastError(

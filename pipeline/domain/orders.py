@@ -28,6 +28,8 @@ from pipeline.domain.values import (
     Quantity,
     ReferenceId,
     Sku,
+    StoredMoney,
+    StoredText,
     Text,
 )
 from topics.limits import MAX_ITEMS, MAX_ORDER_TOTAL
@@ -97,23 +99,23 @@ class OrderCreated(Event):
     """v2: v1 had no `currency`; every v1 order was in EUR (see `pipeline.domain.upcasters`)."""
 
     schema_version = 2
-    customer_id: str
+    customer_id: StoredText
     items: tuple[OrderItem, ...]
-    currency: str
-    total: int
+    currency: StoredText
+    total: StoredMoney
 
 
 class OrderPaid(Event):
-    amount: int
-    payment_ref: str
+    amount: StoredMoney
+    payment_ref: StoredText
 
 
 class OrderShipped(Event):
-    tracking: str | None = None
+    tracking: StoredText | None = None
 
 
 class OrderCancelled(Event):
-    reason: str
+    reason: StoredText
 
 
 OrderStatus = Literal["created", "paid", "shipped", "cancelled"]

@@ -12,7 +12,7 @@ from pipeline.domain.common import (
     Rejection,
 )
 from pipeline.domain.errors import InvalidHistory
-from pipeline.domain.values import Email, PersonName, Text
+from pipeline.domain.values import Email, PersonName, StoredText, Text
 
 AGGREGATE_TYPE = "user"
 
@@ -41,20 +41,20 @@ class UserCreated(Event):
     """v2: v1 carried `full_name` instead of `name` (see `pipeline.domain.upcasters`)."""
 
     schema_version = 2
-    email: str
-    name: str
+    email: StoredText
+    name: StoredText
 
 
 class UserEmailChanged(Event):
-    email: str
+    email: StoredText
 
 
 class UserNameChanged(Event):
-    name: str
+    name: StoredText
 
 
 class UserDeactivated(Event):
-    reason: str | None = None
+    reason: StoredText | None = None
 
 
 class UserReactivated(Event):

@@ -25,8 +25,10 @@ from topics.limits import (
     MAX_TEXT_LENGTH,
     MAX_UNIT_PRICE,
     NO_CONTROL_CHARACTERS_PATTERN,
+    PG_BIGINT_MAX,
     SKU_PATTERN,
     reject_control_characters,
+    reject_unstorable,
 )
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "Quantity",
     "ReferenceId",
     "Sku",
+    "StoredMoney",
+    "StoredText",
     "Text",
 ]
 
@@ -137,3 +141,9 @@ ReferenceId = Annotated[str, Field(pattern=AGGREGATE_ID_PATTERN)]
 """Another aggregate's id: the same bound as `topics.envelopes.AggregateId`, so it can address
 any stream a command can create."""
 Sku = Annotated[str, Field(pattern=SKU_PATTERN)]
+
+StoredText = Annotated[str, AfterValidator(reject_unstorable)]
+"""Text in an event: whatever every read model can store (`topics.limits.reject_unstorable`).
+Looser than the command types on purpose: see `topics.limits.UNSTORABLE_CHARACTERS`."""
+StoredMoney = Annotated[int, Field(ge=0, le=PG_BIGINT_MAX, strict=True)]
+"""An amount in an event: what PostgreSQL's `bigint` holds."""

@@ -77,6 +77,18 @@ class Pipeline:
         with psycopg.connect(self.settings.pg_dsn) as connection:
             return connection.execute(query.encode(), params).fetchall()
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until the projectors have made their read models (tables migrated, index created)."""
+        alias = IndexNames.for_prefix(self.settings.topic_prefix).alias
+
+        def ready() -> bool:
+            with Elasticsearch(self.settings.es_url) as client:
+                if not client.indices.exists_alias(name=alias):
+                    return False
+            return bool(self.rows("SELECT to_regclass('users') IS NOT NULL")[0][0])
+
+        wait_until(ready, timeout, "the projectors' read models exist", self)
+
     def documents(self) -> dict[str, dict[str, Any]]:
         """Every user document of the search index, by user id (refreshed first)."""
         alias = IndexNames.for_prefix(self.settings.topic_prefix).alias
@@ -110,6 +122,7 @@ def running_pipeline(endpoints: Endpoints, logs: Path, partitions: int = 3,
             pipeline.workers = {name: _start(name, args, env, logs)
                                 for name, args in WORKERS.items()}
             try:
+                pipeline.wait_ready()
                 yield pipeline
             finally:
                 for worker in pipeline.workers.values():

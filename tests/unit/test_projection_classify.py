@@ -234,3 +234,22 @@ def test_data_postgresql_cannot_hold_is_poison_in_the_fake_as_in_the_store() -> 
     assert [type(error).__name__ for _, error in dlq.sent] in (["ValueError"], ["ValidationError"])
     assert set(store.users) == {"fine"}
     assert processor.counters.dead_lettered == 1
+
+
+def test_an_event_no_store_can_hold_is_poison_for_every_projector() -> None:
+    """NUL, a lone surrogate, text past a keyword term or money past bigint, written by some other
+    producer: refused by the event model itself, so both read models dead-letter it alike."""
+    base = json.loads(encode(user_created("u1")))
+    for data in ({"email": "a@b.io", "name": "a\u0000b"},
+                 {"email": "a@b.io", "name": "n" * 40_000}):
+        value = json.dumps({**base, "data": data}).encode()
+        assert error_class(with_value(good(), value)) == "ValidationError", data
+    lone_surrogate = json.dumps({**base, "data": {"email": "a@b.io", "name": "\ud800"}})
+    assert error_class(with_value(good(), lone_surrogate.encode())) == "NotJson"
+    order = envelope("order-o1", 1, users.UserCreated(email="a@b.io", name="A"))
+    document = json.loads(encode(order))
+    document.update(type="OrderPaid", schema_version=1,
+                    data={"amount": 2**63, "payment_ref": "p"})
+    record = SourceRecord("t", partition_for("order-o1", PARTITIONS), 0, b"order-o1@1",
+                          json.dumps(document).encode())
+    assert error_class(record) == "ValidationError"

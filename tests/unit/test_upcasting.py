@@ -82,3 +82,9 @@ def test_order_created_v1_is_in_euros() -> None:
     event = from_envelope(envelope("OrderCreated", 1, data))
     assert isinstance(event, OrderCreated)
     assert event.currency == "EUR"
+
+
+def test_a_step_failing_on_the_data_is_an_upcast_error() -> None:
+    """A v1 event without the field its step reads: an `UpcastError` (poison), not a KeyError."""
+    with pytest.raises(UpcastError, match="KeyError"):
+        UPCASTERS.upcast(envelope("UserCreated", 1, {"email": "a@b.io"}), to_version=2)

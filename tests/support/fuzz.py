@@ -160,8 +160,8 @@ class Commands:
         """Honest commands, some on a wrong partition (forwarded), some sent twice."""
         rnd = self.random
         for index in range(count):
-            user = f"u{index % 60}"
-            choice = index % 6
+            # Each user's life in six commands, in order (unless forwarded, which reorders).
+            user, choice = f"u{index // 6}", index % 6
             if choice == 0:
                 document = envelope("CreateUser", user, {"email": f"{user}@example.com",
                                                          "name": f"User {index}"})

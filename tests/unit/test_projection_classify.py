@@ -15,6 +15,7 @@ from projections.postgres.fake import FakeStore
 from projections.runtime import BatchProcessor, Poison, Skip, SourceRecord, classify, stream_of
 from projections.runtime.records import Applied, Batch, Item
 from tests.support.events import as_records, envelope, user_created
+from tests.unit.test_projection_processor import ListDeadLetters, _no_sleep
 from topics.envelopes import encode, event_key
 from topics.partitioner import partition_for
 
@@ -146,18 +147,6 @@ def test_mutating_a_valid_record_never_raises(noise: bytes, at: int) -> None:
     value = base.value or b""
     mutated = value[:at] + noise + value[at + len(noise):]
     assert isinstance(classify(with_value(base, mutated), PARTITIONS), Item | Skip | Poison)
-
-
-class ListDeadLetters:
-    def __init__(self) -> None:
-        self.sent: list[tuple[SourceRecord, BaseException]] = []
-
-    async def send(self, record: SourceRecord, error: BaseException) -> None:
-        self.sent.append((record, error))
-
-
-async def _no_sleep(delay: float) -> None:
-    return None
 
 
 class RefusingStore(FakeStore):

@@ -1,4 +1,4 @@
-"""What every stage is handed: settings, sizes, output folder, progress display, memory peaks."""
+"""What every stage is handed: services' config, sizes, output folder, progress, memory peaks."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from bench.config import BenchConfig
 from bench.infra import Worker
 from bench.measure import Measurement, StageTimeout, watch
-from cqrs.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def make_progress() -> Progress:
 
 @dataclass
 class Context:
-    settings: Settings
+    config: BenchConfig
     sizes: Sizes
     out: Path
     run_id: str

@@ -27,11 +27,11 @@ import psycopg
 from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
-from cqrs.settings import Settings
+from bench.config import BenchConfig
+from projections.config import SearchConfig
 from projections.postgres.migrate import migration_files
 from projections.search.index import IndexNames
-from topics.admin import apply
-from topics.catalogue import Catalogue
+from topics import Catalogue, apply
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECTOR_TOTALS = re.compile(r"^\[([0-9-]+ [0-9:]+),(\d{3})\].*total_consumed=(\d+)")
@@ -41,29 +41,29 @@ PROJECTOR_TOTALS = re.compile(r"^\[([0-9-]+ [0-9:]+),(\d{3})\].*total_consumed=(
 class Namespace:
     """One stage's topics, database and index prefix; use as a context manager."""
 
-    settings: Settings
+    config: BenchConfig
     prefix: str
     database: str
     _created_db: bool = False
     _admin: AdminClient | None = field(default=None, repr=False)
 
     @classmethod
-    def new(cls, settings: Settings, run_id: str, stage: str) -> Namespace:
-        return cls(settings, f"bench-{run_id}-{stage}.", f"bench_{run_id}_{stage}")
+    def new(cls, config: BenchConfig, run_id: str, stage: str) -> Namespace:
+        return cls(config, f"bench-{run_id}-{stage}.", f"bench_{run_id}_{stage}")
 
     @property
     def kafka(self) -> dict[str, Any]:
         """The bench's own clients' properties: warnings and worse only (librdkafka level 4)."""
-        return {**self.settings.kafka_config(), "log_level": 4}
+        return {**self.config.kafka.client_config(), "log_level": 4}
 
     @property
     def catalogue(self) -> Catalogue:
-        return Catalogue(prefix=self.prefix, partitions=self.settings.partitions,
-                         replication_factor=self.settings.replication_factor)
+        return Catalogue(prefix=self.prefix, partitions=self.config.partitions,
+                         replication_factor=self.config.replication_factor)
 
     @property
     def dsn(self) -> str:
-        return urlunsplit(urlsplit(self.settings.pg_dsn)._replace(path=f"/{self.database}"))
+        return urlunsplit(urlsplit(self.config.postgres.dsn)._replace(path=f"/{self.database}"))
 
     @property
     def index_names(self) -> IndexNames:
@@ -72,7 +72,7 @@ class Namespace:
     def env(self) -> dict[str, str]:
         """The environment of a worker process of this namespace."""
         return {**os.environ, "CQRS_TOPIC_PREFIX": self.prefix, "CQRS_PG_DSN": self.dsn,
-                "CQRS_PARTITIONS": str(self.settings.partitions)}
+                "CQRS_PARTITIONS": str(self.config.partitions)}
 
     def apply_topics(self) -> None:
         self._admin = AdminClient(self.kafka)
@@ -82,7 +82,7 @@ class Namespace:
 
     def create_database(self, migrate: bool = False) -> str:
         """A fresh, empty database (with the read models' schema if `migrate`); its DSN."""
-        with psycopg.connect(self.settings.pg_dsn, autocommit=True) as admin:
+        with psycopg.connect(self.config.postgres.dsn, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{self.database}"'.encode())
         self._created_db = True
         if migrate:
@@ -96,9 +96,9 @@ class Namespace:
             self._delete_topics()
         if self._created_db:
             with contextlib.suppress(Exception):
-                drop_database(self.settings.pg_dsn, self.database)
+                drop_database(self.config.postgres.dsn, self.database)
         with contextlib.suppress(Exception):
-            delete_indices(self.settings, f"{self.index_names.alias}*")
+            delete_indices(self.config.search, f"{self.index_names.alias}*")
 
     def _delete_topics(self) -> None:
         admin = self._admin or AdminClient(self.kafka)
@@ -114,13 +114,13 @@ class Namespace:
         self.close()
 
 
-def es_client(settings: Settings) -> Elasticsearch:
-    return Elasticsearch(settings.es_url, api_key=settings.es_api_key, request_timeout=60)
+def es_client(search: SearchConfig) -> Elasticsearch:
+    return Elasticsearch(search.url, api_key=search.api_key, request_timeout=60)
 
 
-def delete_indices(settings: Settings, pattern: str) -> None:
+def delete_indices(search: SearchConfig, pattern: str) -> None:
     """Delete the indices matching `pattern`, by name (wildcard deletes are refused)."""
-    with es_client(settings) as client:
+    with es_client(search) as client:
         found = sorted(client.indices.get(index=pattern, allow_no_indices=True).body)
         if found:
             client.indices.delete(index=",".join(found), ignore_unavailable=True)

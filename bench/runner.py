@@ -12,10 +12,10 @@ from typing import Any
 from rich.console import Console
 
 from bench import plots, report, stage_kafka, stage_pipeline, stage_sinks
+from bench.config import BenchConfig
 from bench.context import SIZES, Context, StageProgress, make_progress
 from bench.infra import run_id
 from bench.workload import BATCH
-from cqrs.settings import Settings
 
 Stage = Callable[[Context], dict[str, Any]]
 
@@ -52,17 +52,18 @@ def _stages(results: dict[str, Any]) -> list[tuple[str, Stage]]:
             ("replay", replay), ("pipeline", pipeline)]
 
 
-def run(mode: str, out: Path, console: Console | None = None) -> dict[str, Any]:
-    """Run the benchmark in `mode` (smoke, quick, default); write everything under `out`."""
+def run(config: BenchConfig, mode: str, out: Path,
+        console: Console | None = None) -> dict[str, Any]:
+    """Run the benchmark in `mode` (smoke, quick, default) against the services of `config`;
+    write everything under `out`."""
     console = console or Console()
     out.mkdir(parents=True, exist_ok=True)
-    settings = Settings()
     began, started_at = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
     stages: dict[str, Any] = {}
     errors: dict[str, str] = {}
     took: dict[str, float] = {}
     with make_progress() as progress:
-        ctx = Context(settings, SIZES[mode], out, run_id(), StageProgress(progress))
+        ctx = Context(config, SIZES[mode], out, run_id(), StageProgress(progress))
         for name, stage in _stages(stages):
             progress.console.print(f"[bold]stage {name}[/bold]")
             ctx.start_stage()
@@ -81,7 +82,7 @@ def run(mode: str, out: Path, console: Console | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "run": {"mode": mode, "run_id": ctx.run_id, "started_at": started_at,
                 "machine": report.machine(),
-                "partitions": settings.partitions, "batch": BATCH,
+                "partitions": config.partitions, "batch": BATCH,
                 "sizes": vars(SIZES[mode]), "duration_s": round(time.monotonic() - began, 1),
                 "stage_seconds": took},
         "stages": stages,

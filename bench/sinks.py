@@ -20,11 +20,11 @@ from confluent_kafka import Consumer
 from bench.infra import es_client
 from bench.measure import Measurement, Sample, timed
 from bench.workload import BATCH
-from cqrs.settings import Settings
+from projections.config import SearchConfig
 from projections.postgres.rows import PUT_USER
 from projections.postgres.store import CHECKPOINT
 from projections.search.index import load_mapping
-from topics.envelopes import EventEnvelope
+from topics import EventEnvelope
 
 Row = tuple[str, str, str, bool, Any, Any, int]
 Clock = Callable[[], float]
@@ -88,12 +88,12 @@ def pg_baseline(dsn: str, rows: Sequence[Row], clock: Clock) -> dict[str, Any]:
             "methods": {name: round(m.rate, 1) for name, m in measured.items()}}
 
 
-def es_baseline(settings: Settings, index: str, envelopes: Sequence[EventEnvelope],
+def es_baseline(search: SearchConfig, index: str, envelopes: Sequence[EventEnvelope],
                 clock: Clock) -> Measurement:
     """Bulk-index the events' whole documents (external versions), 500 per request."""
     body = load_mapping()
     series: list[Sample] = []
-    with es_client(settings) as client:
+    with es_client(search) as client:
         client.indices.create(index=index, settings=body["settings"], mappings=body["mappings"])
         started = clock()
         done = 0

@@ -25,10 +25,10 @@ def raw_kafka(ctx: Context) -> dict[str, Any]:
     the flush of the last produce."""
     count = ctx.sizes.kafka_messages
     size = command_size()
-    with Namespace.new(ctx.settings, ctx.run_id, "k") as ns:
+    with Namespace.new(ctx.config, ctx.run_id, "k") as ns:
         ns.apply_topics()
         source, sink = ns.catalogue.commands.name, ns.catalogue.events.name
-        partitions = ns.settings.partitions
+        partitions = ns.config.partitions
         out = Producer({**ns.kafka, "linger.ms": 5, "enable.idempotence": True,
                         "log_level": QUIET})
         payload = b"x" * size
@@ -82,9 +82,9 @@ def processor_rates(ctx: Context) -> dict[str, Any]:
 def _processor_once(ctx: Context, interval: int, batch_size: int) -> dict[str, Any]:
     count = ctx.sizes.processor_commands
     label = f"p{interval}x{batch_size}"
-    with Namespace.new(ctx.settings, ctx.run_id, label) as ns:
+    with Namespace.new(ctx.config, ctx.run_id, label) as ns:
         ns.apply_topics()
-        produce_commands(ns.kafka, ns.catalogue.commands.name, ns.settings.partitions, "p", count)
+        produce_commands(ns.kafka, ns.catalogue.commands.name, ns.config.partitions, "p", count)
         worker = Worker("processor", ["processor", "--batch-ms", str(interval), "--batch-size",
                                       str(batch_size)], ns.env(), ctx.log(label))
         try:

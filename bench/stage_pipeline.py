@@ -18,7 +18,7 @@ from bench.context import Context
 from bench.infra import Namespace, Worker, es_client
 from bench.measure import Sample, StageTimeout
 from bench.workload import Pacer, command_record, produce_commands, producer, send
-from topics.partitioner import partition_for
+from topics import partition_for
 
 PG_POLL_S = 0.01
 ES_POLL_S = 0.05
@@ -28,7 +28,7 @@ LATENCY_SAMPLE = 2_000
 
 def pipeline(ctx: Context, sustained_reference: Callable[[], float]) -> dict[str, Any]:
     """Sustained rate first, then latency at half of it (or of `sustained_reference()`)."""
-    with Namespace.new(ctx.settings, ctx.run_id, "e2e") as ns:
+    with Namespace.new(ctx.config, ctx.run_id, "e2e") as ns:
         ns.apply_topics()
         ns.create_database()
         roles = {"processor": ["processor"], "projector.postgres": ["project", "postgres"],
@@ -65,10 +65,10 @@ def _pg_count(connection: psycopg.Connection[Any], tag: str) -> Callable[[], int
 
 def _warm_up(ctx: Context, ns: Namespace, workers: list[Worker]) -> None:
     ctx.progress.begin("pipeline: start-up and warm-up command", 1)
-    produce_commands(ns.kafka, ns.catalogue.commands.name, ns.settings.partitions, "warm", 1)
+    produce_commands(ns.kafka, ns.catalogue.commands.name, ns.config.partitions, "warm", 1)
     with psycopg.connect(ns.dsn, autocommit=True) as connection:
         ctx.watch(_pg_count(connection, "warm"), 1, "warm-up to PostgreSQL", _alive(workers))
-    with es_client(ns.settings) as client:
+    with es_client(ns.config.search) as client:
         def searchable() -> int:
             found = client.count(index=ns.index_names.alias, query={"term": {"user_id": "warm0"}},
                                  ignore_unavailable=True, allow_no_indices=True)
@@ -80,7 +80,7 @@ def _sustained(ctx: Context, ns: Namespace, workers: list[Worker]) -> dict[str, 
     count = ctx.sizes.pipeline_commands
     ctx.progress.begin("pipeline: commands in → rows in PostgreSQL", count)
     began = ctx.clock()
-    produce_commands(ns.kafka, ns.catalogue.commands.name, ns.settings.partitions, "w", count)
+    produce_commands(ns.kafka, ns.catalogue.commands.name, ns.config.partitions, "w", count)
     produced_s = ctx.clock() - began
     series: list[Sample] = [(0.0, 0)]
     with psycopg.connect(ns.dsn, autocommit=True) as connection:
@@ -149,7 +149,7 @@ def _latency(ctx: Context, ns: Namespace, rate: float) -> dict[str, Any]:
     total = max(1, int(rate * ctx.sizes.latency_seconds))
     every = max(1, total // LATENCY_SAMPLE)
     pg_conn = psycopg.connect(ns.dsn, autocommit=True)
-    es = es_client(ns.settings)
+    es = es_client(ns.config.search)
 
     def in_pg(ids: list[str]) -> set[str]:
         rows = pg_conn.execute("SELECT id FROM users WHERE id = ANY(%s)", (ids,)).fetchall()
@@ -163,7 +163,7 @@ def _latency(ctx: Context, ns: Namespace, rate: float) -> dict[str, Any]:
     followers = {"postgres": _Follower(in_pg, PG_POLL_S), "search": _Follower(in_search, ES_POLL_S)}
     for follower in followers.values():
         follower.start()
-    out, topic, partitions = producer(ns.kafka), ns.catalogue.commands.name, ns.settings.partitions
+    out, topic, partitions = producer(ns.kafka), ns.catalogue.commands.name, ns.config.partitions
     ctx.progress.begin(f"latency at {rate:,.0f} commands/s", total)
     pacer = Pacer(rate)
     try:

@@ -31,16 +31,16 @@ def postgres(ctx: Context) -> dict[str, Any]:
     count = ctx.sizes.sink_events
     events = [user_event("g", number) for number in range(count)]
     result: dict[str, Any] = {"events": count}
-    with Namespace.new(ctx.settings, ctx.run_id, "pgraw") as raw:
+    with Namespace.new(ctx.config, ctx.run_id, "pgraw") as raw:
         ctx.progress.begin("PostgreSQL raw upsert baseline", 1)
         result["baseline"] = pg_baseline(raw.create_database(migrate=True),
                                          [user_row(e) for e in events], ctx.clock)
-    with Namespace.new(ctx.settings, ctx.run_id, "pg") as ns:
+    with Namespace.new(ctx.config, ctx.run_id, "pg") as ns:
         ns.apply_topics()
-        produce_events(ns.kafka, ns.catalogue.events.name, ns.settings.partitions, events)
+        produce_events(ns.kafka, ns.catalogue.events.name, ns.config.partitions, events)
         ns.create_database()
         result["projector"] = run_projector(ctx, ns, "postgres", count, "pg-projector")
-        with Namespace.new(ctx.settings, ctx.run_id, "hand") as hand:
+        with Namespace.new(ctx.config, ctx.run_id, "hand") as hand:
             dsn = hand.create_database(migrate=True)
             ctx.progress.begin("hand-written confluent-kafka projector", count)
             result["handwritten"] = handwritten_projector(
@@ -53,13 +53,13 @@ def search(ctx: Context) -> dict[str, Any]:
     count = ctx.sizes.sink_events
     events = [user_event("s", number) for number in range(count)]
     result: dict[str, Any] = {"events": count}
-    with Namespace.new(ctx.settings, ctx.run_id, "esraw") as raw:
+    with Namespace.new(ctx.config, ctx.run_id, "esraw") as raw:
         ctx.progress.begin("Elasticsearch raw bulk baseline", 1)
         index = f"{raw.index_names.alias}-raw"
-        result["baseline"] = es_baseline(ctx.settings, index, events, ctx.clock).as_dict()
-    with Namespace.new(ctx.settings, ctx.run_id, "es") as ns:
+        result["baseline"] = es_baseline(ctx.config.search, index, events, ctx.clock).as_dict()
+    with Namespace.new(ctx.config, ctx.run_id, "es") as ns:
         ns.apply_topics()
-        produce_events(ns.kafka, ns.catalogue.events.name, ns.settings.partitions, events)
+        produce_events(ns.kafka, ns.catalogue.events.name, ns.config.partitions, events)
         result["projector"] = run_projector(ctx, ns, "search", count, "es-projector")
     return result
 
@@ -68,10 +68,10 @@ def replay(ctx: Context) -> dict[str, Any]:
     """Each projector started over a pre-filled events topic with an empty store."""
     count = ctx.sizes.replay_events
     result: dict[str, Any] = {"events": count}
-    with Namespace.new(ctx.settings, ctx.run_id, "replay") as ns:
+    with Namespace.new(ctx.config, ctx.run_id, "replay") as ns:
         ns.apply_topics()
         ctx.progress.begin("producing the replay log", 1)
-        produce_events(ns.kafka, ns.catalogue.events.name, ns.settings.partitions,
+        produce_events(ns.kafka, ns.catalogue.events.name, ns.config.partitions,
                        (user_event("r", number) for number in range(count)))
         ns.create_database()
         for name in ("postgres", "search"):

@@ -14,16 +14,16 @@ from typing import Any
 from confluent_kafka import Producer
 
 from pipeline.client.commands import new_command
-from pipeline.contracts import to_envelope
-from pipeline.domain.users import UserCreated
-from topics.envelopes import (
+from topics import (
     EventEnvelope,
+    UserCreated,
     encode,
     event_key,
     headers_for_command,
     headers_for_event,
+    partition_for,
+    to_envelope,
 )
-from topics.partitioner import partition_for
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 QUIET = 4

@@ -8,7 +8,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cqrs.services.layout import Layout
-from topics.catalogue import Catalogue
 
 COMPOSE_PG_DSN = "postgresql://cqrs:cqrs@127.0.0.1:5432/cqrs"
 
@@ -30,6 +29,8 @@ class Settings(BaseSettings):
     Secure transports are plain settings: ``kafka_security_protocol``/``kafka_sasl_*`` for Kafka,
     credentials inside ``pg_dsn`` and ``es_url`` (or ``es_api_key``) for the databases.
     Without ``CQRS_PG_DSN``, ``pg_dsn`` is the native services' (see ``default_pg_dsn``).
+    Read once per entry point, by `cqrs.bootstrap.Bootstrap`, which turns them into the narrow
+    configs the packages take (`cqrs.config.Config`).
     """
 
     model_config = SettingsConfigDict(env_prefix="CQRS_", extra="ignore")
@@ -46,27 +47,3 @@ class Settings(BaseSettings):
     topic_prefix: str = "cqrs."
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-
-    def kafka_config(self) -> dict[str, str | int | float | bool]:
-        """The librdkafka connection properties shared by every client of the project."""
-        config: dict[str, str | int | float | bool] = {
-            "bootstrap.servers": self.kafka_bootstrap,
-            "security.protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_mechanism:
-            config["sasl.mechanism"] = self.kafka_sasl_mechanism
-        if self.kafka_sasl_username:
-            config["sasl.username"] = self.kafka_sasl_username
-        if self.kafka_sasl_password:
-            config["sasl.password"] = self.kafka_sasl_password
-        if self.kafka_ssl_ca_location:
-            config["ssl.ca.location"] = self.kafka_ssl_ca_location
-        return config
-
-    def catalogue(self) -> Catalogue:
-        """The topic catalogue these settings name (prefix, partitions, replication)."""
-        return Catalogue(
-            prefix=self.topic_prefix,
-            partitions=self.partitions,
-            replication_factor=self.replication_factor,
-        )

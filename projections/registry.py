@@ -1,6 +1,7 @@
 """The one place projectors are registered: name → factory of its Faust app (no autodiscovery).
 
-A factory takes the entry point's `Settings` (read once) and returns a `ProjectorApp`; importing
+A factory takes the entry point's `ProjectionsConfig` (built once from its settings by the
+composition root, `cqrs.bootstrap`) and returns a `ProjectorApp`; importing
 this module builds nothing. Factories import their projector lazily, so `cqrs project postgres`
 never imports Elasticsearch code and the reverse.
 """
@@ -9,28 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from cqrs.settings import Settings
+from projections.config import ProjectionsConfig
 from projections.runtime import ProjectorApp
 
-ProjectorFactory = Callable[[Settings], ProjectorApp]
+ProjectorFactory = Callable[[ProjectionsConfig], ProjectorApp]
 
 
-def _postgres(settings: Settings) -> ProjectorApp:
+def _postgres(config: ProjectionsConfig) -> ProjectorApp:
     from projections.postgres.app import make_app
 
-    return make_app(settings)
+    return make_app(config)
 
 
-def _search(settings: Settings) -> ProjectorApp:
-    from projections.search.app import make_app  # type: ignore[import-not-found,unused-ignore]
+def _search(config: ProjectionsConfig) -> ProjectorApp:
+    from projections.search.app import make_app
 
-    app: ProjectorApp = make_app(settings)
-    return app
+    return make_app(config)
 
 
 PROJECTORS: Mapping[str, ProjectorFactory] = {
     "postgres": _postgres,
-    # Filled by the search projector (projections/search/app.py: `make_app(settings)`).
     "search": _search,
 }
 

@@ -1,9 +1,14 @@
-"""The `cqrs` command line: one Typer app, its command groups registered here and only here."""
+"""The `cqrs` command line: one Typer app, its command groups registered here and only here.
+
+Its callback puts the invocation's `Bootstrap` (settings read once, adapters) in `ctx.obj`;
+every command takes its dependencies from there (`cqrs.cli.boot.bootstrap`).
+"""
 
 from __future__ import annotations
 
 import typer
 
+from cqrs.bootstrap import Bootstrap
 from cqrs.cli import bench, demo, gateway, processor, project, query, send, services, smoke, topics
 from cqrs.cli.dlq import app as dlq_app
 from cqrs.cli.lag import lag
@@ -16,6 +21,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    ctx.ensure_object(Bootstrap)
+
+
 app.add_typer(services.app, name="services")
 app.add_typer(project.app, name="project")
 app.add_typer(topics.app, name="topics")

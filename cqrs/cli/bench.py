@@ -7,8 +7,11 @@ from typing import Annotated
 
 import typer
 
+from cqrs.cli.boot import bootstrap
+
 
 def bench(
+    ctx: typer.Context,
     quick: Annotated[
         bool, typer.Option("--quick", help="Smaller volumes: about 2 minutes.")
     ] = False,
@@ -27,7 +30,7 @@ def bench(
 
     mode = "smoke" if smoke else "quick" if quick else "default"
     folder = out or default_out()
-    results = run(mode, folder)
+    results = run(bootstrap(ctx).config.bench(), mode, folder)
     typer.echo((folder / "results.md").read_text())
     typer.echo(f"results in {folder}")
     if results["errors"]:

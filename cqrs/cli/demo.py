@@ -10,15 +10,16 @@ import typer
 from confluent_kafka.admin import AdminClient
 from rich.console import Console
 
+from cqrs.cli.boot import bootstrap
+from cqrs.config import Config
 from cqrs.demo import Scenario, Step, Workers
 from cqrs.demo.scenario import ScenarioFailed
 from cqrs.services import Layout
-from cqrs.settings import Settings
 from pipeline.client import CommandClient
 from projections.postgres.store import PostgresStore
 from projections.search import IndexNames, UserSearch
 from projections.search.app import make_client
-from topics.admin import apply
+from topics import apply
 
 console = Console(soft_wrap=True, highlight=False)
 
@@ -28,11 +29,11 @@ def _report(step: Step) -> None:
     console.print(f"{mark} {step.title}: {step.detail}")
 
 
-async def _play(settings: Settings, client: CommandClient, run: str) -> Scenario:
-    store = PostgresStore(settings.pg_dsn)
+async def _play(config: Config, client: CommandClient, run: str) -> Scenario:
+    store = PostgresStore(config.postgres.dsn)
     await store.start()  # applies the migrations, in case the projector has not yet
-    search_client = make_client(settings)
-    search = UserSearch(search_client, IndexNames.for_prefix(settings.topic_prefix).alias)
+    search_client = make_client(config.search)
+    search = UserSearch(search_client, IndexNames.for_prefix(config.prefix).alias)
     scenario = Scenario(client, store, search, run, _report)
     try:
         await scenario.play()
@@ -43,6 +44,7 @@ async def _play(settings: Settings, client: CommandClient, run: str) -> Scenario
 
 
 def demo(
+    ctx: typer.Context,
     keep_running: Annotated[
         bool, typer.Option(help="Leave the processor and projectors the demo started running.")
     ] = False,
@@ -53,20 +55,20 @@ def demo(
     stops those again at the end (unless --keep-running). Exit 0 only if every step gave the
     expected answer.
     """
-    settings = Settings()
-    kafka = settings.kafka_config()
-    report = apply(AdminClient(kafka), settings.catalogue())
+    config = bootstrap(ctx).config
+    kafka = config.kafka.client_config()
+    report = apply(AdminClient(kafka), config.catalogue)
     if report.drift:
         console.print("[red]topic drift:[/red] " + "; ".join(map(str, report.drift)))
         raise typer.Exit(1)
-    workers = Workers(kafka, settings.topic_prefix, Layout.from_env().state_dir / "pipeline")
+    workers = Workers(kafka, config.prefix, Layout.from_env().state_dir / "pipeline")
     workers.ensure(lambda line: console.print(line))
     run = uuid.uuid4().hex[:6]
     console.rule(f"demo run {run}")
     failed = False
     try:
-        with CommandClient(kafka, settings.catalogue()) as client:
-            scenario = asyncio.run(_play(settings, client, run))
+        with CommandClient(kafka, config.catalogue) as client:
+            scenario = asyncio.run(_play(config, client, run))
         console.rule(f"[green]all {len(scenario.steps)} steps gave the expected answer[/green]")
     except ScenarioFailed as step:
         failed = True

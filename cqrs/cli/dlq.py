@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cqrs.cli.boot import bootstrap
 from cqrs.cli.ops import Context, context, err, out
 from projections.operations import (
     DlqEntry,
@@ -20,8 +21,6 @@ from projections.operations import (
     ensure_stopped,
     entries,
     entry_at,
-    group_of,
-    open_store,
     parse_position,
     retry_command,
     retry_projector,
@@ -36,7 +35,7 @@ NameArg = Annotated[str, typer.Argument(help="postgres, search, commands, or a D
 async def _statuses(ctx: Context, owner: str, found: list[DlqEntry]) -> list[DlqEntry]:
     if owner == "commands" or not found:
         return found
-    store = open_store(owner, ctx.settings)
+    store = ctx.store(owner)
     try:
         await store.start()
         return await with_status(store, found)
@@ -59,12 +58,13 @@ def _table(topic: str, found: list[DlqEntry]) -> Table:
 
 @app.command("list")
 def list_(
+    invocation: typer.Context,
     name: Annotated[str | None, typer.Argument(help="A DLQ (default: all of them).")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most N records per DLQ.")] = 100,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Dead-lettered records with their source, error and (projectors) status."""
-    with context() as ctx:
+    with context(bootstrap(invocation)) as ctx:
         names = [name] if name else ["commands", *ctx.catalogue.projectors]
         listing: dict[str, list[DlqEntry]] = {}
         for each in names:
@@ -79,10 +79,10 @@ def list_(
 
 
 @app.command("show")
-def show(name: NameArg, position: Annotated[str, typer.Argument(help="P:O, from `dlq list`.")],
-         ) -> None:
+def show(invocation: typer.Context, name: NameArg,
+         position: Annotated[str, typer.Argument(help="P:O, from `dlq list`.")]) -> None:
     """One record: headers decoded, value as JSON when it parses."""
-    with context() as ctx:
+    with context(bootstrap(invocation)) as ctx:
         topic, owner = ctx.dlq_of(name)
         partition, offset = parse_position(position)
         entry = asyncio.run(_statuses(ctx, owner, [entry_at(ctx.kafka, topic, partition, offset)]))
@@ -91,7 +91,7 @@ def show(name: NameArg, position: Annotated[str, typer.Argument(help="P:O, from 
 
 async def _retry_projector(ctx: Context, owner: str, chosen: list[DlqEntry],
                            ) -> list[RetryOutcome]:
-    store = open_store(owner, ctx.settings)
+    store = ctx.store(owner)
     try:
         await store.start()
         return [await retry_projector(store, entry, ctx.kafka) for entry in chosen]
@@ -101,13 +101,14 @@ async def _retry_projector(ctx: Context, owner: str, chosen: list[DlqEntry],
 
 @app.command("retry")
 def retry(
+    invocation: typer.Context,
     name: NameArg,
     position: Annotated[str | None, typer.Argument(help="P:O of the record.")] = None,
     retry_all: Annotated[bool, typer.Option("--all", help="Every record of the DLQ.")] = False,
 ) -> None:
     """Projector DLQ (projector stopped): release the blocked stream by re-applying the event and
     its parked successors through the store. Commands DLQ: re-produce the command."""
-    with context() as ctx:
+    with context(bootstrap(invocation)) as ctx:
         topic, owner = ctx.dlq_of(name)
         if (position is None) == (not retry_all):
             raise OperationsError("give a position P:O or --all")
@@ -120,7 +121,7 @@ def retry(
             commands = ctx.catalogue.commands.name
             outcomes = [retry_command(ctx.kafka, topic, commands, e) for e in chosen]
         else:
-            ensure_stopped(ctx.kafka, group_of(owner, ctx.settings), owner)
+            ensure_stopped(ctx.kafka, ctx.group(owner), owner)
             outcomes = asyncio.run(_retry_projector(ctx, owner, chosen))
     failed = False
     for outcome in outcomes:

@@ -10,11 +10,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cqrs.cli.boot import bootstrap
 from cqrs.cli.ops import Context, context, err, out
 from projections.operations import (
     ComponentLag,
-    group_of,
-    open_store,
     processor_lag,
     projector_lag,
 )
@@ -23,10 +22,10 @@ from projections.runtime import TransientError
 
 
 async def _projector(ctx: Context, name: str) -> ComponentLag:
-    store = open_store(name, ctx.settings)
+    store = ctx.store(name)
     try:
         await store.start()
-        return await projector_lag(ctx.kafka, store, name=name, group=group_of(name, ctx.settings),
+        return await projector_lag(ctx.kafka, store, name=name, group=ctx.group(name),
                                    events=ctx.events,
                                    dlq=ctx.catalogue.projection_dlq(name).name)
     finally:
@@ -36,7 +35,7 @@ async def _projector(ctx: Context, name: str) -> ComponentLag:
 def collect(ctx: Context, only: list[str] | None = None) -> list[ComponentLag]:
     """The processor's lag, then each registered projector's (or those in `only`); a projector
     whose store is unreachable is reported and left out."""
-    rows = [processor_lag(ctx.kafka, group=f"{ctx.settings.topic_prefix}processor",
+    rows = [processor_lag(ctx.kafka, group=f"{ctx.config.prefix}processor",
                           commands=ctx.catalogue.commands.name,
                           dlq=ctx.catalogue.commands_dlq.name)]
     for name in ctx.catalogue.projectors:
@@ -63,6 +62,7 @@ def table(rows: list[ComponentLag]) -> Table:
 
 
 def lag(
+    invocation: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
     projector: Annotated[list[str] | None, typer.Option(
         "--projector", "-p", help="Only these projectors (repeatable; default: all).")] = None,
@@ -72,7 +72,7 @@ def lag(
     Position is the next offset to read: a projector's store checkpoint + 1 (its truth), the
     processor's committed offset. Lag counts offsets to the end (0 if only transaction markers
     are left)."""
-    with context() as ctx:
+    with context(bootstrap(invocation)) as ctx:
         rows = collect(ctx, projector)
     if as_json:
         typer.echo(json.dumps([row.as_json() for row in rows], indent=2))

@@ -1,4 +1,4 @@
-"""What `cqrs replay`, `cqrs lag` and `cqrs dlq` share: settings read once, Kafka, errors → exits.
+"""What `cqrs replay`, `cqrs lag` and `cqrs dlq` share: the config, Kafka, errors → exit codes.
 
 Exit codes: 0 done, 1 refused or failed (the message says why: projector running, still poison,
 unknown name), 2 invalid arguments, 3 `--wait` timed out.
@@ -16,9 +16,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cqrs.settings import Settings
-from projections.operations import InvalidPosition, KafkaOps, OperationsError
-from topics.catalogue import Catalogue
+from cqrs.bootstrap import Bootstrap
+from cqrs.config import Config
+from projections.operations import (
+    InvalidPosition,
+    KafkaOps,
+    OperableStore,
+    OperationsError,
+    group_of,
+    open_store,
+)
+from topics import Catalogue
 
 err = Console(stderr=True, highlight=False)
 
@@ -31,13 +39,24 @@ def out() -> Console:
 
 @dataclass(frozen=True)
 class Context:
-    settings: Settings
-    catalogue: Catalogue
+    config: Config
     kafka: KafkaOps
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.config.catalogue
 
     @property
     def events(self) -> str:
         return self.catalogue.events.name
+
+    def store(self, name: str) -> OperableStore:
+        """Projector `name`'s store, built as its composition root builds it (not started)."""
+        return open_store(name, self.config.projections())
+
+    def group(self, name: str) -> str:
+        """Projector `name`'s consumer group."""
+        return group_of(name, self.config.prefix)
 
     def dlq_of(self, name: str) -> tuple[str, str]:
         """`name` (a projector, `commands`, or a DLQ topic) → (DLQ topic, owner name)."""
@@ -53,15 +72,15 @@ class Context:
 
 
 @contextmanager
-def context() -> Iterator[Context]:
-    """Settings (once), the catalogue and a Kafka client; failures become exit codes."""
-    settings = Settings()
+def context(boot: Bootstrap) -> Iterator[Context]:
+    """The bootstrap's config and a Kafka client; failures become exit codes."""
+    config = boot.config
     quiet = logging.getLogger("cqrs.cli.librdkafka")
     quiet.setLevel(logging.CRITICAL)
-    config: dict[str, Any] = {**settings.kafka_config(), "logger": quiet}
-    kafka = KafkaOps(config)
+    client_config: dict[str, Any] = {**config.kafka.client_config(), "logger": quiet}
+    kafka = KafkaOps(client_config)
     try:
-        yield Context(settings, settings.catalogue(), kafka)
+        yield Context(config, kafka)
     except InvalidPosition as error:
         err.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from error

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from cqrs.settings import Settings
+from cqrs.cli.boot import bootstrap
+from cqrs.config import Config
 from pipeline.processor import Processor, ProcessorConfig, TopicNames
 from pipeline.processor.config import default_instance_id
 from pipeline.processor.logs import configure
@@ -17,10 +18,10 @@ from pipeline.processor.transactions import ProducerFenced
 
 
 def config_from(
-    settings: Settings, instance_id: str, batch_size: int, batch_ms: int
+    config: Config, instance_id: str, batch_size: int, batch_ms: int
 ) -> ProcessorConfig:
-    """The processor's configuration from the settings (read once by the caller)."""
-    catalogue = settings.catalogue()
+    """The processor's configuration from the entry point's `Config` (settings read once)."""
+    catalogue = config.catalogue
     topics = TopicNames(
         commands=catalogue.commands.name,
         events=catalogue.events.name,
@@ -29,9 +30,9 @@ def config_from(
         commands_dlq=catalogue.commands_dlq.name,
     )
     return ProcessorConfig(
-        kafka=settings.kafka_config(),
+        kafka=config.kafka.client_config(),
         topics=topics,
-        prefix=settings.topic_prefix,
+        prefix=config.prefix,
         instance_id=instance_id,
         batch_size=batch_size,
         batch_ms=batch_ms,
@@ -43,6 +44,7 @@ FENCED_EXIT = 78
 
 
 def processor(
+    ctx: typer.Context,
     instance_id: Annotated[
         str | None,
         typer.Option(
@@ -59,7 +61,8 @@ def processor(
 
     Exits 78 when another processor with the same transactional id fenced this one."""
     configure(log_level.upper())
-    config = config_from(Settings(), instance_id or default_instance_id(), batch_size, batch_ms)
+    config = config_from(bootstrap(ctx).config, instance_id or default_instance_id(), batch_size,
+                         batch_ms)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

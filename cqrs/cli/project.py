@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import typer
 
-from cqrs.settings import Settings
-from projections.registry import PROJECTORS, projector_factory
+from cqrs.bootstrap import Bootstrap
+from cqrs.cli.boot import bootstrap
+from projections.registry import PROJECTORS
 
 app = typer.Typer(
     help="Run a projector (its own consumer group and DLQ) until stopped (Ctrl-C, SIGTERM).",
@@ -15,21 +16,21 @@ app = typer.Typer(
 )
 
 
-def run_projector(name: str, loglevel: str = "info") -> None:
-    """Build projector `name` from settings read once, and run its worker (blocks)."""
+def run_projector(boot: Bootstrap, name: str, loglevel: str = "info") -> None:
+    """Build projector `name` from the bootstrap's config, and run its worker (blocks)."""
     import faust
 
-    settings = Settings()
-    projector_app = projector_factory(name)(settings)
+    projector_app = boot.projector_app(name)
     worker = faust.Worker(projector_app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
 
 
-def _command(name: str) -> Callable[[str], None]:
+def _command(name: str) -> Callable[[typer.Context, str], None]:
     def command(
+        ctx: typer.Context,
         loglevel: str = typer.Option("info", help="debug, info, warning or error."),
     ) -> None:
-        run_projector(name, loglevel)
+        run_projector(bootstrap(ctx), name, loglevel)
 
     command.__doc__ = f"Run the {name} projector (exits non-zero on an unexpected error)."
     return command

@@ -1,7 +1,7 @@
 """`cqrs get user|order`, `cqrs search`, `cqrs stats users`, `cqrs orders`: the query commands.
 
 They call the query handlers (`projections.queries`) and `UserSearch` over the read side that
-`open_read_side` builds from the settings (read once per command); tests replace that function.
+the invocation's `Bootstrap` opens (`open_read_side`; tests give it a fake one).
 
 Exit codes: 0 found; 1 not found; 2 bad input; 3 timed out (min_version) or a service unavailable.
 """
@@ -19,9 +19,8 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from cqrs.gateway import compose
+from cqrs.cli.boot import bootstrap
 from cqrs.gateway.compose import ReadSide
-from cqrs.settings import Settings
 from projections import queries
 from projections.runtime.errors import QueryTimeout, TransientError
 from projections.search import InvalidSearch, SearchUnavailable
@@ -39,15 +38,12 @@ WaitOption = Annotated[float, typer.Option(min=0, help="Bound of the --min-versi
 R = TypeVar("R")
 
 
-def open_read_side(settings: Settings) -> Awaitable[ReadSide]:
-    """The read side the commands query (the one seam tests replace)."""
-    return compose.open_read_side(settings)
-
-
-def _run(work: Callable[[ReadSide], Awaitable[R]]) -> R:
+def _run(ctx: typer.Context, work: Callable[[ReadSide], Awaitable[R]]) -> R:
     """Open the read side, run `work`, close; query faults become exit codes."""
+    boot = bootstrap(ctx)
+
     async def main() -> R:
-        read = await open_read_side(Settings())
+        read = await boot.open_read_side()
         try:
             return await work(read)
         finally:
@@ -91,12 +87,12 @@ def _print_record(title: str, model: BaseModel) -> None:
 
 
 @get_app.command("user")
-def get_user(user_id: Annotated[str, typer.Argument(metavar="ID")],
+def get_user(ctx: typer.Context, user_id: Annotated[str, typer.Argument(metavar="ID")],
              min_version: MinVersion = None, wait: WaitOption = 5.0,
              as_json: JsonOption = False) -> None:
     """One user from the users read model. Exit 1 when absent."""
     query = queries.GetUser(id=user_id, min_version=min_version, wait=wait)
-    found = _run(lambda read: queries.get_user(read.read_model, query))
+    found = _run(ctx, lambda read: queries.get_user(read.read_model, query))
     if found is None:
         _fail(f"error: user {user_id!r} not found", "ids are case-sensitive; try "
               "`cqrs search TEXT` to find one", EXIT_NOT_FOUND)
@@ -104,26 +100,27 @@ def get_user(user_id: Annotated[str, typer.Argument(metavar="ID")],
 
 
 @get_app.command("order")
-def get_order(order_id: Annotated[str, typer.Argument(metavar="ID")],
+def get_order(ctx: typer.Context, order_id: Annotated[str, typer.Argument(metavar="ID")],
               min_version: MinVersion = None, wait: WaitOption = 5.0,
               as_json: JsonOption = False) -> None:
     """One order from the orders read model. Exit 1 when absent."""
     query = queries.GetOrder(id=order_id, min_version=min_version, wait=wait)
-    found = _run(lambda read: queries.get_order(read.read_model, query))
+    found = _run(ctx, lambda read: queries.get_order(read.read_model, query))
     if found is None:
         _fail(f"error: order {order_id!r} not found", "list a user's orders with "
               "`cqrs orders --user ID`", EXIT_NOT_FOUND)
     _print_json(found) if as_json else _print_record(f"order {order_id}", found)
 
 
-def search(text: Annotated[str, typer.Argument(help="Name or email words (typos and prefixes "
+def search(ctx: typer.Context,
+           text: Annotated[str, typer.Argument(help="Name or email words (typos and prefixes "
                                                     "match); '' lists everyone.")],
            limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
            offset: Annotated[int, typer.Option(min=0)] = 0,
            active_only: Annotated[bool, typer.Option("--active-only")] = False,
            as_json: JsonOption = False) -> None:
     """Search users by name and email, best match first."""
-    result = _run(lambda read: read.search.search_users(text, limit, offset,
+    result = _run(ctx, lambda read: read.search.search_users(text, limit, offset,
                                                         active_only=active_only))
     if as_json:
         _print_json(result)
@@ -136,17 +133,18 @@ def search(text: Annotated[str, typer.Argument(help="Name or email words (typos 
 
 
 @stats_app.command("users")
-def stats_users(as_json: JsonOption = False) -> None:
+def stats_users(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Users in total, active, new today and new this week (UTC)."""
-    stats = _run(lambda read: queries.get_user_stats(read.read_model, queries.GetUserStats()))
+    stats = _run(ctx, lambda read: queries.get_user_stats(read.read_model, queries.GetUserStats()))
     _print_json(stats) if as_json else _print_record("user statistics", stats)
 
 
-def orders(user_id: Annotated[str, typer.Option("--user", help="The user's id.")],
+def orders(ctx: typer.Context,
+           user_id: Annotated[str, typer.Option("--user", help="The user's id.")],
            as_json: JsonOption = False) -> None:
     """A user's orders, newest first, and money spent per currency (paid and shipped)."""
     query = queries.OrdersForUser(user_id=user_id)
-    found = _run(lambda read: queries.orders_for_user(read.read_model, query))
+    found = _run(ctx, lambda read: queries.orders_for_user(read.read_model, query))
     if as_json:
         _print_json(found)
         return

@@ -23,11 +23,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from cqrs.settings import Settings
+from cqrs.bootstrap import Bootstrap
+from cqrs.cli.boot import bootstrap
 from projections.rebuild import Bounds, PositionError, parse_offsets, parse_until
 from projections.rebuild.build import Outcome, rebuild
 from projections.rebuild.source import EventSource
-from projections.rebuild.target import RebuildError, Target
+from projections.rebuild.target import RebuildError
 
 EXIT_FAILED, EXIT_INVALID = 1, 2
 PROJECTIONS = ("postgres", "search")
@@ -39,18 +40,6 @@ AFTER_SWAP = {
 
 err = Console(stderr=True)
 out = Console(soft_wrap=True)
-
-
-def make_target(projection: str, settings: Settings) -> Target:
-    """The target of `projection` for `settings` (the seam tests may replace)."""
-    if projection == "postgres":
-        from projections.rebuild.postgres import PostgresTarget
-
-        return PostgresTarget(settings.pg_dsn, projector="postgres")
-    from projections.rebuild.search import SearchTarget
-
-    search: Target = SearchTarget.from_settings(settings)
-    return search
 
 
 class _Rate(ProgressColumn):
@@ -86,9 +75,9 @@ def _bounds(from_offset: str | None, until: str | None) -> Bounds:
     return Bounds(start=start, until_time=bound)
 
 
-async def _build(projection: str, settings: Settings, bounds: Bounds, keep: bool) -> Outcome:
-    target = make_target(projection, settings)
-    source = EventSource(settings.kafka_config(), f"{settings.topic_prefix}events")
+async def _build(projection: str, boot: Bootstrap, bounds: Bounds, keep: bool) -> Outcome:
+    target = boot.rebuild_target(projection)
+    source = EventSource(boot.config.kafka.client_config(), boot.config.catalogue.events.name)
     try:
         with _progress() as progress:
             label = "point in time" if bounds.point_in_time else f"rebuild {projection}"
@@ -99,8 +88,8 @@ async def _build(projection: str, settings: Settings, bounds: Bounds, keep: bool
         await target.close()
 
 
-async def _list(projection: str, settings: Settings) -> None:
-    target = make_target(projection, settings)
+async def _list(projection: str, boot: Bootstrap) -> None:
+    target = boot.rebuild_target(projection)
     try:
         table = Table("model", "kind", "users", "orders", title=f"{projection} side models "
                       f"(live: {await target.live_name()})")
@@ -112,8 +101,8 @@ async def _list(projection: str, settings: Settings) -> None:
         await target.close()
 
 
-async def _drop(projection: str, settings: Settings, names: list[str] | None) -> None:
-    target = make_target(projection, settings)
+async def _drop(projection: str, boot: Bootstrap, names: list[str] | None) -> None:
+    target = boot.rebuild_target(projection)
     try:
         chosen = names if names is not None else [
             m.name for m in await target.models() if m.kind == "retired"]
@@ -142,6 +131,7 @@ def _report(projection: str, outcome: Outcome) -> None:
 
 
 def rebuild_command(
+    ctx: typer.Context,
     projection: Annotated[str, typer.Argument(help="postgres or search.")],
     from_beginning: Annotated[bool, typer.Option(
         "--from-beginning", help="Read every partition from its first offset (the default).")]
@@ -167,14 +157,14 @@ def rebuild_command(
     if from_beginning and from_offset:
         err.print("error: --from-beginning and --from-offset exclude each other")
         raise typer.Exit(EXIT_INVALID)
-    settings = Settings()
+    boot = bootstrap(ctx)
     try:
         if list_models:
-            asyncio.run(_list(projection, settings))
+            asyncio.run(_list(projection, boot))
         elif drop is not None or drop_old:
-            asyncio.run(_drop(projection, settings, [drop] if drop else None))
+            asyncio.run(_drop(projection, boot, [drop] if drop else None))
         else:
-            outcome = asyncio.run(_build(projection, settings, _bounds(from_offset, until), keep))
+            outcome = asyncio.run(_build(projection, boot, _bounds(from_offset, until), keep))
             _report(projection, outcome)
     except PositionError as error:
         err.print(f"error: {error}")

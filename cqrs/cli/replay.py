@@ -21,14 +21,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cqrs.cli.boot import bootstrap
 from cqrs.cli.ops import Context, context, err
 from projections.operations import (
     InvalidPosition,
     KafkaOps,
     OperableStore,
     StartAt,
-    group_of,
-    open_store,
     parse_offsets,
     parse_timestamp,
     replay,
@@ -85,10 +84,10 @@ async def follow(kafka: KafkaOps, store: OperableStore, topic: str, start: dict[
 
 async def _run(ctx: Context, name: str, start: StartAt, wait: bool,
                timeout: float | None) -> None:
-    store = open_store(name, ctx.settings)
+    store = ctx.store(name)
     try:
         await store.start()
-        plan = await replay(ctx.kafka, store, name=name, group=group_of(name, ctx.settings),
+        plan = await replay(ctx.kafka, store, name=name, group=ctx.group(name),
                             topic=ctx.events, start=start)
         for partition in sorted(plan.after):
             before = plan.before.get(partition, "-")
@@ -105,6 +104,7 @@ async def _run(ctx: Context, name: str, start: StartAt, wait: bool,
 
 
 def replay_command(
+    invocation: typer.Context,
     projection: Annotated[str, typer.Argument(help="Projector name (postgres, search).")],
     from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
     from_offset: Annotated[str | None, typer.Option(
@@ -120,6 +120,6 @@ def replay_command(
     ] = None,
 ) -> None:
     """Move a STOPPED projector's position (store checkpoint and group offsets)."""
-    with context() as ctx:
+    with context(bootstrap(invocation)) as ctx:
         start = start_at(from_beginning, from_offset, from_timestamp, partition)
         asyncio.run(_run(ctx, projection, start, wait, timeout))

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
 
-from cqrs.settings import Settings
+from cqrs.bootstrap import Sender
+from cqrs.cli.boot import bootstrap
 from pipeline.client import (
     ClientError,
-    CommandClient,
     InvalidCommand,
     ResultTimeout,
     check_command,
@@ -22,7 +22,7 @@ from pipeline.client import (
     new_command,
     stream_id_of,
 )
-from topics.envelopes import CommandEnvelope, CommandResult
+from topics import CommandEnvelope, CommandResult
 
 DEFAULT_WAIT_SECONDS = 30.0
 
@@ -32,26 +32,6 @@ EXIT_OK, EXIT_REJECTED, EXIT_INVALID, EXIT_TIMEOUT, EXIT_KAFKA = 0, 1, 2, 3, 4
 class OutputFormat(StrEnum):
     human = "human"
     json = "json"
-
-
-class Sender(Protocol):
-    """What the command needs from a client (`pipeline.client.CommandClient`, or a fake)."""
-
-    def send_many(self, commands: Iterable[CommandEnvelope]) -> list[str]: ...
-
-    def send_many_and_wait(
-        self, commands: Iterable[CommandEnvelope], timeout: float
-    ) -> list[CommandResult]: ...
-
-    def close(self) -> None: ...
-
-
-ClientFactory = Callable[[Settings], Sender]
-
-
-def kafka_client(settings: Settings) -> Sender:
-    """The real client, for the topics under the configured prefix."""
-    return CommandClient(settings.kafka_config(), settings.catalogue())
 
 
 class SendCommand(TyperCommand):
@@ -210,10 +190,8 @@ def send(
         check_all(commands)
     except InvalidCommand as error:
         _fail(f"error: {error}", EXIT_INVALID)
-    factory: ClientFactory = (ctx.obj or {}).get("client_factory", kafka_client)
-    settings = Settings()
     try:
-        client = factory(settings)
+        client = bootstrap(ctx).command_client()
     except ClientError as error:
         _fail(f"error: {error}", EXIT_KAFKA)
     try:

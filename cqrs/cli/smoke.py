@@ -13,31 +13,32 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from rich.console import Console
 
-from cqrs.settings import Settings
-from topics.admin import apply
+from cqrs.cli.boot import bootstrap
+from cqrs.config import Config
+from topics import apply
 
 console = Console(soft_wrap=True)
 
 
-def _topics(settings: Settings) -> str:
-    report = apply(AdminClient(settings.kafka_config()), settings.catalogue())
+def _topics(config: Config) -> str:
+    report = apply(AdminClient(config.kafka.client_config()), config.catalogue)
     if report.drift:
         raise RuntimeError("; ".join(str(d) for d in report.drift))
     return f"{len(report.created)} created, {len(report.unchanged)} already in place"
 
 
-def _kafka_round_trip(settings: Settings) -> str:
-    config = settings.kafka_config()
-    admin = AdminClient(config)
-    topic = f"{settings.topic_prefix}smoke-{uuid.uuid4().hex[:8]}"
+def _kafka_round_trip(config: Config) -> str:
+    kafka = config.kafka.client_config()
+    admin = AdminClient(kafka)
+    topic = f"{config.prefix}smoke-{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result()
     try:
         marker = uuid.uuid4().hex.encode()
-        producer = Producer({**config, "enable.idempotence": True})
+        producer = Producer({**kafka, "enable.idempotence": True})
         producer.produce(topic, key=b"smoke", value=marker)
         if producer.flush(10) != 0:
             raise RuntimeError("the broker did not acknowledge the message")
-        consumer = Consumer({**config, "group.id": topic, "auto.offset.reset": "earliest"})
+        consumer = Consumer({**kafka, "group.id": topic, "auto.offset.reset": "earliest"})
         consumer.subscribe([topic])
         deadline = time.monotonic() + 30
         try:
@@ -52,8 +53,8 @@ def _kafka_round_trip(settings: Settings) -> str:
         admin.delete_topics([topic])
 
 
-def _postgres_row(settings: Settings) -> str:
-    with psycopg.connect(settings.pg_dsn, connect_timeout=10) as conn:
+def _postgres_row(config: Config) -> str:
+    with psycopg.connect(config.postgres.dsn, connect_timeout=10) as conn:
         conn.execute("CREATE TEMPORARY TABLE smoke (id text PRIMARY KEY, n int)")
         conn.execute("INSERT INTO smoke VALUES (%s, %s)", ("row", 42))
         row = conn.execute("SELECT n FROM smoke WHERE id = 'row'").fetchone()
@@ -63,9 +64,9 @@ def _postgres_row(settings: Settings) -> str:
     return f"wrote and read a row (PostgreSQL {version[0] if version else '?'})"
 
 
-def _elasticsearch_document(settings: Settings) -> str:
-    index = f"{settings.topic_prefix.strip('.').lower()}-smoke-{uuid.uuid4().hex[:8]}"
-    with httpx.Client(base_url=settings.es_url, timeout=30) as es:
+def _elasticsearch_document(config: Config) -> str:
+    index = f"{config.prefix.strip('.').lower()}-smoke-{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=config.search.url, timeout=30) as es:
         try:
             es.put(f"/{index}/_doc/1", params={"refresh": "wait_for"},
                    json={"name": "smoke"}).raise_for_status()
@@ -78,10 +79,10 @@ def _elasticsearch_document(settings: Settings) -> str:
     return f"indexed and read a document (Elasticsearch {server})"
 
 
-def smoke() -> None:
+def smoke(ctx: typer.Context) -> None:
     """Check the services end to end: topics apply, a Kafka round trip, a row, a document."""
-    settings = Settings()
-    steps: list[tuple[str, Callable[[Settings], str]]] = [
+    config = bootstrap(ctx).config
+    steps: list[tuple[str, Callable[[Config], str]]] = [
         ("topics apply", _topics),
         ("kafka", _kafka_round_trip),
         ("postgresql", _postgres_row),
@@ -90,7 +91,7 @@ def smoke() -> None:
     failed = 0
     for name, step in steps:
         try:
-            console.print(f"[green]ok[/green]   {name}: {step(settings)}", highlight=False)
+            console.print(f"[green]ok[/green]   {name}: {step(config)}", highlight=False)
         except Exception as error:
             failed += 1
             console.print(f"[red]FAIL[/red] {name}: {type(error).__name__}: {error}",

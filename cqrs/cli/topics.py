@@ -16,18 +16,27 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cqrs.settings import Settings
-from topics.admin import DEFAULT_TIMEOUT_S, ApplyReport, TopicState, apply, describe
-from topics.catalogue import Catalogue
-from topics.errors import AdminError, BrokerUnavailable, InvalidTopicName
+from cqrs.bootstrap import Bootstrap
+from cqrs.cli.boot import bootstrap
+from topics import (
+    ADMIN_TIMEOUT_S,
+    AdminError,
+    ApplyReport,
+    BrokerUnavailable,
+    Catalogue,
+    InvalidTopicName,
+    TopicState,
+    apply,
+    describe,
+)
 
 app = typer.Typer(help="Create the pipeline's Kafka topics and check them against the catalogue.")
 err = Console(stderr=True)
 
 
-def _connect(settings: Settings) -> tuple[AdminClient, Catalogue]:
+def _connect(boot: Bootstrap) -> tuple[AdminClient, Catalogue]:
     try:
-        catalogue = settings.catalogue()
+        catalogue = boot.config.catalogue
     except InvalidTopicName as error:
         err.print(f"[red]error:[/red] {escape(str(error))} (setting CQRS_TOPIC_PREFIX)",
                   highlight=False)
@@ -35,13 +44,13 @@ def _connect(settings: Settings) -> tuple[AdminClient, Catalogue]:
     # librdkafka logs every failed connection attempt to stderr; the error we raise says it once.
     quiet = logging.getLogger("cqrs.cli.librdkafka")
     quiet.setLevel(logging.CRITICAL)
-    config: dict[str, Any] = {**settings.kafka_config(), "logger": quiet}
+    config: dict[str, Any] = {**boot.config.kafka.client_config(), "logger": quiet}
     return AdminClient(config), catalogue
 
 
-def _fail(error: AdminError, settings: Settings) -> typer.Exit:
+def _fail(error: AdminError, boot: Bootstrap) -> typer.Exit:
     code = 2 if isinstance(error, BrokerUnavailable) else 1
-    err.print(f"[red]error:[/red] {escape(str(error))} (bootstrap: {settings.kafka_bootstrap})",
+    err.print(f"[red]error:[/red] {escape(str(error))} (bootstrap: {boot.config.kafka.bootstrap})",
               highlight=False)
     return typer.Exit(code)
 
@@ -65,17 +74,18 @@ Timeout = Annotated[float, typer.Option(help="Seconds to wait for the broker.", 
 
 @app.command("apply")
 def apply_command(
+    ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would change.")]
     = False,
-    timeout: Timeout = DEFAULT_TIMEOUT_S,
+    timeout: Timeout = ADMIN_TIMEOUT_S,
 ) -> None:
     """Create the missing topics and report drift on existing ones. Idempotent."""
-    settings = Settings()
-    admin, catalogue = _connect(settings)
+    boot = bootstrap(ctx)
+    admin, catalogue = _connect(boot)
     try:
         report = apply(admin, catalogue, dry_run=dry_run, timeout=timeout)
     except AdminError as error:
-        raise _fail(error, settings) from error
+        raise _fail(error, boot) from error
     _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
@@ -104,17 +114,18 @@ def _table(states: list[TopicState]) -> Table:
 
 @app.command("list")
 def list_command(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
     = False,
-    timeout: Timeout = DEFAULT_TIMEOUT_S,
+    timeout: Timeout = ADMIN_TIMEOUT_S,
 ) -> None:
     """Show each catalogue topic: exists, partitions, key format, configs as the broker has them."""
-    settings = Settings()
-    admin, catalogue = _connect(settings)
+    boot = bootstrap(ctx)
+    admin, catalogue = _connect(boot)
     try:
         states = describe(admin, catalogue, timeout=timeout)
     except AdminError as error:
-        raise _fail(error, settings) from error
+        raise _fail(error, boot) from error
     if as_json:
         typer.echo(json.dumps([_as_json(state) for state in states], indent=2))
     else:

@@ -1,9 +1,9 @@
-"""`create_app(settings)`: the FastAPI app, its services built once in the lifespan and closed."""
+"""`create_app(services)`: the FastAPI app, its services built once in the lifespan and closed."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,8 +12,7 @@ from fastapi.responses import JSONResponse
 
 from cqrs.gateway import commands, queries
 from cqrs.gateway.bodies import BodyGuard
-from cqrs.gateway.compose import Services, ServicesFactory, build_services
-from cqrs.settings import Settings
+from cqrs.gateway.compose import Services
 
 HEALTH_TIMEOUT = 6.0
 
@@ -30,12 +29,13 @@ nesting deeper than 32) 400.
 """
 
 
-def create_app(settings: Settings, services: ServicesFactory = build_services) -> FastAPI:
-    """The gateway for `settings`; `services` builds the adapters (fakes in tests)."""
+def create_app(services: Callable[[], Awaitable[Services]]) -> FastAPI:
+    """The gateway over what `services` builds: `Bootstrap.open_services` (of `cqrs.bootstrap`,
+    whose seams take fakes in tests)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        built = await services(settings)
+        built = await services()
         app.state.services = built
         try:
             yield

@@ -1,9 +1,9 @@
-"""The composition root of the gateway (and of the query CLI): settings → clients, built once.
+"""The gateway's (and the query CLI's) adapters, built once from the `Config` of `cqrs.bootstrap`.
 
 `build_services` makes the real adapters: a small pool of `CommandClient`s (a client is not
 thread-safe and its result consumer serves one wait at a time, so concurrent requests each borrow
 one), a `PostgresStore` as the read model, and a `UserSearch` over the users alias. Tests hand
-`create_app` a factory returning fakes behind the same protocols.
+`cqrs.bootstrap.Bootstrap` factories returning fakes behind the same protocols.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import Generic, Protocol, TypeVar
 from confluent_kafka.admin import AdminClient
 from elasticsearch import AsyncElasticsearch
 
-from cqrs.settings import Settings
+from cqrs.config import Config
 from pipeline.client import CommandClient
 from projections.postgres.models import Order, User, UserStats
 from projections.postgres.store import PostgresStore
 from projections.queries import ReadModel
 from projections.search import IndexNames, UserSearch, UserSearchResult
-from topics.envelopes import CommandEnvelope, CommandResult
+from topics import CommandEnvelope, CommandResult
 
 COMMAND_CLIENTS = 4
 """How many commands (sends or waits) the gateway has in flight at once; more queue up."""
@@ -138,34 +138,31 @@ class Services:
         await self.read.close()
 
 
-ServicesFactory = Callable[[Settings], Awaitable[Services]]
+def _search_client(config: Config, request_timeout: float) -> AsyncElasticsearch:
+    return AsyncElasticsearch(config.search.url, api_key=config.search.api_key,
+                              request_timeout=request_timeout)
 
 
-async def open_read_side(settings: Settings, connections: int = 1) -> ReadSide:
-    """The real read side for `settings`: `PostgresStore(pg_dsn)` (up to `connections` of them,
+async def open_read_side(config: Config, connections: int = 1) -> ReadSide:
+    """The real read side for `config`: `PostgresStore(dsn)` (up to `connections` of them,
     connected lazily) and `UserSearch` on the users alias of the topic prefix."""
-    store = PooledReadModel([PostgresStore(settings.pg_dsn) for _ in range(connections)])
-    search_client = AsyncElasticsearch(
-        settings.es_url, api_key=settings.es_api_key, request_timeout=10
-    )
-    alias = IndexNames.for_prefix(settings.topic_prefix).alias
+    store = PooledReadModel([PostgresStore(config.postgres.dsn) for _ in range(connections)])
+    search_client = _search_client(config, request_timeout=10)
+    alias = IndexNames.for_prefix(config.prefix).alias
     return ReadSide(store, UserSearch(search_client, alias), [store.close, search_client.close])
 
 
-async def build_services(settings: Settings) -> Services:
+async def build_services(config: Config) -> Services:
     """The real services. Kafka clients read metadata on construction: done in a thread."""
-    catalogue = settings.catalogue()
+    catalogue = config.catalogue
+    kafka_config = config.kafka.client_config()
     clients: list[CommandSender] = []
     for _ in range(COMMAND_CLIENTS):
-        clients.append(
-            await asyncio.to_thread(CommandClient, settings.kafka_config(), catalogue)
-        )
-    read = await open_read_side(settings, READ_CONNECTIONS)
-    search_client = AsyncElasticsearch(
-        settings.es_url, api_key=settings.es_api_key, request_timeout=5
-    )
+        clients.append(await asyncio.to_thread(CommandClient, kafka_config, catalogue))
+    read = await open_read_side(config, READ_CONNECTIONS)
+    search_client = _search_client(config, request_timeout=5)
     read.closers.append(search_client.close)
-    admin = AdminClient(settings.kafka_config())
+    admin = AdminClient(kafka_config)
 
     async def kafka() -> None:
         metadata = await asyncio.to_thread(admin.list_topics, catalogue.commands.name, 5)

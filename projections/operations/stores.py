@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cqrs.settings import Settings
+from projections.config import ProjectionsConfig
 from projections.operations.errors import OperationsError
 from projections.registry import PROJECTORS
 from projections.runtime.records import Applied, Item, SourceRecord
@@ -34,24 +34,24 @@ class OperableStore(Protocol):
     async def release(self, stream_id: str, items: list[Item]) -> Applied: ...
 
 
-def open_store(name: str, settings: Settings) -> OperableStore:
+def open_store(name: str, config: ProjectionsConfig) -> OperableStore:
     """The store of projector `name`, built as its composition root builds it (not started)."""
     if name not in PROJECTORS:
         raise OperationsError(f"no projector {name!r}; known: {', '.join(sorted(PROJECTORS))}")
     if name == "postgres":
         from projections.postgres.store import PostgresStore
 
-        return PostgresStore(settings.pg_dsn, projector=name)
+        return PostgresStore(config.postgres.dsn, projector=name)
     if name == "search":
         from projections.search.app import make_client
         from projections.search.index import IndexNames
         from projections.search.projector import SearchProjectorStore
 
-        return SearchProjectorStore(make_client(settings),
-                                    IndexNames.for_prefix(settings.topic_prefix))
+        return SearchProjectorStore(make_client(config.search),
+                                    IndexNames.for_prefix(config.prefix))
     raise OperationsError(f"projector {name!r} has no operations support yet")
 
 
-def group_of(name: str, settings: Settings) -> str:
-    """The Faust app id, i.e. the consumer group, of projector `name`."""
-    return f"{settings.topic_prefix}projector.{name}"
+def group_of(name: str, prefix: str) -> str:
+    """The Faust app id, i.e. the consumer group, of projector `name` under topic `prefix`."""
+    return f"{prefix}projector.{name}"

@@ -1,14 +1,15 @@
-"""Composition root of the postgres projector: settings → store → Faust app."""
+"""Composition root of the postgres projector: config → store → Faust app."""
 
 from __future__ import annotations
 
-from cqrs.settings import Settings
+from projections.config import ProjectionsConfig
 from projections.postgres.store import PostgresStore
 from projections.runtime import ProjectorApp, make_projector_app
 
 NAME = "postgres"
 
 
-def make_app(settings: Settings) -> ProjectorApp:
+def make_app(config: ProjectionsConfig) -> ProjectorApp:
     """The postgres projector's Faust app (consumer group `<prefix>projector.postgres`)."""
-    return make_projector_app(NAME, settings, PostgresStore(settings.pg_dsn, projector=NAME))
+    store = PostgresStore(config.postgres.dsn, projector=NAME)
+    return make_projector_app(NAME, config.kafka, config.catalogue, store)

@@ -23,11 +23,11 @@ from collections.abc import Awaitable, Callable
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
-from cqrs.settings import Settings
+from projections.config import SearchConfig
 from projections.rebuild.target import Model, RebuildError
 from projections.search.index import IndexNames, alias_target, swap_alias
 from projections.search.projector import SearchProjectorStore
-from projections.search.state import state_index_for
+from projections.search.tracking import state_index_for
 
 
 class SearchTarget:
@@ -41,11 +41,11 @@ class SearchTarget:
         self._model = re.compile(rf"^{re.escape(names.alias)}-v(\d+)(-pit)?$")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SearchTarget:
+    def from_config(cls, search: SearchConfig, prefix: str) -> SearchTarget:
+        """The generations of `prefix`'s users index on the cluster `search` names."""
         def client() -> AsyncElasticsearch:
-            return AsyncElasticsearch(settings.es_url, api_key=settings.es_api_key,
-                                      request_timeout=30)
-        return cls(client, IndexNames.for_prefix(settings.topic_prefix))
+            return AsyncElasticsearch(search.url, api_key=search.api_key, request_timeout=30)
+        return cls(client, IndexNames.for_prefix(prefix))
 
     async def close(self) -> None:
         await self._client.close()

@@ -17,18 +17,12 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 )
 from confluent_kafka.admin import AdminClient
 
-from cqrs.settings import Settings
 from projections.runtime.errors import TransientError
 from projections.runtime.faust_app import ProjectorApp
 from projections.runtime.processor import Backoff, BatchProcessor
 from projections.runtime.records import SourceRecord, Store
-from topics.deadletter import (
-    DEAD_LETTER_RECORD_LIMIT,
-    OWN_HEADERS,
-    RECORD_LIMIT,
-    TRUNCATED,
-    dead_letter,
-)
+from topics import Catalogue, deadletter
+from topics.connection import KafkaConnection
 
 logger = logging.getLogger("projections.runtime")
 
@@ -59,10 +53,10 @@ class BatchOptions:
     within: float = 0.05
 
 
-PRODUCER_MAX_REQUEST = max(RECORD_LIMIT, DEAD_LETTER_RECORD_LIMIT + 64 * 1024)
+PRODUCER_MAX_REQUEST = max(deadletter.RECORD_LIMIT, deadletter.DEAD_LETTER_RECORD_LIMIT + 64 * 1024)
 """The producer's `max_request_size`: a dead letter of `DEAD_LETTER_RECORD_LIMIT` bytes with its
 batch overhead fits (Faust's default, 1,000,000, is below the topics' own limit)."""
-CONSUMER_MAX_FETCH = 2 * RECORD_LIMIT
+CONSUMER_MAX_FETCH = 2 * deadletter.RECORD_LIMIT
 """`max_partition_fetch_bytes`: a record of the events topic's largest size comes in one fetch."""
 
 
@@ -74,7 +68,7 @@ class FaustDeadLetters:
         self._topic = topic
 
     async def send(self, record: SourceRecord, error: BaseException) -> None:
-        letter = dead_letter(topic=record.topic, partition=record.partition,
+        letter = deadletter.dead_letter(topic=record.topic, partition=record.partition,
                              offset=record.offset, key=record.key, value=record.value,
                              headers=record.headers, error=error)
         try:
@@ -84,8 +78,9 @@ class FaustDeadLetters:
             # fault: publish its source, size and hash alone rather than retry forever.
             logger.error("dead letter refused (%s); publishing its headers alone",
                          type(refused).__name__)
-            own = [(n, v) for n, v in letter.headers if n in OWN_HEADERS and n != TRUNCATED]
-            await self._publish(None, None, [*own, (TRUNCATED, b"key,value,headers")])
+            own = [(n, v) for n, v in letter.headers
+                   if n in deadletter.OWN_HEADERS and n != deadletter.TRUNCATED]
+            await self._publish(None, None, [*own, (deadletter.TRUNCATED, b"key,value,headers")])
 
     async def _publish(self, key: bytes | None, value: bytes | None,
                        headers: list[tuple[str, bytes]]) -> None:
@@ -99,10 +94,10 @@ class FaustDeadLetters:
                                  f"{failed}") from failed
 
 
-def partition_counter(settings: Settings, topic: str) -> Callable[[], Awaitable[int]]:
+def partition_counter(kafka: KafkaConnection, topic: str) -> Callable[[], Awaitable[int]]:
     """Reads `topic`'s partition count (what `classify` checks records against)."""
     def count() -> int:
-        admin = AdminClient(dict(settings.kafka_config()))
+        admin = AdminClient(dict(kafka.client_config()))
         try:
             found = admin.list_topics(topic, timeout=10).topics.get(topic)
         except Exception as error:
@@ -126,15 +121,15 @@ def to_record(message: Any) -> SourceRecord:
                         message.value, headers)
 
 
-def _credentials(settings: Settings) -> Any:
-    protocol = settings.kafka_security_protocol.upper()
+def _credentials(kafka: KafkaConnection) -> Any:
+    protocol = kafka.security_protocol.upper()
     context = None
     if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location)
+        context = ssl.create_default_context(cafile=kafka.ssl_ca_location)
     if protocol.startswith("SASL"):
         return faust.SASLCredentials(
-            username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
-            mechanism=settings.kafka_sasl_mechanism or "PLAIN", ssl_context=context)
+            username=kafka.sasl_username, password=kafka.sasl_password,
+            mechanism=kafka.sasl_mechanism or "PLAIN", ssl_context=context)
     if context is not None:
         return faust.SSLCredentials(context)
     return None
@@ -142,7 +137,8 @@ def _credentials(settings: Settings) -> Any:
 
 def make_projector_app(
     name: str,
-    settings: Settings,
+    kafka: KafkaConnection,
+    catalogue: Catalogue,
     store: Store,
     *,
     batch: BatchOptions = BatchOptions(),
@@ -150,7 +146,7 @@ def make_projector_app(
     checkpoint_wait: float | None = None,
     fatal: Callable[[BaseException], None] = exit_process,
 ) -> ProjectorApp:
-    """A Faust app projecting `<prefix>events` through `store`, ready for `faust.Worker`.
+    """A Faust app projecting the catalogue's events topic through `store`, for `faust.Worker`.
 
     App id and consumer group `<prefix>projector.<name>`; DLQ `<prefix>projection.<name>.dlq`
     (both topics must exist: `topics.admin.apply`). The processor is `app.processor`.
@@ -159,11 +155,11 @@ def make_projector_app(
     The checkpoints read (with the store's start) retries for at most `checkpoint_wait` seconds
     (default: Faust's `broker_request_timeout` less `CHECKPOINT_WAIT_MARGIN`), then `fatal`.
     """
-    prefix = settings.topic_prefix
+    events = catalogue.events.name
     app = ProjectorApp(
-        f"{prefix}projector.{name}",
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        broker_credentials=_credentials(settings),
+        f"{catalogue.prefix}projector.{name}",
+        broker=f"kafka://{kafka.bootstrap}",
+        broker_credentials=_credentials(kafka),
         autodiscover=False,
         web_enabled=False,
         topic_disable_leader=True,
@@ -174,12 +170,12 @@ def make_projector_app(
         consumer_max_fetch_size=CONSUMER_MAX_FETCH,
         store="memory://",
     )
-    source = app.topic(f"{prefix}events", key_type=bytes, value_type=bytes,
+    source = app.topic(events, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
-    dlq = app.topic(f"{prefix}projection.{name}.dlq", key_type=bytes, value_type=bytes,
+    dlq = app.topic(catalogue.projection_dlq(name).name, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw")
     processor = BatchProcessor(name, store, FaustDeadLetters(dlq), backoff=backoff or Backoff(),
-                               partitions=partition_counter(settings, f"{prefix}events"))
+                               partitions=partition_counter(kafka, events))
 
     # Faust's recovery gives the seek after a rebalance `broker_request_timeout` (90 s) and then
     # stops recovering without a word: the worker lives on but never consumes again. So the

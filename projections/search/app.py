@@ -1,10 +1,10 @@
-"""The search projector's composition root: settings → client, store, Faust app."""
+"""The search projector's composition root: config → client, store, Faust app."""
 
 from __future__ import annotations
 
 from elasticsearch import AsyncElasticsearch
 
-from cqrs.settings import Settings
+from projections.config import ProjectionsConfig, SearchConfig
 from projections.runtime import ProjectorApp, make_projector_app
 from projections.search.index import IndexNames
 from projections.search.projector import SearchProjectorStore
@@ -12,14 +12,13 @@ from projections.search.projector import SearchProjectorStore
 NAME = "search"
 
 
-def make_client(settings: Settings) -> AsyncElasticsearch:
-    """An async client for `settings.es_url` (with `es_api_key` when set)."""
-    return AsyncElasticsearch(settings.es_url, api_key=settings.es_api_key, request_timeout=30)
+def make_client(search: SearchConfig, request_timeout: float = 30) -> AsyncElasticsearch:
+    """An async client for `search.url` (with `search.api_key` when set)."""
+    return AsyncElasticsearch(search.url, api_key=search.api_key,
+                              request_timeout=request_timeout)
 
 
-def make_app(settings: Settings) -> ProjectorApp:
+def make_app(config: ProjectionsConfig) -> ProjectorApp:
     """`cqrs project search`: the users search projector as its own Faust app."""
-    store = SearchProjectorStore(
-        make_client(settings), IndexNames.for_prefix(settings.topic_prefix)
-    )
-    return make_projector_app(NAME, settings, store)
+    store = SearchProjectorStore(make_client(config.search), IndexNames.for_prefix(config.prefix))
+    return make_projector_app(NAME, config.kafka, config.catalogue, store)

@@ -1,5 +1,8 @@
-"""Measure the search projector's write path (`ElasticsearchUserStore.plan` with the runtime's
-decoded events, then `write`: one mget + one bulk per batch): `python -m projections.search.bench`.
+"""Measure the search projector's write path (`writes.apply_documents` with the runtime's
+decoded events: one mget + one bulk per batch): `python -m projections.search.bench`.
+
+The cluster comes from `--es-url`/`--es-api-key` (default: `CQRS_ES_URL`, `CQRS_ES_API_KEY`, as
+`cqrs` reads them), read once in `main`.
 """
 
 from __future__ import annotations
@@ -7,17 +10,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import time
 
 from elasticsearch import AsyncElasticsearch
 
-from cqrs.settings import Settings
-from pipeline import contracts
-from pipeline.domain import users
-from pipeline.domain.common import Event
+from projections.config import SearchConfig
 from projections.search.index import IndexNames, drop_indices, ensure_index
 from projections.search.store import ElasticsearchUserStore
-from topics.envelopes import EventEnvelope
+from projections.search.writes import apply_documents
+from topics import (
+    Event,
+    EventEnvelope,
+    UserCreated,
+    UserEmailChanged,
+    UserNameChanged,
+    from_envelope,
+    to_envelope,
+)
 
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
@@ -31,34 +41,35 @@ def synthetic_events(count: int, users_count: int) -> list[EventEnvelope]:
         versions[index] += 1
         event: Event
         if versions[index] == 1:
-            event = users.UserCreated(email=f"user{index}@example.com", name=f"User {index}")
+            event = UserCreated(email=f"user{index}@example.com", name=f"User {index}")
         elif versions[index] % 2:
-            event = users.UserEmailChanged(email=f"u{index}.{versions[index]}@example.org")
+            event = UserEmailChanged(email=f"u{index}.{versions[index]}@example.org")
         else:
-            event = users.UserNameChanged(name=f"Person {index} v{versions[index]}")
+            event = UserNameChanged(name=f"Person {index} v{versions[index]}")
         stream_id = f"user-u{index}"
         events.append(
-            contracts.to_envelope(
+            to_envelope(
                 event, stream_id, versions[index], f"{stream_id}@{versions[index]}", T0, None, None
             )
         )
     return events
 
 
-async def run(events: int, users_count: int, batch: int) -> None:
-    settings = Settings()
+async def run(search: SearchConfig, events: int, users_count: int, batch: int) -> None:
     names = IndexNames.for_prefix(f"bench-{int(time.time())}.")
-    async with AsyncElasticsearch(settings.es_url, api_key=settings.es_api_key) as client:
+    async with AsyncElasticsearch(search.url, api_key=search.api_key) as client:
         await ensure_index(client, names)
         store = ElasticsearchUserStore(client, names.alias)
         log = synthetic_events(events, users_count)
-        decoded = [contracts.from_envelope(envelope) for envelope in log]  # as the runtime does
+        decoded = [from_envelope(envelope) for envelope in log]  # as the runtime does
         started, cpu_started = time.perf_counter(), time.process_time()
         applied = 0
         for start in range(0, len(log), batch):
             # The search projector's path: the runtime's decoded events are folded, not re-decoded.
-            plan = await store.plan(log[start : start + batch], decoded[start : start + batch])
-            applied += (await store.write(plan)).applied
+            written = await apply_documents(
+                store, log[start : start + batch], decoded[start : start + batch]
+            )
+            applied += written.applied
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
         await drop_indices(client, names)
@@ -73,8 +84,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--es-url", default=os.environ.get("CQRS_ES_URL", SearchConfig().url))
+    parser.add_argument("--es-api-key", default=os.environ.get("CQRS_ES_API_KEY"))
     options = parser.parse_args()
-    asyncio.run(run(options.events, options.users, options.batch))
+    search = SearchConfig(options.es_url, options.es_api_key)
+    asyncio.run(run(search, options.events, options.users, options.batch))
 
 
 if __name__ == "__main__":

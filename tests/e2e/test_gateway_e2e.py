@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cqrs.bootstrap import Bootstrap
 from cqrs.gateway import create_app
 from tests.e2e.conftest import Pipeline
 
@@ -23,7 +24,7 @@ WAIT = 30
 
 @pytest.fixture(scope="module")
 def http(pipeline: Pipeline) -> Iterator[TestClient]:
-    with TestClient(create_app(pipeline.settings)) as client:
+    with TestClient(create_app(Bootstrap(pipeline.settings).open_services)) as client:
         yield client
 
 

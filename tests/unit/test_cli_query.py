@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from typer.testing import CliRunner
 
-from cqrs.cli import app, query
+from cqrs.bootstrap import Bootstrap
+from cqrs.cli import app
+from cqrs.config import Config
 from cqrs.gateway.compose import ReadSide
-from cqrs.settings import Settings
 from projections.postgres.fake import FakeStore
 from projections.search import InvalidSearch, SearchUnavailable, UserHit, UserSearchResult
 
@@ -44,21 +45,25 @@ def store() -> FakeStore:
     return fake
 
 
+BOOTSTRAP: list[Bootstrap] = []
+"""The `Bootstrap` `run` hands the command line (set by the `search` fixture), if any."""
+
+
 @pytest.fixture
-def search(store: FakeStore, monkeypatch: pytest.MonkeyPatch) -> FakeSearch:
+def search(store: FakeStore) -> Iterator[FakeSearch]:
+    """The read side of `run`'s invocations: `store` and this fake search."""
     fake = FakeSearch()
 
-    def open_fakes(settings: Settings) -> Awaitable[ReadSide]:
-        async def build() -> ReadSide:
-            return ReadSide(store, fake)
-        return build()
+    async def open_fakes(config: Config) -> ReadSide:
+        return ReadSide(store, fake)
 
-    monkeypatch.setattr(query, "open_read_side", open_fakes)
-    return fake
+    BOOTSTRAP[:] = [Bootstrap(read_side=open_fakes)]
+    yield fake
+    BOOTSTRAP.clear()
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = CliRunner().invoke(app, list(args), obj=BOOTSTRAP[0] if BOOTSTRAP else None)
     return result.exit_code, result.stdout, result.stderr
 
 

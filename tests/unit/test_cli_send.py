@@ -9,17 +9,17 @@ from datetime import UTC, datetime
 import pytest
 from typer.testing import CliRunner
 
+from cqrs.bootstrap import Bootstrap, ClientFactory
 from cqrs.cli import app
 from cqrs.cli.send import (
-    ClientFactory,
     parse_fields,
     parse_value,
     read_documents,
     wait_value_optional,
 )
-from cqrs.settings import Settings
+from cqrs.config import Config
 from pipeline.client import InvalidCommand, ResultTimeout, TopicMissing, stream_id_of
-from topics.envelopes import CommandEnvelope, CommandResult
+from topics import CommandEnvelope, CommandResult
 
 NOW = datetime(2025, 1, 2, tzinfo=UTC)
 
@@ -64,13 +64,13 @@ class FakeClient:
 
 
 def run(client: FakeClient | None, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    def factory(settings: Settings) -> FakeClient:
+    def factory(config: Config) -> FakeClient:
         assert client is not None, "the command should fail before connecting"
         return client
 
     chosen: ClientFactory = factory
     result = CliRunner().invoke(app, ["send", *args], input=stdin,
-                                obj={"client_factory": chosen})
+                                obj=Bootstrap(command_client=chosen))
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -193,10 +193,10 @@ def test_wait_with_seconds_and_timeout_exits_3() -> None:
 
 
 def test_missing_topics_exit_4() -> None:
-    def factory(settings: Settings) -> FakeClient:
+    def factory(config: Config) -> FakeClient:
         raise TopicMissing("topic 'cqrs.commands' does not exist: run `cqrs topics apply`")
 
-    result = CliRunner().invoke(app, ["send", *CREATE], obj={"client_factory": factory})
+    result = CliRunner().invoke(app, ["send", *CREATE], obj=Bootstrap(command_client=factory))
     assert result.exit_code == 4
     assert "cqrs topics apply" in result.stderr
 

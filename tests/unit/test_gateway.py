@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
+from cqrs.bootstrap import Bootstrap
+from cqrs.config import Config
 from cqrs.gateway import ReadSide, Services, create_app
 from cqrs.gateway.bodies import MAX_BODY_BYTES, BodyGuard
 from cqrs.gateway.compose import CommandPool
-from cqrs.settings import Settings
 from pipeline.client import KafkaUnavailable, ResultTimeout, stream_id_of
 from projections.postgres.fake import FakeStore
 from projections.search import UserHit, UserSearchResult
-from topics.envelopes import CommandEnvelope, CommandResult
+from topics import CommandEnvelope, CommandResult
 
 with warnings.catch_warnings():
     # starlette deprecates httpx for httpx2, which is not a dependency of this project (yet).
@@ -79,7 +80,7 @@ class Fakes:
         self.store.users[user_id] = {"id": user_id, **ALICE, "active": True, "created_at": NOW,
                                      "updated_at": NOW, "version": version}
 
-    async def services(self, settings: Settings) -> Services:
+    async def services(self, config: Config) -> Services:
         async def ok() -> None:
             return None
 
@@ -97,7 +98,8 @@ def fakes() -> Fakes:
 
 @pytest.fixture
 def client(fakes: Fakes) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(), fakes.services)) as test_client:
+    boot = Bootstrap(services=fakes.services)
+    with TestClient(create_app(boot.open_services)) as test_client:
         yield test_client
     assert fakes.commands.closed
 

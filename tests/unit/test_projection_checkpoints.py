@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from cqrs.settings import Settings
 from projections.postgres.fake import FakeStore
 from projections.runtime import Backoff, BatchProcessor, TransientError, make_projector_app
 from projections.runtime.app import CHECKPOINT_WAIT_MARGIN
 from tests.unit.test_projection_processor import ListDeadLetters
+from topics import Catalogue
+from topics.connection import KafkaConnection
 
 TOPIC = "t.events"
 FAST = Backoff(initial=0.001, maximum=0.001)
@@ -68,8 +69,9 @@ def consumer_of(store: FakeStore, thread: FakeConsumerThread, fatal_errors: list
                 checkpoint_wait: float | None = None) -> Any:
     """The app's `CheckpointConsumer` over `thread`; call inside the running event loop (Faust
     binds the app to the current loop, which `asyncio.run` then closes)."""
-    app = make_projector_app("postgres", Settings(topic_prefix="t."), store, backoff=FAST,
-                             checkpoint_wait=checkpoint_wait, fatal=fatal_errors.append)
+    app = make_projector_app("postgres", KafkaConnection(), Catalogue(prefix="t."), store,
+                             backoff=FAST, checkpoint_wait=checkpoint_wait,
+                             fatal=fatal_errors.append)
     consumer: Any = app.consumer
     consumer._thread.thread_loop.close()  # the real thread's loop, never started here
     consumer._thread = thread
@@ -190,7 +192,7 @@ def test_a_store_down_until_fausts_seek_timeout_exits_the_process_rather_than_st
 
 def test_the_checkpoints_wait_stays_under_fausts_seek_timeout() -> None:
     async def build() -> float:
-        app = make_projector_app("postgres", Settings(topic_prefix="t."), FakeStore())
+        app = make_projector_app("postgres", KafkaConnection(), Catalogue(prefix="t."), FakeStore())
         app.consumer._thread.thread_loop.close()  # type: ignore[attr-defined]
         return float(app.conf.broker_request_timeout)
 

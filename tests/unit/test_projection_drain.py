@@ -9,12 +9,13 @@ from typing import Any
 
 from mode import Service
 
-from cqrs.settings import Settings
 from projections.postgres.fake import FakeStore
 from projections.runtime import make_projector_app
 from projections.runtime.app import BatchOptions
 from projections.runtime.drain import deliver
 from projections.runtime.faust_app import CheckpointConsumer
+from topics import Catalogue
+from topics.connection import KafkaConnection
 
 
 class FakeConsumer(Service):
@@ -108,7 +109,7 @@ def test_an_error_in_the_callback_propagates() -> None:
 
 def test_the_projector_app_drains_through_deliver_and_has_no_monitor_sensor() -> None:
     async def build() -> tuple[bool, bool]:
-        app = make_projector_app("postgres", Settings(topic_prefix="t."), FakeStore())
+        app = make_projector_app("postgres", KafkaConnection(), Catalogue(prefix="t."), FakeStore())
         consumer: Any = app.consumer
         consumer._thread.thread_loop.close()  # the real thread's loop, never started here
         app.on_init_dependencies()

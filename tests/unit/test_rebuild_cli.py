@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from cqrs.bootstrap import Bootstrap
 from cqrs.cli import app
 from cqrs.cli import rebuild as rebuild_cli
+from cqrs.config import Config
 from projections.postgres.fake import FakeStore
+from projections.rebuild.target import Target
 from tests.unit.test_rebuild import FakeTarget
 
 runner = CliRunner()
@@ -25,13 +28,17 @@ def test_bad_input_exits_2(args: list[str], monkeypatch: pytest.MonkeyPatch) -> 
     assert result.exit_code == 2, result.output
 
 
-def test_list_and_drop_old_go_through_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_list_and_drop_old_go_through_the_target() -> None:
     target = FakeTarget(stores={"retired_1": FakeStore(), "pit_2": FakeStore()})
-    monkeypatch.setattr(rebuild_cli, "make_target", lambda projection, settings: target)
-    listed = runner.invoke(app, ["rebuild", "postgres", "--list"])
+
+    def fake_target(projection: str, config: Config) -> Target:
+        return target
+
+    boot = Bootstrap(target=fake_target)
+    listed = runner.invoke(app, ["rebuild", "postgres", "--list"], obj=boot)
     assert listed.exit_code == 0, listed.output
     assert "retired_1" in listed.output
     assert "pit_2" in listed.output
-    dropped = runner.invoke(app, ["rebuild", "postgres", "--drop-old"])
+    dropped = runner.invoke(app, ["rebuild", "postgres", "--drop-old"], obj=boot)
     assert dropped.exit_code == 0, dropped.output
     assert target.dropped == ["retired_1"]

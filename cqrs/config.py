@@ -1,0 +1,53 @@
+"""`Config`: the settings, read once, as the narrow configs each side is built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.config import BenchConfig
+from cqrs.settings import Settings
+from projections.config import PostgresConfig, ProjectionsConfig, SearchConfig
+from topics import Catalogue
+from topics.connection import KafkaConnection
+
+
+@dataclass(frozen=True)
+class Config:
+    """Kafka (connection and topic catalogue), PostgreSQL and Elasticsearch.
+
+    The one translation from `Settings` (environment variables) to what the packages take:
+    `pipeline` gets `kafka.client_config()` and the catalogue's names, `projections` a
+    `ProjectionsConfig`, `bench` a `BenchConfig`. Raises `InvalidTopicName` for an illegal prefix.
+    """
+
+    kafka: KafkaConnection
+    catalogue: Catalogue
+    postgres: PostgresConfig
+    search: SearchConfig
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Config:
+        kafka = KafkaConnection(
+            bootstrap=settings.kafka_bootstrap,
+            security_protocol=settings.kafka_security_protocol,
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_username=settings.kafka_sasl_username,
+            sasl_password=settings.kafka_sasl_password,
+            ssl_ca_location=settings.kafka_ssl_ca_location,
+        )
+        catalogue = Catalogue(prefix=settings.topic_prefix, partitions=settings.partitions,
+                              replication_factor=settings.replication_factor)
+        return cls(kafka, catalogue, PostgresConfig(settings.pg_dsn),
+                   SearchConfig(settings.es_url, settings.es_api_key))
+
+    @property
+    def prefix(self) -> str:
+        return self.catalogue.prefix
+
+    def projections(self) -> ProjectionsConfig:
+        return ProjectionsConfig(self.kafka, self.catalogue, self.postgres, self.search)
+
+    def bench(self) -> BenchConfig:
+        return BenchConfig(self.kafka, self.postgres, self.search,
+                           partitions=self.catalogue.partitions,
+                           replication_factor=self.catalogue.replication_factor)

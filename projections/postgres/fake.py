@@ -1,15 +1,21 @@
-"""`FakeStore`: the postgres store's contract in memory (same guards, same atomicity), for tests."""
+"""`FakeStore`: the postgres store's contract in memory, for tests.
+
+Same rule (`fold.evolve_row`, through `fold`), same guards, same atomicity (a batch that raises
+changes nothing), and the values PostgreSQL refuses (`_storable`) are poison here too.
+"""
 
 from __future__ import annotations
 
+from collections import ChainMap
 from datetime import datetime
 from typing import Any
 
-from pipeline.domain.errors import InvalidHistory
+from projections.postgres.fold import FoldFailed, Row, RowKey, fold
 from projections.postgres.models import Order, User, UserStats, period_starts
-from projections.postgres.projector import PutOrder, PutUser, RowOp, project
+from projections.postgres.projector import project
 from projections.runtime.errors import PoisonEvent, TransientError
 from projections.runtime.records import Applied, Batch
+from topics import InvalidHistory
 
 
 class FakeStore:
@@ -39,19 +45,25 @@ class FakeStore:
         if self.fail_next > 0:
             self.fail_next -= 1
             raise TransientError("injected fault")
-        tables = {"users": dict(self.users), "orders": dict(self.orders)}
+        tables = {"users": self.users, "orders": self.orders}
+        stored: dict[RowKey, Row] = {
+            (table, row_id): row for table, rows in tables.items() for row_id, row in rows.items()}
+        changed: dict[RowKey, Row] = {}
+        current = ChainMap(changed, stored)
         applied = 0
         for index, item in enumerate(batch.items):
-            operations = project(item)
-            changed = not operations
-            for operation in operations:
-                try:
-                    _storable(operation)
-                    changed |= _write(tables, operation)
-                except (InvalidHistory, ValueError) as error:
-                    raise PoisonEvent(index, error) from error
-            applied += changed
-        self.users, self.orders = tables["users"], tables["orders"]
+            try:
+                operations = project(item)
+                _storable(operations)
+                folded = fold([operations], current)
+            except FoldFailed as failed:
+                raise PoisonEvent(index, failed.cause) from failed.cause
+            except (InvalidHistory, ValueError) as error:
+                raise PoisonEvent(index, error) from error
+            changed.update(folded.rows)
+            applied += folded.applied
+        for (table, row_id), row in changed.items():
+            tables[table][row_id] = row
         for stream_id, record in batch.parked:
             self.parked.setdefault((record.topic, record.partition, record.offset), stream_id)
         for stream_id, record in batch.blocked:
@@ -104,32 +116,3 @@ def _storable(value: Any) -> None:
         for name in value.__dataclass_fields__:
             _storable(getattr(value, name))
 
-
-def _write(tables: dict[str, dict[str, dict[str, Any]]], operation: RowOp) -> bool:
-    if isinstance(operation, PutUser | PutOrder):
-        table, row_id = ("users", operation.user_id) if isinstance(operation, PutUser) else (
-            "orders", operation.order_id)
-        current = tables[table].get(row_id)
-        if current is not None and current["version"] >= operation.version:
-            return False
-        tables[table][row_id] = _row(operation, current)
-        return True
-    current = tables[operation.table].get(operation.row_id)
-    if current is None:
-        raise InvalidHistory(f"{operation.table} row {operation.row_id!r} does not exist")
-    if current["version"] >= operation.version:
-        return False
-    tables[operation.table][operation.row_id] = {
-        **current, **operation.changes, "updated_at": operation.at, "version": operation.version}
-    return True
-
-
-def _row(operation: PutUser | PutOrder, current: dict[str, Any] | None) -> dict[str, Any]:
-    created_at = current["created_at"] if current else operation.at
-    common = {"created_at": created_at, "updated_at": operation.at, "version": operation.version}
-    if isinstance(operation, PutUser):
-        return {"id": operation.user_id, "email": operation.email, "name": operation.name,
-                "active": operation.active, **common}
-    return {"id": operation.order_id, "customer_id": operation.customer_id,
-            "items": operation.items, "total": operation.total, "currency": operation.currency,
-            "status": operation.status, "payment_ref": None, "tracking": None, **common}

@@ -1,10 +1,11 @@
-"""A batch's row operations folded in memory onto the rows they touch, with the stores' guards.
+"""The one rule of a read-model row (`evolve_row`), and a batch folded with it in memory.
 
-Pure. Given the current rows (read once per batch) and each item's operations in batch order, it
-decides what the guarded statements would do one by one: a `Put*` applies where the row is
-missing or older, a `Patch` where the row is older, a `Patch` of a missing row is an impossible
-history. The result is the latest state of every changed row (one write per row) and, per item,
-whether it changed the read model; an item with no operation counts as changed.
+Pure. `evolve_row` is how a `users` or `orders` row changes under one row operation, guard
+included: the batch fold, the fake store and the store's item-by-item path all call it, and the
+SQL only adds the same version guard (`WHERE t.version < EXCLUDED.version`) to what it computed.
+`fold` applies a batch's operations, item by item in order, onto the current rows (read once per
+batch): the latest state of every changed row (one write per row) and how many items changed the
+read model; an item with no operation counts as changed.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.domain.errors import InvalidHistory
 from projections.postgres.projector import Patch, PutOrder, PutUser, RowOp
+from topics import InvalidHistory
 
 PATCHABLE = {"users": {"email", "name", "active"},
              "orders": {"status", "payment_ref", "tracking"}}
@@ -25,7 +26,8 @@ RowKey = tuple[str, str]
 
 
 class FoldFailed(Exception):
-    """Item `index` can never apply (`cause`: `InvalidHistory`); nothing of the fold is kept."""
+    """Item `index` can never apply (`cause`: `InvalidHistory` or `ValueError`); nothing of the
+    fold is kept."""
 
     def __init__(self, index: int, cause: BaseException) -> None:
         super().__init__(f"item {index}: {cause}")
@@ -48,32 +50,14 @@ def row_key(operation: RowOp) -> RowKey:
     return (operation.table, operation.row_id)
 
 
-def fold(operations: Sequence[Sequence[RowOp]], current: Mapping[RowKey, Row]) -> Folded:
-    """Fold each item's `operations`, in order, onto `current` (rows absent from it do not exist).
+def evolve_row(row: Row | None, operation: RowOp) -> Row | None:
+    """The row once `operation` applied to `row` (`None`: no such row yet), or `None` where the
+    version guard keeps the row as it is (its version is not below the operation's).
 
-    Raises `FoldFailed` at the first item whose operation patches a missing row, and `ValueError`
-    for a patch of columns that may not be patched (a bug in the projector).
+    A `Put*` inserts or overwrites the row, keeping its `created_at` and, for an order, its
+    `payment_ref` and `tracking`; a `Patch` sets only its columns. Raises `InvalidHistory` for a
+    patch of a missing row, `ValueError` for a patch of columns that may not be patched.
     """
-    rows: dict[RowKey, Row] = {}
-    applied = 0
-    for index, item_operations in enumerate(operations):
-        changed = not item_operations
-        for operation in item_operations:
-            key = row_key(operation)
-            row = rows.get(key, current.get(key))
-            try:
-                after = _after(operation, row)
-            except InvalidHistory as error:
-                raise FoldFailed(index, error) from error
-            if after is not None:
-                rows[key] = after
-                changed = True
-        applied += changed
-    return Folded(rows, applied)
-
-
-def _after(operation: RowOp, row: Row | None) -> Row | None:
-    """The row once `operation` applied, or `None` where its guard keeps the row as it is."""
     if isinstance(operation, Patch):
         if not set(operation.changes) <= PATCHABLE[operation.table]:
             raise ValueError(f"cannot patch {sorted(operation.changes)} of {operation.table}")
@@ -91,8 +75,27 @@ def _after(operation: RowOp, row: Row | None) -> Row | None:
     if isinstance(operation, PutUser):
         return {"id": operation.user_id, "email": operation.email, "name": operation.name,
                 "active": operation.active, **stamp}
-    # An upsert of an existing order keeps its payment reference and tracking number.
     return {"id": operation.order_id, "customer_id": operation.customer_id,
             "items": operation.items, "total": operation.total, "currency": operation.currency,
             "status": operation.status, "payment_ref": row["payment_ref"] if row else None,
             "tracking": row["tracking"] if row else None, **stamp}
+
+
+def fold(operations: Sequence[Sequence[RowOp]], current: Mapping[RowKey, Row]) -> Folded:
+    """Fold each item's `operations`, in order, onto `current` (rows absent from it do not exist)
+    with `evolve_row`. Raises `FoldFailed` at the first item that can never apply."""
+    rows: dict[RowKey, Row] = {}
+    applied = 0
+    for index, item_operations in enumerate(operations):
+        changed = not item_operations
+        for operation in item_operations:
+            key = row_key(operation)
+            try:
+                after = evolve_row(rows.get(key, current.get(key)), operation)
+            except (InvalidHistory, ValueError) as error:
+                raise FoldFailed(index, error) from error
+            if after is not None:
+                rows[key] = after
+                changed = True
+        applied += changed
+    return Folded(rows, applied)

@@ -1,9 +1,10 @@
 """The pure projector: one event → the row operations that bring the read model up to it.
 
-No I/O. Every operation carries the event's version and time; a store applies it only where the
-row's version is lower (`Put*`: insert or overwrite; `Patch*`: update the named columns only), so
-redelivered events change nothing. A patch for a row that does not exist is an impossible
-history: the store reports it as `PoisonEvent`.
+No I/O. Every operation carries the event's version and time; what it does to a row is
+`fold.evolve_row` (the one rule every store uses): applied only where the row's version is lower
+(`Put*`: insert or overwrite; `Patch`: set the named columns only), so redelivered events change
+nothing. A patch for a row that does not exist is an impossible history: the store reports it as
+`PoisonEvent`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipeline.domain import orders, users
 from projections.runtime.records import Item
-from topics.envelopes import parse_stream_id
+from topics import (
+    OrderCancelled,
+    OrderCreated,
+    OrderPaid,
+    OrderShipped,
+    UserCreated,
+    UserDeactivated,
+    UserEmailChanged,
+    UserEvent,
+    UserNameChanged,
+    UserReactivated,
+    parse_stream_id,
+)
 
 
 @dataclass(frozen=True)
@@ -57,33 +69,33 @@ def project(item: Item) -> list[RowOp]:
     """The row operations for `item` (an empty list for an event with no read-model effect)."""
     _, row_id = parse_stream_id(item.stream_id)
     event, at, version = item.event, item.envelope.occurred_at, item.envelope.version
-    if isinstance(event, users.UserCreated):
+    if isinstance(event, UserCreated):
         return [PutUser(row_id, event.email, event.name, True, at, version)]
-    if isinstance(event, orders.OrderCreated):
+    if isinstance(event, OrderCreated):
         items = [line.model_dump(mode="json") for line in event.items]
         return [PutOrder(row_id, event.customer_id, items, event.total, event.currency,
                          "created", at, version)]
     changes = _changes(event)
     if changes is None:
         return []
-    table = "users" if isinstance(event, users.UserEvent) else "orders"
+    table = "users" if isinstance(event, UserEvent) else "orders"
     return [Patch(table, row_id, changes, at, version)]
 
 
 def _changes(event: object) -> dict[str, Any] | None:
     match event:
-        case users.UserEmailChanged(email=email):
+        case UserEmailChanged(email=email):
             return {"email": email}
-        case users.UserNameChanged(name=name):
+        case UserNameChanged(name=name):
             return {"name": name}
-        case users.UserDeactivated():
+        case UserDeactivated():
             return {"active": False}
-        case users.UserReactivated():
+        case UserReactivated():
             return {"active": True}
-        case orders.OrderPaid(payment_ref=payment_ref):
+        case OrderPaid(payment_ref=payment_ref):
             return {"status": "paid", "payment_ref": payment_ref}
-        case orders.OrderShipped(tracking=tracking):
+        case OrderShipped(tracking=tracking):
             return {"status": "shipped", "tracking": tracking}
-        case orders.OrderCancelled():
+        case OrderCancelled():
             return {"status": "cancelled"}
     return None

@@ -1,4 +1,9 @@
-"""The guarded row statements, and a batch's rows read and written a table at a time."""
+"""The rows as PostgreSQL holds them: read a batch's rows, write evolved rows behind the guard.
+
+What a row becomes is decided by `fold.evolve_row` alone; these statements write that whole row
+(every column but the id) and add only the version guard, `WHERE t.version < EXCLUDED.version`,
+so a row never moves backwards whoever else writes it.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,6 @@ from psycopg.types.json import Jsonb
 
 from projections.postgres.fold import Row, RowKey
 
-PUT_USER = """
-INSERT INTO users AS t (id, email, name, active, created_at, updated_at, version)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
-    active = EXCLUDED.active, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
-WHERE t.version < EXCLUDED.version"""
-PUT_ORDER = """
-INSERT INTO orders AS t (id, customer_id, items, total, currency, status, created_at, updated_at,
-                         version)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id, items = EXCLUDED.items,
-    total = EXCLUDED.total, currency = EXCLUDED.currency, status = EXCLUDED.status,
-    updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
-WHERE t.version < EXCLUDED.version"""
 COLUMNS = {
     "users": ("id", "email", "name", "active", "created_at", "updated_at", "version"),
     "orders": ("id", "customer_id", "items", "total", "currency", "status", "payment_ref",
@@ -37,21 +28,23 @@ TYPES = {
 SELECT = {table: f"SELECT {', '.join(columns)} FROM {table} WHERE id = ANY(%s) FOR UPDATE"
           for table, columns in COLUMNS.items()}
 """Locked until the batch commits: no other writer moves a row between the fold and its write."""
-KEPT = {"users": {"id", "created_at"}, "orders": {"id", "created_at"}}
-"""Columns an upsert of an existing row leaves alone."""
 
 
-def _upsert(table: str) -> str:
-    columns, types = COLUMNS[table], TYPES[table]
-    updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns
-                        if column not in KEPT[table])
-    return (f"INSERT INTO {table} AS t ({', '.join(columns)})"
-            f" SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in types)})"
+def _guarded_upsert(table: str, source: str) -> str:
+    updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in COLUMNS[table]
+                        if column != "id")
+    return (f"INSERT INTO {table} AS t ({', '.join(COLUMNS[table])}) {source}"
             f" ON CONFLICT (id) DO UPDATE SET {updates} WHERE t.version < EXCLUDED.version")
 
 
-UPSERT = {table: _upsert(table) for table in COLUMNS}
+UPSERT = {table: _guarded_upsert(table, "SELECT * FROM unnest({})".format(
+    ", ".join(f"%s::{kind}[]" for kind in TYPES[table]))) for table in COLUMNS}
 """Whole rows, one array per column; at most one row per id (the fold's output)."""
+UPSERT_ROW = {table: _guarded_upsert(table, "VALUES ({})".format(
+    ", ".join("%s" for _ in COLUMNS[table]))) for table in COLUMNS}
+"""One whole row, its values in `COLUMNS` order."""
+PUT_USER = UPSERT_ROW["users"]
+"""`UPSERT_ROW["users"]` under the name `bench/sinks.py` still imports (a baseline of its own)."""
 
 
 async def read_rows(
@@ -82,6 +75,15 @@ async def write_rows(cursor: psycopg.AsyncCursor[Any], rows: Mapping[RowKey, Row
             await cursor.execute(UPSERT[table].encode(), arrays)
             written += cursor.rowcount
     return written
+
+
+async def write_row(cursor: psycopg.AsyncCursor[Any], key: RowKey, row: Row) -> bool:
+    """Upsert one whole row, guarded by version; `True` when the guard let it through."""
+    table = key[0]
+    values = [_value(row[column], kind) for column, kind in zip(COLUMNS[table], TYPES[table],
+                                                                 strict=True)]
+    await cursor.execute(UPSERT_ROW[table].encode(), values)
+    return cursor.rowcount > 0
 
 
 def _value(value: Any, kind: str) -> Any:

@@ -1,12 +1,13 @@
 """`PostgresStore`: the runtime's `Store` and the queries' `ReadModel`, on one psycopg connection.
 
 One transaction per batch: the guarded row writes, the parked records, the blocked streams and
-the checkpoints commit together (the batch folded per row in memory, `fold`, then each changed
-row written once: a few round trips per batch, not one per event), so a crash anywhere replays
-from the last committed checkpoint and the version guards make the replay change nothing. Faults
-that a retry can cure (connection refused or lost, admin shutdown, too many connections,
-serialization failure, deadlock) become `TransientError` and the connection is dropped; bad data
-for one event (`POISON`, raised while projecting it or writing its rows) becomes `PoisonEvent`.
+the checkpoints commit together, all or none, so a crash anywhere replays from the last
+committed checkpoint and the version guards make the replay change nothing. Every row written is
+the one `fold.evolve_row` computed: the batch folded per row in memory (`fold`), then each changed
+row written once (a few round trips per batch, not one per event). Faults that a retry can cure
+(connection refused or lost, admin shutdown, too many connections, serialization failure,
+deadlock) become `TransientError` and the connection is dropped; bad data for one event
+(`POISON`, raised while projecting it, evolving or writing its rows) becomes `PoisonEvent`.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
-from pipeline.domain.errors import InvalidHistory
-from projections.postgres.fold import PATCHABLE, FoldFailed, fold, row_key
+from projections.postgres.fold import FoldFailed, evolve_row, fold, row_key
 from projections.postgres.migrate import migrate
 from projections.postgres.models import Order, User, UserStats, period_starts
-from projections.postgres.projector import Patch, PutOrder, PutUser, RowOp, project
-from projections.postgres.rows import PUT_ORDER, PUT_USER, read_rows, write_rows
+from projections.postgres.projector import RowOp, project
+from projections.postgres.rows import read_rows, write_row, write_rows
 from projections.runtime.errors import PoisonEvent, TransientError
 from projections.runtime.records import Applied, Batch, Item, SourceRecord
+from topics import InvalidHistory
 
 TRANSIENT = (
     psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.SerializationFailure,
@@ -115,9 +115,10 @@ class PostgresStore:
         return result
 
     async def apply(self, batch: Batch) -> Applied:
-        """Folded first (a few statements per batch); item by item, one statement per row
-        operation, when the batch holds poison or a row moved under the fold, so that the
-        `PoisonEvent` index and the counts are those of applying the items one by one."""
+        """Folded first (a few statements per batch); item by item (each row operation: read the
+        row, evolve it, one guarded upsert) when the batch holds poison or a row moved under the
+        fold, so that the `PoisonEvent` index and the counts are those of applying the items one
+        by one. Atomic: on any exception nothing of the batch is written."""
         try:
             try:
                 result: Applied = await self._guarded(lambda conn: self._apply(conn, batch))
@@ -160,7 +161,7 @@ class PostgresStore:
             operations = project(item)
             changed = not operations
             for operation in operations:
-                changed |= await _write(cursor, operation)
+                changed |= await _apply_operation(cursor, operation)
         except POISON as error:
             raise _ItemFailed(index, error) from error
         return changed
@@ -273,38 +274,9 @@ async def _apply_folded(cursor: psycopg.AsyncCursor[Any], items: Sequence[Item])
     return folded.applied
 
 
-async def _write(cursor: psycopg.AsyncCursor[Any], operation: RowOp) -> bool:
-    """Apply one guarded write; `True` when it changed a row, `False` when already applied."""
-    if isinstance(operation, PutUser):
-        o = operation
-        await cursor.execute(PUT_USER.encode(), (o.user_id, o.email, o.name, o.active, o.at,
-                                                 o.at, o.version))
-        return cursor.rowcount > 0
-    if isinstance(operation, PutOrder):
-        p = operation
-        await cursor.execute(PUT_ORDER.encode(), (p.order_id, p.customer_id, Jsonb(p.items),
-                                                  p.total, p.currency, p.status, p.at, p.at,
-                                                  p.version))
-        return cursor.rowcount > 0
-    return await _patch(cursor, operation)
-
-
-async def _patch(cursor: psycopg.AsyncCursor[Any], patch: Patch) -> bool:
-    columns = sorted(patch.changes)
-    if not set(columns) <= PATCHABLE[patch.table]:
-        raise ValueError(f"cannot patch {columns} of {patch.table}")
-    table = sql.Identifier(patch.table)
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = %s").format(sql.Identifier(column)) for column in columns)
-    query = sql.SQL(
-        "UPDATE {table} SET {assignments}, updated_at = %s, version = %s"
-        " WHERE id = %s AND version < %s").format(table=table, assignments=assignments)
-    values = [patch.changes[column] for column in columns]
-    await cursor.execute(query, (*values, patch.at, patch.version, patch.row_id, patch.version))
-    if cursor.rowcount > 0:
-        return True
-    await cursor.execute(sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(table), (patch.row_id,))
-    if await cursor.fetchone() is None:
-        raise InvalidHistory(f"{patch.table} row {patch.row_id!r} does not exist for version "
-                             f"{patch.version}")
-    return False
+async def _apply_operation(cursor: psycopg.AsyncCursor[Any], operation: RowOp) -> bool:
+    """Read the row (locked), evolve it by the rule and write it back behind the version guard;
+    `True` when that changed the row, `False` when the guard kept it (already applied)."""
+    key = row_key(operation)
+    after = evolve_row((await read_rows(cursor, [key])).get(key), operation)
+    return after is not None and await write_row(cursor, key, after)

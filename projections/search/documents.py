@@ -1,6 +1,7 @@
 """The pure search projector: user events folded onto whole user documents, idempotent by version.
 
-Contract (no I/O here; both stores call `plan_batch`):
+`evolve_document` is the one rule of a user document (the fake and the Elasticsearch store both
+reach it through `plan_batch`, called by `writes.apply_documents`). Contract (no I/O here):
 
 - Only streams of aggregate type `user` are projected; every other event is *not applicable*.
 - A document carries the stream version it reflects. For each stream, in delivery order, an event
@@ -19,12 +20,22 @@ from dataclasses import dataclass, field
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from pipeline import contracts
-from pipeline.domain import users
-from pipeline.domain.common import Event
-from pipeline.domain.errors import InvalidHistory, UnknownMessageType
-from topics.envelopes import EventEnvelope, parse_stream_id
-from topics.errors import InvalidStreamId, UpcastError
+from topics import (
+    USER_AGGREGATE,
+    Event,
+    EventEnvelope,
+    InvalidHistory,
+    InvalidStreamId,
+    UnknownMessageType,
+    UpcastError,
+    UserCreated,
+    UserDeactivated,
+    UserEmailChanged,
+    UserNameChanged,
+    UserReactivated,
+    from_envelope,
+    parse_stream_id,
+)
 
 
 class UserDocument(BaseModel):
@@ -42,8 +53,9 @@ class UserDocument(BaseModel):
 
 
 @dataclass(frozen=True)
-class PoisonEvent:
-    """An event the projector will never be able to apply as it is; goes to the DLQ.
+class RefusedEvent:
+    """An event the fold will never be able to apply as it is (data, not an exception: the store
+    raises `projections.runtime.PoisonEvent` for it, and it goes to the DLQ).
 
     `position` is its index in the sequence handed to `plan_batch`.
     """
@@ -75,7 +87,7 @@ class BatchPlan:
 
     streams: dict[str, StreamPlan] = field(default_factory=dict)
     not_applicable: int = 0
-    poison: list[PoisonEvent] = field(default_factory=list)
+    poison: list[RefusedEvent] = field(default_factory=list)
 
     def writes(self) -> list[UserDocument]:
         """The documents changed by the batch (streams with at least one applied event)."""
@@ -109,7 +121,7 @@ def user_id_of(envelope: EventEnvelope) -> str | None:
         aggregate_type, aggregate_id = parse_stream_id(envelope.stream_id)
     except InvalidStreamId:
         aggregate_type, _, aggregate_id = envelope.stream_id.partition("-")
-    return aggregate_id if aggregate_type == users.AGGREGATE_TYPE else None
+    return aggregate_id if aggregate_type == USER_AGGREGATE else None
 
 
 def user_ids(envelopes: Iterable[EventEnvelope]) -> list[str]:
@@ -136,15 +148,20 @@ def apply_event(
     try:
         parse_stream_id(envelope.stream_id)
         if event is None:
-            event = contracts.from_envelope(envelope)
+            event = from_envelope(envelope)
     except (InvalidStreamId, UnknownMessageType, UpcastError, ValidationError) as error:
         raise _Poison(type(error).__name__, str(error).splitlines()[0]) from None
-    return _evolve(document, envelope, event)
+    return evolve_document(document, envelope, event)
 
 
-def _evolve(document: UserDocument | None, envelope: EventEnvelope, event: object) -> UserDocument:
+def evolve_document(
+    document: UserDocument | None, envelope: EventEnvelope, event: object
+) -> UserDocument:
+    """`document` (`None`: no user yet) once `event` (decoded from `envelope`) applied: the one
+    rule of a user document. Raises `_Poison` for an impossible history (a second `UserCreated`,
+    a change before it) or an event that is not a user event."""
     stamp = {"version": envelope.version, "updated_at": envelope.occurred_at}
-    if isinstance(event, users.UserCreated):
+    if isinstance(event, UserCreated):
         if document is not None:
             raise _Poison(InvalidHistory.__name__, "UserCreated on an existing user")
         user_id = user_id_of(envelope) or ""
@@ -158,12 +175,12 @@ def _evolve(document: UserDocument | None, envelope: EventEnvelope, event: objec
         )
     if document is None:
         raise _Poison(InvalidHistory.__name__, f"{envelope.type} before UserCreated")
-    if isinstance(event, users.UserEmailChanged):
+    if isinstance(event, UserEmailChanged):
         return document.model_copy(update={"email": event.email, **stamp})
-    if isinstance(event, users.UserNameChanged):
+    if isinstance(event, UserNameChanged):
         return document.model_copy(update={"name": event.name, **stamp})
-    if isinstance(event, users.UserDeactivated | users.UserReactivated):
-        active = isinstance(event, users.UserReactivated)
+    if isinstance(event, UserDeactivated | UserReactivated):
+        active = isinstance(event, UserReactivated)
         return document.model_copy(update={"active": active, **stamp})
     raise _Poison(UnknownMessageType.__name__, f"{envelope.type} is not a user event")
 
@@ -186,7 +203,7 @@ def plan_batch(
         stream = plan.streams.setdefault(user_id, StreamPlan(user_id, current.get(user_id)))
         if user_id in parked:
             plan.poison.append(
-                PoisonEvent(
+                RefusedEvent(
                     position,
                     envelope,
                     "Parked",
@@ -202,7 +219,7 @@ def plan_batch(
             stream.document = apply_event(stream.document, envelope, event)
         except _Poison as poison:
             parked.add(user_id)
-            plan.poison.append(PoisonEvent(position, envelope, poison.error, poison.reason))
+            plan.poison.append(RefusedEvent(position, envelope, poison.error, poison.reason))
             continue
         stream.applied_envelopes.append(envelope)
         stream.applied_positions.append(position)

@@ -1,8 +1,10 @@
-"""The search projection's errors; poison events are data (`PoisonEvent`), not exceptions.
+"""The search projection's errors. Events the fold refuses are data (`documents.RefusedEvent`);
+the store raises them as the runtime's `PoisonEvent`, caused by an `UnprojectableEvent`.
 
 SearchError
 ├── SearchUnavailable   transient: connection refused/reset, timeout, 429, 5xx; retry the
 │                       whole batch (idempotent: already-written documents answer 409)
+├── UnprojectableEvent  the cause inside `PoisonEvent` for an event the projector cannot apply
 ├── IndexConflict       the alias or index is in a state `ensure_index` will not repair
 │                       (alias name held by a concrete index, another mapping version)
 └── InvalidSearch       query parameters out of range (also a `ValueError`)
@@ -25,3 +27,7 @@ class IndexConflict(SearchError):
 
 class InvalidSearch(SearchError, ValueError):
     """A search request with parameters out of range (limit, offset, text length)."""
+
+
+class UnprojectableEvent(SearchError):
+    """The cause carried by `PoisonEvent` for an event the search projector cannot apply."""

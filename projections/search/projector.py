@@ -1,11 +1,14 @@
 """The search projector as a runtime `Store`: user documents, then parked records, then checkpoints.
 
 Contract with `projections.runtime` (see its docstring): `apply` is idempotent by version and
-raises `TransientError` (retried) or `PoisonEvent` (dead-lettered). Poison found while folding
-(a gap, an impossible history) is raised before anything is written. A document Elasticsearch
-refuses for its content (400) is blamed on the last event folded into it; the other documents of
-that bulk are already written, which is harmless: the runtime re-applies the batch and they
-answer 409 (counted as skipped). Order events are skipped (not applicable).
+raises `TransientError` (retried) or `PoisonEvent` (dead-lettered). It is not atomic (Elasticsearch
+has no multi-document transaction) but ordered and idempotent (`tracking`): a failed or repeated
+batch changes nothing a redelivery would not. The documents go through `writes.apply_documents`
+(the path the fake runs too): poison found while folding (a gap, an impossible history) is raised
+before anything is written; a document Elasticsearch refuses for its content (400) is blamed on
+the last event folded into it, and the other documents of that bulk are already written, which is
+harmless: the runtime re-applies the batch and they answer 409 (counted as skipped). Order events
+are skipped (not applicable).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, ConnectionError, ConnectionTimeout
 
-from projections.runtime.errors import PoisonEvent, TransientError
+from projections.runtime.errors import TransientError
 from projections.runtime.records import Applied, Batch, Item, SourceRecord
 from projections.search.errors import SearchError, SearchUnavailable
 from projections.search.index import IndexNames, alias_target, create_index, ensure_index
-from projections.search.state import (
+from projections.search.store import ElasticsearchUserStore, Refresh
+from projections.search.tracking import (
     checkpoint_operations,
     ensure_state_index,
     record_of,
@@ -28,13 +32,9 @@ from projections.search.state import (
     set_checkpoint_documents,
     state_index_for,
 )
-from projections.search.store import ElasticsearchUserStore, Refresh
+from projections.search.writes import apply_documents
 
 logger = logging.getLogger("projections.search")
-
-
-class UnprojectableEvent(SearchError):
-    """The cause carried by `PoisonEvent` for an event the search projector cannot apply."""
 
 
 class SearchProjectorStore:
@@ -51,6 +51,11 @@ class SearchProjectorStore:
         self._target = index
         self._users = ElasticsearchUserStore(client, index or names.alias, refresh=refresh)
         self._state_index: str | None = None
+
+    @property
+    def documents(self) -> ElasticsearchUserStore:
+        """The user documents of the index resolved at start (or followed since)."""
+        return self._users
 
     @property
     def state_index(self) -> str:
@@ -106,27 +111,17 @@ class SearchProjectorStore:
 
     async def _apply_to_index(self, batch: Batch) -> Applied:
         async with _transient("apply"):
-            plan = await self._users.plan(
-                [item.envelope for item in batch.items], [item.event for item in batch.items]
-            )
-            if plan.poison:
-                first = min(plan.poison, key=lambda poison: poison.position)
-                raise PoisonEvent(
-                    first.position, UnprojectableEvent(f"{first.error}: {first.reason}")
-                )
-            outcome = await self._users.write(plan)
-            if outcome.poison:
-                last = max(outcome.poison, key=lambda poison: poison.position)
-                raise PoisonEvent(last.position, UnprojectableEvent(f"{last.error}: {last.reason}"))
-            blocked = getattr(batch, "blocked", ())  # added to `Batch` by the runtime later
+            applied = await apply_documents(
+                self._users, [item.envelope for item in batch.items],
+                [item.event for item in batch.items])
             records = record_operations("parked", batch.parked) + record_operations(
-                "blocked", blocked
+                "blocked", batch.blocked
             )
             if records:
                 await self._bulk(records, refresh="wait_for")
             if batch.checkpoints:
                 await self._bulk(checkpoint_operations(batch.checkpoints), refresh=self._refresh)
-        return Applied(outcome.applied, outcome.already_applied + outcome.not_applicable)
+        return applied
 
     # --- Operations (`projections.operations`: replay, lag, dlq retry; projector stopped) ----
 

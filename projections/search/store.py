@@ -1,11 +1,12 @@
-"""The Elasticsearch store: one `mget` and one `bulk` per batch, idempotent by external version.
+"""The user documents in Elasticsearch: one `mget` and one `bulk` per batch, by external version.
 
-Read-modify-write: the batch's user documents are read in one `mget`, the batch is folded onto
-them in memory (`documents.plan_batch`), and the changed documents are written whole in one
-`bulk` with `version_type=external` and `version` = the stream version of the last event folded
-in. Elasticsearch keeps a write only if its version is higher than the stored one, so replays,
-redeliveries and a concurrent older writer can never move a document backwards; a 409 means the
-index already holds that version or newer and is counted as already applied.
+Read-modify-write (`writes.apply_documents`): the batch's user documents are read in one `mget`,
+the batch is folded onto them in memory (`documents.evolve_document`, through `plan_batch`), and
+the changed documents are written whole in one `bulk` with `version_type=external` and `version`
+= the stream version of the last event folded in. Elasticsearch keeps a write only if its
+version is higher than the stored one, so replays, redeliveries and a concurrent older writer can
+never move a document backwards; a 409 means the index already holds that version or newer and is
+counted as already applied.
 
 Faults: connection errors, timeouts, 429 and 5xx (for the whole request or any bulk item) raise
 `SearchUnavailable` and the runtime retries the same batch; items rejected for their content
@@ -25,11 +26,9 @@ from elasticsearch import (
     ConnectionTimeout,
 )
 
-from pipeline.domain.common import Event
-from projections.search.documents import BatchPlan, UserDocument, plan_batch, user_ids
+from projections.search.documents import UserDocument
 from projections.search.errors import SearchUnavailable
-from projections.search.outcome import BatchOutcome, outcome_of
-from topics.envelopes import EventEnvelope
+from projections.search.writes import Rejected
 
 Refresh = bool | Literal["wait_for"]
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -38,12 +37,12 @@ WRITE_BLOCK = "cluster_block_exception"
 retried like a transient fault: the projector follows the alias to the new index meanwhile."""
 
 
-def _transient(status: int) -> bool:
+def _transient_status(status: int) -> bool:
     return status in _TRANSIENT_STATUS or status >= 500
 
 
 class ElasticsearchUserStore:
-    """Writes user documents into `index` (normally the alias) through an async client."""
+    """`writes.UserDocuments` in `index` (normally the alias) through an async client."""
 
     def __init__(self, client: AsyncElasticsearch, index: str, *, refresh: Refresh = False) -> None:
         self._client = client
@@ -54,25 +53,6 @@ class ElasticsearchUserStore:
     def index(self) -> str:
         return self._index
 
-    async def apply_batch(self, events: Sequence[EventEnvelope]) -> BatchOutcome:
-        """Apply a batch (events in delivery order); safe to call again with the same batch."""
-        return await self.write(await self.plan(events))
-
-    async def plan(
-        self, events: Sequence[EventEnvelope], decoded: Sequence[Event] | None = None
-    ) -> BatchPlan:
-        """Read the batch's documents (one `mget`) and fold the batch onto them; writes nothing.
-        `decoded`: the events already decoded from `events` (the runtime's items), if they are."""
-        return plan_batch(events, await self.get_documents(user_ids(events)), decoded)
-
-    async def write(self, plan: BatchPlan) -> BatchOutcome:
-        """Write the plan's documents (one `bulk`, external versions)."""
-        writes = plan.writes()
-        if not writes:
-            return outcome_of(plan)
-        conflicted, rejected = await self._bulk_index(writes)
-        return outcome_of(plan, frozenset(conflicted), rejected)
-
     async def get_documents(self, ids: Sequence[str]) -> dict[str, UserDocument | None]:
         """The stored documents of `ids` (`None` where there is none), read in one `mget`."""
         if not ids:
@@ -82,7 +62,7 @@ class ElasticsearchUserStore:
         except (ConnectionError, ConnectionTimeout) as error:
             raise SearchUnavailable(f"mget failed: {error}") from error
         except ApiError as error:
-            if _transient(error.status_code):
+            if _transient_status(error.status_code):
                 raise SearchUnavailable(f"mget answered {error.status_code}") from error
             raise
         found: dict[str, UserDocument | None] = {user_id: None for user_id in ids}
@@ -95,9 +75,9 @@ class ElasticsearchUserStore:
         """One stored document (realtime: sees writes not yet refreshed)."""
         return (await self.get_documents([user_id]))[user_id]
 
-    async def _bulk_index(
-        self, documents: Sequence[UserDocument]
-    ) -> tuple[set[str], dict[str, tuple[str, str]]]:
+    async def index_documents(self, documents: Sequence[UserDocument]) -> tuple[set[str], Rejected]:
+        """Write `documents` in one `bulk` (external versions): the ids answered 409, and those
+        refused for their content; `SearchUnavailable` for a transient fault of any item."""
         # Lines serialized here (pydantic's serializer, not one `json.dumps` per line in the
         # client): the client's NDJSON serializer sends `str` lines as they are.
         operations: list[str] = []
@@ -112,18 +92,16 @@ class ElasticsearchUserStore:
         except (ConnectionError, ConnectionTimeout) as error:
             raise SearchUnavailable(f"bulk failed: {error}") from error
         except ApiError as error:
-            if _transient(error.status_code) or error.error == WRITE_BLOCK:
+            if _transient_status(error.status_code) or error.error == WRITE_BLOCK:
                 raise SearchUnavailable(f"bulk answered {error.status_code}") from error
             raise
         return _classify_items(response.body["items"])
 
 
-def _classify_items(
-    items: Sequence[dict[str, Any]],
-) -> tuple[set[str], dict[str, tuple[str, str]]]:
+def _classify_items(items: Sequence[dict[str, Any]]) -> tuple[set[str], Rejected]:
     """Split bulk item results into 409 conflicts and poison rejections; raise on transient."""
     conflicted: set[str] = set()
-    rejected: dict[str, tuple[str, str]] = {}
+    rejected: Rejected = {}
     transient: list[str] = []
     for item in items:
         result = item["index"]
@@ -135,7 +113,7 @@ def _classify_items(
             continue
         error = result.get("error", {})
         kind, reason = str(error.get("type", status)), str(error.get("reason", ""))
-        if _transient(status) or kind == WRITE_BLOCK:
+        if _transient_status(status) or kind == WRITE_BLOCK:
             transient.append(f"{result['_id']}: {status} {kind}")
         else:
             rejected[result["_id"]] = (kind, reason)

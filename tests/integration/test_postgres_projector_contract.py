@@ -9,15 +9,15 @@ import pytest
 
 from projections.postgres.store import PostgresStore
 from tests.integration.projector_harness import fresh_database
-from tests.unit.projection_contract import StoreContract
+from tests.unit.projection_contract import PostgresStoreContract
 
 
-class TestPostgresStore(StoreContract):
+class TestPostgresStore(PostgresStoreContract):
     @pytest.fixture
-    def store(self, pg_dsn: str) -> Iterator[PostgresStore]:
+    def store(self, pg_dsn: str, runner: asyncio.Runner) -> Iterator[PostgresStore]:
         with fresh_database(pg_dsn) as (_, dsn):
             store = PostgresStore(dsn)
-            asyncio.run(store.start())
-            asyncio.run(store.start())  # migrations are idempotent
+            runner.run(store.start())
+            runner.run(store.start())  # migrations are idempotent
             yield store
-            asyncio.run(store.close())
+            runner.run(store.close())

@@ -1,4 +1,5 @@
-"""The search index against the real Elasticsearch: alias, external versions, ranking, safety."""
+"""The search index against the real Elasticsearch: alias, ranking, safety (writes, external
+versions and idempotence: `test_search_store_contract`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from typing import TypeVar
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from pipeline.domain import users
-from projections.search.documents import plan_batch
 from projections.search.index import IndexNames, alias_target, drop_indices, ensure_index
 from projections.search.query import UserSearch
 from projections.search.store import ElasticsearchUserStore
+from projections.search.writes import apply_documents
 from tests.unit.test_search_documents import envelope
+from topics import UserCreated, UserDeactivated
 
 T = TypeVar("T")
 
@@ -36,11 +37,11 @@ def run_with(es_url: str, work: Callable[[AsyncElasticsearch], Awaitable[T]]) ->
 
 
 PEOPLE = [
-    envelope("user-u1", 1, users.UserCreated(email="alice@example.com", name="Alice")),
-    envelope("user-u2", 1, users.UserCreated(email="alicia.keys@music.org", name="Alicia Keys")),
-    envelope("user-u3", 1, users.UserCreated(email="bob@example.com", name="Bob Alison")),
-    envelope("user-u4", 1, users.UserCreated(email="a.smith@corp.io", name="Alice Smith")),
-    envelope("user-u3", 2, users.UserDeactivated()),
+    envelope("user-u1", 1, UserCreated(email="alice@example.com", name="Alice")),
+    envelope("user-u2", 1, UserCreated(email="alicia.keys@music.org", name="Alicia Keys")),
+    envelope("user-u3", 1, UserCreated(email="bob@example.com", name="Bob Alison")),
+    envelope("user-u4", 1, UserCreated(email="a.smith@corp.io", name="Alice Smith")),
+    envelope("user-u3", 2, UserDeactivated()),
 ]
 
 
@@ -55,51 +56,12 @@ def test_alias_and_index_creation_is_idempotent(es_url: str, names: IndexNames) 
     assert first == second == target == names.versioned(1)
 
 
-def test_same_batch_twice_leaves_identical_documents(es_url: str, names: IndexNames) -> None:
-    batch = [*PEOPLE, envelope("user-u1", 2, users.UserNameChanged(name="Alice Liddell"))]
-
-    async def work(client: AsyncElasticsearch) -> None:
-        await ensure_index(client, names)
-        store = ElasticsearchUserStore(client, names.alias)
-        first = await store.apply_batch(batch)
-        before = await store.get_documents(["u1", "u2", "u3", "u4"])
-        second = await store.apply_batch(batch)
-        after = await store.get_documents(["u1", "u2", "u3", "u4"])
-        assert (first.applied, first.already_applied) == (6, 0)
-        assert (second.applied, second.already_applied) == (0, 6)
-        assert before == after
-        assert after["u1"] is not None
-        assert (after["u1"].name, after["u1"].version) == ("Alice Liddell", 2)
-
-    run_with(es_url, work)
-
-
-def test_older_version_is_ignored_and_a_stale_write_is_a_409(
-    es_url: str, names: IndexNames
-) -> None:
-    renamed = envelope("user-u1", 2, users.UserNameChanged(name="Alice L"))
-
-    async def work(client: AsyncElasticsearch) -> None:
-        await ensure_index(client, names)
-        store = ElasticsearchUserStore(client, names.alias)
-        await store.apply_batch([PEOPLE[0], renamed])
-        replay = await store.apply_batch([PEOPLE[0]])
-        assert (replay.applied, replay.already_applied) == (0, 1)
-        # A writer that read before version 2 landed writes version 1: Elasticsearch says 409.
-        outcome = await store.write(plan_batch([PEOPLE[0]], {}))
-        assert (outcome.applied, outcome.already_applied) == (0, 1)
-        document = await store.get_document("u1")
-        assert document is not None
-        assert (document.name, document.version) == ("Alice L", 2)
-
-    run_with(es_url, work)
-
-
 @pytest.fixture
 def search(es_url: str, names: IndexNames) -> Callable[..., list[str]]:
     async def load(client: AsyncElasticsearch) -> None:
         await ensure_index(client, names)
-        await ElasticsearchUserStore(client, names.alias, refresh="wait_for").apply_batch(PEOPLE)
+        await apply_documents(ElasticsearchUserStore(client, names.alias, refresh="wait_for"),
+                              PEOPLE)
 
     run_with(es_url, load)
 

@@ -1,111 +1,233 @@
-"""The store contract, run against `FakeStore` (unit) and `PostgresStore` (integration)."""
+"""The store contracts, each run against the fake (unit) and the real store (integration).
+
+`StoreContract` is the runtime's `Store` for any read model: idempotent by version, poison named
+by its index with nothing written, checkpoints kept. `PostgresStoreContract` adds the rows and
+queries (`FakeStore`, `PostgresStore`); `SearchStoreContract` the user documents
+(`FakeSearchStore`, `SearchProjectorStore`). A fake and its real store pass the same tests, so
+they cannot drift: both evolve rows (`fold.evolve_row`) or documents (`evolve_document`) by the
+one rule of their read model.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from pipeline.domain import orders, users
-from projections.postgres.fake import FakeStore
-from projections.postgres.store import PostgresStore
 from projections.queries import GetUser, QueryTimeout, get_user
-from projections.runtime import Batch, PoisonEvent
+from projections.runtime import Applied, Batch, PoisonEvent
 from projections.runtime.classify import decode
+from projections.search.writes import apply_documents
 from tests.support.events import as_records, envelope, order_created, stream
+from topics import (
+    OrderCancelled,
+    OrderPaid,
+    OrderShipped,
+    UserCreated,
+    UserDeactivated,
+    UserEmailChanged,
+    UserNameChanged,
+    UserReactivated,
+)
 
-T = TypeVar("T")
 NOW = datetime(2024, 5, 15, 12, tzinfo=UTC)  # a Wednesday
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
-
-
-def items(envelopes: list[Any]) -> list[Any]:
-    return [decode(record) for record in as_records(envelopes)]
-
-
-async def apply(store: FakeStore | PostgresStore, envelopes: list[Any]) -> Any:
+def batch(envelopes: list[Any]) -> Batch:
     records = as_records(envelopes)
-    return await store.apply(Batch([decode(r) for r in records],
-                                   checkpoints={("t.events", r.partition): r.offset
-                                                for r in records}))
+    return Batch([decode(r) for r in records],
+                 checkpoints={("t.events", r.partition): r.offset for r in records})
+
+
+async def apply(store: Any, envelopes: list[Any]) -> Applied:
+    result: Applied = await store.apply(batch(envelopes))
+    return result
 
 
 class StoreContract:
-    """Subclasses provide a `store` fixture (started, empty)."""
+    """Subclasses provide a `store` fixture (started, empty, on `runner`'s loop) and `user`."""
 
-    def test_user_lifecycle_and_idempotence(self, store: Any) -> None:
-        history = stream("user-u1", [users.UserCreated(email="a@x.io", name="A"),
-                                     users.UserEmailChanged(email="b@x.io"),
-                                     users.UserDeactivated(reason=None)])
+    @pytest.fixture
+    def runner(self) -> Iterator[asyncio.Runner]:
+        with asyncio.Runner() as runner:
+            yield runner
+
+    async def user(self, store: Any, user_id: str) -> tuple[str, str, bool, int] | None:
+        """`(email, name, active, version)` of the user as the read model holds it."""
+        raise NotImplementedError
+
+    def test_user_lifecycle_and_idempotence(self, store: Any, runner: asyncio.Runner) -> None:
+        history = stream("user-u1", [UserCreated(email="a@x.io", name="A"),
+                                     UserEmailChanged(email="b@x.io"),
+                                     UserDeactivated(reason=None)])
 
         async def scenario() -> None:
             first = await apply(store, history)
             again = await apply(store, history)
             assert (first.applied, first.skipped) == (3, 0)
             assert (again.applied, again.skipped) == (0, 3)
-            user = await store.user("u1")
-            assert user is not None
-            assert (user.email, user.name, user.active, user.version) == ("b@x.io", "A", False, 3)
-        run(scenario())
+            assert await self.user(store, "u1") == ("b@x.io", "A", False, 3)
+        runner.run(scenario())
 
-    def test_patch_before_create_is_poison_and_nothing_written(self, store: Any) -> None:
-        good = envelope("user-u2", 1, users.UserCreated(email="c@x.io", name="C"))
-        bad = envelope("user-u3", 2, users.UserNameChanged(name="Z"))
+    def test_change_before_create_is_poison_and_nothing_written(
+        self, store: Any, runner: asyncio.Runner
+    ) -> None:
+        good = envelope("user-u2", 1, UserCreated(email="c@x.io", name="C"))
+        bad = envelope("user-u3", 2, UserNameChanged(name="Z"))
 
         async def scenario() -> None:
             with pytest.raises(PoisonEvent) as raised:
                 await apply(store, [good, bad])
             assert raised.value.index == 1
-            assert await store.user("u2") is None
-        run(scenario())
+            assert await self.user(store, "u2") is None
+            assert await store.checkpoints("t.events") == {}
+        runner.run(scenario())
 
-    def test_stats_under_update_deactivate_reactivate(self, store: Any) -> None:
+    def test_checkpoints_and_parked_streams(self, store: Any, runner: asyncio.Runner) -> None:
+        created = as_records([envelope("user-u6", 1, UserCreated(email="f@x.io",
+                                                                       name="F"))])
+        held = as_records([envelope("user-u7", 2, UserNameChanged(name="G"))])
+
+        async def scenario() -> None:
+            await store.apply(Batch([decode(created[0])], blocked=[("user-u7", held[0])],
+                                    checkpoints={("t.events", 0): 41, ("t.events", 1): 7}))
+            await store.apply(Batch([], checkpoints={("t.events", 0): 42}))
+            assert await store.checkpoints("t.events") == {0: 42, 1: 7}
+            assert await store.parked_streams() == {"user-u7"}
+        runner.run(scenario())
+
+
+class PostgresStoreContract(StoreContract):
+    """The rows and queries of the PostgreSQL read models."""
+
+    async def user(self, store: Any, user_id: str) -> tuple[str, str, bool, int] | None:
+        found = await store.user(user_id)
+        return None if found is None else (found.email, found.name, found.active, found.version)
+
+    def test_stats_under_update_deactivate_reactivate(
+        self, store: Any, runner: asyncio.Runner
+    ) -> None:
         old = NOW - timedelta(days=30)
         monday = datetime(2024, 5, 13, 9, tzinfo=UTC)
 
         async def scenario() -> None:
-            await apply(store, [envelope("user-o", 1, users.UserCreated(email="o@x.io", name="O"),
+            await apply(store, [envelope("user-o", 1, UserCreated(email="o@x.io", name="O"),
                                          old),
-                                envelope("user-w", 1, users.UserCreated(email="w@x.io", name="W"),
+                                envelope("user-w", 1, UserCreated(email="w@x.io", name="W"),
                                          monday),
-                                envelope("user-t", 1, users.UserCreated(email="t@x.io", name="T"),
+                                envelope("user-t", 1, UserCreated(email="t@x.io", name="T"),
                                          NOW)])
-            await apply(store, [envelope("user-o", 2, users.UserDeactivated(reason=None), NOW),
-                                envelope("user-t", 2, users.UserNameChanged(name="T2"), NOW)])
+            await apply(store, [envelope("user-o", 2, UserDeactivated(reason=None), NOW),
+                                envelope("user-t", 2, UserNameChanged(name="T2"), NOW)])
             stats = await store.user_stats(NOW)
             assert (stats.total, stats.active, stats.new_today, stats.new_this_week) == (3, 2, 1, 2)
-            await apply(store, [envelope("user-o", 3, users.UserReactivated(), NOW)])
-            await apply(store, [envelope("user-o", 3, users.UserReactivated(), NOW)])
+            await apply(store, [envelope("user-o", 3, UserReactivated(), NOW)])
+            await apply(store, [envelope("user-o", 3, UserReactivated(), NOW)])
             stats = await store.user_stats(NOW)
             assert (stats.total, stats.active) == (3, 3)
-        run(scenario())
+        runner.run(scenario())
 
-    def test_orders_and_orders_for_user(self, store: Any) -> None:
+    def test_orders_and_orders_for_user(self, store: Any, runner: asyncio.Runner) -> None:
         async def scenario() -> None:
             await apply(store, stream("order-o1", [order_created("o1", "u9", 500),
-                                                   orders.OrderPaid(amount=500, payment_ref="p"),
-                                                   orders.OrderShipped(tracking="t")]))
+                                                   OrderPaid(amount=500, payment_ref="p"),
+                                                   OrderShipped(tracking="t")]))
             await apply(store, stream("order-o2", [order_created("o2", "u9", 700),
-                                                   orders.OrderCancelled(reason="r")]))
+                                                   OrderCancelled(reason="r")]))
             order = await store.order("o1")
             assert order is not None
             assert (order.status, order.tracking, order.version, order.total) == (
                 "shipped", "t", 3, 500)
             assert len(await store.orders_for_user("u9")) == 2
-        run(scenario())
+        runner.run(scenario())
 
-    def test_checkpoints_and_min_version(self, store: Any) -> None:
+    @pytest.mark.parametrize("one_batch", [True, False])
+    def test_a_later_order_upsert_keeps_payment_ref_and_tracking(
+        self, store: Any, runner: asyncio.Runner, one_batch: bool
+    ) -> None:
+        """The rule that once drifted (the fake reset both): an `OrderCreated` at a later version
+        overwrites the order's lines, total and status, never its payment or shipment."""
+        history = stream("order-o3", [order_created("o3", "u8", 500),
+                                      OrderPaid(amount=500, payment_ref="pay-1"),
+                                      OrderShipped(tracking="trk-1")])
+        later = envelope("order-o3", 4, order_created("o3", "u8", 900), NOW)
+
         async def scenario() -> None:
-            await apply(store, stream("user-u5", [users.UserCreated(email="e@x.io", name="E")]))
+            if one_batch:
+                result = await apply(store, [*history, history[0], later])
+                assert (result.applied, result.skipped) == (4, 1)
+            else:
+                await apply(store, history)
+                await apply(store, [history[0]])
+                assert (await apply(store, [later])).applied == 1
+            order = await store.order("o3")
+            assert order is not None
+            assert (order.status, order.total, order.payment_ref, order.tracking) == (
+                "created", 900, "pay-1", "trk-1")
+            assert order.version == 4
+            assert order.created_at < order.updated_at == NOW
+        runner.run(scenario())
+
+    def test_checkpoints_and_min_version(self, store: Any, runner: asyncio.Runner) -> None:
+        async def scenario() -> None:
+            await apply(store, stream("user-u5", [UserCreated(email="e@x.io", name="E")]))
             assert sum(1 for _ in (await store.checkpoints("t.events"))) == 1
             user = await get_user(store, GetUser(id="u5", min_version=1))
             assert user is not None
             with pytest.raises(QueryTimeout):
                 await get_user(store, GetUser(id="u5", min_version=2, wait=0.2))
-        run(scenario())
+        runner.run(scenario())
+
+
+class SearchStoreContract(StoreContract):
+    """The user documents of the search index."""
+
+    async def user(self, store: Any, user_id: str) -> tuple[str, str, bool, int] | None:
+        found = await store.documents.get_document(user_id)
+        return None if found is None else (found.email, found.name, found.active, found.version)
+
+    def test_order_events_are_not_applicable(self, store: Any, runner: asyncio.Runner) -> None:
+        async def scenario() -> None:
+            result = await apply(store, stream("order-o1", [order_created("o1", "u1", 500)]))
+            assert (result.applied, result.skipped) == (0, 1)
+        runner.run(scenario())
+
+    def test_a_gap_is_poison(self, store: Any, runner: asyncio.Runner) -> None:
+        created = envelope("user-u4", 1, UserCreated(email="d@x.io", name="D"))
+        skipped_one = envelope("user-u4", 3, UserNameChanged(name="E"))
+
+        async def scenario() -> None:
+            with pytest.raises(PoisonEvent) as raised:
+                await apply(store, [created, skipped_one])
+            assert raised.value.index == 1
+            assert await self.user(store, "u4") is None
+        runner.run(scenario())
+
+    def test_a_stale_write_is_already_applied(self, store: Any, runner: asyncio.Runner) -> None:
+        """A writer that read before version 2 landed writes version 1: the store refuses it
+        (a 409 in Elasticsearch) and it counts as already applied."""
+        history = stream("user-u9", [UserCreated(email="i@x.io", name="I"),
+                                     UserNameChanged(name="J")])
+
+        async def scenario() -> None:
+            await apply(store, history)
+            stale = await apply_documents(_StaleReads(store.documents), history[:1])
+            assert (stale.applied, stale.skipped) == (0, 1)
+            assert await self.user(store, "u9") == ("i@x.io", "J", True, 2)
+        runner.run(scenario())
+
+
+class _StaleReads:
+    """A store's documents whose reads see nothing (as if read before a concurrent write)."""
+
+    def __init__(self, documents: Any) -> None:
+        self._documents = documents
+
+    async def get_documents(self, ids: Any) -> dict[str, None]:
+        return dict.fromkeys(ids)
+
+    async def index_documents(self, documents: Any) -> Any:
+        return await self._documents.index_documents(documents)

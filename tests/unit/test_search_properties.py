@@ -1,5 +1,6 @@
 """Projection idempotence: redelivery and any stream-order-preserving interleaving, any batching,
-give the same documents as applying each stream once, in order."""
+give the same documents as applying each stream once, in order. Through `apply_documents`, the
+path the search projector runs, over the in-memory documents."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import contracts
-from pipeline.domain import users
-from pipeline.domain.common import Event
 from projections.search.documents import UserDocument
-from projections.search.fake import FakeUserStore
-from topics.envelopes import EventEnvelope
+from projections.search.fake import FakeUserDocuments
+from projections.search.writes import apply_documents
+from topics import (
+    Event,
+    EventEnvelope,
+    UserCreated,
+    UserDeactivated,
+    UserEmailChanged,
+    UserNameChanged,
+    UserReactivated,
+    to_envelope,
+)
 
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 NAMES = st.sampled_from(["Ada", "Bea", "Cy", "Dee"])
@@ -25,20 +33,20 @@ EMAILS = st.sampled_from(["a@example.com", "b@example.com", "c@example.org"])
 @st.composite
 def user_history(draw: st.DrawFn, user_id: str) -> list[EventEnvelope]:
     """A valid history of one user (as the processor would write it)."""
-    events: list[Event] = [users.UserCreated(email=draw(EMAILS), name=draw(NAMES))]
+    events: list[Event] = [UserCreated(email=draw(EMAILS), name=draw(NAMES))]
     active = True
     for _ in range(draw(st.integers(0, 6))):
         kind = draw(st.sampled_from(["name", "email", "toggle"]))
         if kind == "name" and active:
-            events.append(users.UserNameChanged(name=draw(NAMES)))
+            events.append(UserNameChanged(name=draw(NAMES)))
         elif kind == "email" and active:
-            events.append(users.UserEmailChanged(email=draw(EMAILS)))
+            events.append(UserEmailChanged(email=draw(EMAILS)))
         else:
-            events.append(users.UserReactivated() if not active else users.UserDeactivated())
+            events.append(UserReactivated() if not active else UserDeactivated())
             active = not active
     stream_id = f"user-{user_id}"
     return [
-        contracts.to_envelope(
+        to_envelope(
             event,
             stream_id,
             version,
@@ -77,10 +85,10 @@ def deliveries(draw: st.DrawFn) -> tuple[list[list[EventEnvelope]], list[list[Ev
 
 
 def expected(history: list[EventEnvelope]) -> UserDocument | None:
-    store = FakeUserStore()
-    outcome = asyncio.run(store.apply_batch(history))
-    assert outcome.applied == len(history)
-    return store.documents[history[0].stream_id.removeprefix("user-")]
+    documents = FakeUserDocuments()
+    result = asyncio.run(apply_documents(documents, history))
+    assert result.applied == len(history)
+    return documents.stored[history[0].stream_id.removeprefix("user-")]
 
 
 @settings(max_examples=150, deadline=None)
@@ -89,14 +97,13 @@ def test_any_delivery_gives_the_documents_of_the_streams(
     case: tuple[list[list[EventEnvelope]], list[list[EventEnvelope]]],
 ) -> None:
     histories, batches = case
-    store = FakeUserStore()
+    documents = FakeUserDocuments()
     applied = 0
     for batch in batches:
-        outcome = asyncio.run(store.apply_batch(batch))
-        assert outcome.poison == ()
-        assert outcome.total == len(batch)
-        applied += outcome.applied
+        result = asyncio.run(apply_documents(documents, batch))  # raises on poison
+        assert result.applied + result.skipped == len(batch)
+        applied += result.applied
     assert applied == sum(len(history) for history in histories)
     for history in histories:
         user_id = history[0].stream_id.removeprefix("user-")
-        assert store.documents[user_id] == expected(history)
+        assert documents.stored[user_id] == expected(history)

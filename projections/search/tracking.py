@@ -1,7 +1,8 @@
-"""The search projector's own state beside its index: Kafka checkpoints and parked records.
+"""The search projector's tracking records beside its index: checkpoints, parked, blocked.
 
-Elasticsearch has no multi-document transaction, so the runtime's "atomic batch" is built from
-ordering plus idempotence: user documents first (versioned, so rewriting them is harmless), then
+They live in a tracking index of their own (`state_index_for`). Elasticsearch has no
+multi-document transaction, so a batch is not atomic here; what makes it safe is ordering plus
+idempotence: user documents first (versioned, so rewriting them is harmless), then
 parked/blocked records (ids are their Kafka positions, so rewriting is harmless), and the
 checkpoints last, with `version_type=external` and version = offset so a checkpoint never moves
 backwards. A crash between steps redelivers the batch, which then writes nothing new.

@@ -9,6 +9,7 @@ import typer
 from cqrs.bootstrap import Bootstrap
 from cqrs.cli.boot import bootstrap
 from projections.registry import PROJECTORS
+from projections.runtime import run_worker
 
 app = typer.Typer(
     help="Run a projector (its own consumer group and DLQ) until stopped (Ctrl-C, SIGTERM).",
@@ -18,11 +19,7 @@ app = typer.Typer(
 
 def run_projector(boot: Bootstrap, name: str, loglevel: str = "info") -> None:
     """Build projector `name` from the bootstrap's config, and run its worker (blocks)."""
-    import faust
-
-    projector_app = boot.projector_app(name)
-    worker = faust.Worker(projector_app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    run_worker(boot.projector_app(name), loglevel)
 
 
 def _command(name: str) -> Callable[[typer.Context, str], None]:

@@ -2,9 +2,9 @@
 
 How a projector plugs in (see `projections.registry`)::
 
-    def make_app(settings: Settings) -> ProjectorApp:
+    def make_app(config: ProjectionsConfig) -> ProjectorApp:
         store = MyStore(...)                       # implements `Store`
-        return make_projector_app("myname", settings, store)
+        return make_projector_app("myname", config.kafka, config.catalogue, store)
 
 and a line `"myname": make_app` in `projections.registry.PROJECTORS`; `cqrs project myname` runs
 it. Every record is classified by `classify` (one classification for every projector: `Item`,
@@ -33,7 +33,7 @@ before the checkpoint passes them, counters with
 from projections.runtime.app import BatchOptions, exit_process, make_projector_app
 from projections.runtime.classify import Classified, Poison, Skip, classify, stream_of
 from projections.runtime.errors import PoisonEvent, ProjectionError, QueryTimeout, TransientError
-from projections.runtime.faust_app import ProjectorApp
+from projections.runtime.faust_app import ProjectorApp, run_worker
 from projections.runtime.processor import Backoff, BatchProcessor, Counters
 from projections.runtime.records import (
     Applied,
@@ -66,5 +66,6 @@ __all__ = [
     "classify",
     "exit_process",
     "make_projector_app",
+    "run_worker",
     "stream_of",
 ]

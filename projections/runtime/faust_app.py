@@ -92,3 +92,9 @@ class ProjectorApp(faust.App):
 
     def _new_transport(self) -> Any:
         return ReadCommittedTransport(self.conf.broker_consumer, self)
+
+
+def run_worker(app: ProjectorApp, loglevel: str = "info") -> None:
+    """Run `app` in a Faust worker until stopped (SIGTERM, SIGINT); blocks."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,54 @@
+"""faust-streaming is pinned exactly: `projections.runtime` overrides private Faust methods and
+copies one of them, which any other version may have changed without notice."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import tomllib
+from pathlib import Path
+
+import pytest
+
+PINNED = "0.15.3"
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+OVERRIDDEN = {
+    # Faust class (module, name) and method: where projections.runtime depends on it.
+    ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_create_worker_consumer"):
+        "faust_app.ReadCommittedConsumerThread: switches the consumer to read_committed",
+    ("faust.transport.drivers.aiokafka", "Consumer", "_new_consumer_thread"):
+        "faust_app.CheckpointConsumer: builds the read_committed consumer thread",
+    ("faust.transport.drivers.aiokafka", "Consumer", "_drain_messages"):
+        "drain.drain_messages: a copy of 0.15.3's, delivering without tasks per record",
+    ("faust", "App", "_new_transport"):
+        "faust_app.ProjectorApp: the transport with the checkpoint consumer",
+    ("faust.transport.drivers.aiokafka", "Consumer", "seek_to_committed"):
+        "faust_app.CheckpointConsumer: seeks to the store's checkpoints after a rebalance",
+    ("faust", "App", "on_init_dependencies"):
+        "faust_app.ProjectorApp: leaves Faust's Monitor sensor out",
+}
+
+
+def _recheck() -> str:
+    lines = [f"  {module}.{cls}.{method} -> projections.runtime.{where}"
+             for (module, cls, method), where in OVERRIDDEN.items()]
+    return "re-check each of these against the new version's source:\n" + "\n".join(lines)
+
+
+def test_the_installed_faust_is_the_pinned_version() -> None:
+    installed = importlib.metadata.version("faust-streaming")
+    assert installed == PINNED, (
+        f"faust-streaming {installed} is installed, projections.runtime was written against "
+        f"{PINNED}; {_recheck()}\nthen move PINNED here and the pin in pyproject.toml")
+
+
+def test_pyproject_pins_the_same_version() -> None:
+    dependencies = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    assert f"faust-streaming=={PINNED}" in dependencies
+
+
+@pytest.mark.parametrize(("module", "cls", "method"), list(OVERRIDDEN))
+def test_every_overridden_method_still_exists(module: str, cls: str, method: str) -> None:
+    owner = getattr(importlib.import_module(module), cls)
+    assert callable(getattr(owner, method, None)), f"{module}.{cls}.{method} is gone; {_recheck()}"

@@ -20,7 +20,8 @@ from projections.postgres.models import Order, User, UserOrders, UserStats, summ
 from projections.runtime.errors import QueryTimeout
 
 __all__ = ["GetOrder", "GetUser", "GetUserStats", "Order", "OrdersForUser", "QueryTimeout",
-           "ReadModel", "User", "UserOrders", "UserStats", "handle"]
+           "ReadModel", "User", "UserOrders", "UserStats", "get_order", "get_user",
+           "get_user_stats", "orders_for_user"]
 
 POLL_INTERVAL = 0.05
 DEFAULT_WAIT = 5.0
@@ -91,15 +92,3 @@ async def get_user_stats(model: ReadModel, query: GetUserStats,
 async def orders_for_user(model: ReadModel, query: OrdersForUser) -> UserOrders:
     return summarise(query.user_id, await model.orders_for_user(query.user_id))
 
-
-async def handle(model: ReadModel, query: BaseModel) -> object:
-    """Dispatch any of the four queries (the explicit registry)."""
-    if isinstance(query, GetUser):
-        return await get_user(model, query)
-    if isinstance(query, GetOrder):
-        return await get_order(model, query)
-    if isinstance(query, GetUserStats):
-        return await get_user_stats(model, query)
-    if isinstance(query, OrdersForUser):
-        return await orders_for_user(model, query)
-    raise TypeError(f"unknown query {type(query).__name__}")

@@ -1,8 +1,15 @@
 """What flows through a projector: source records, decoded items, batches, and the store contract.
 
 A `Store` is the one thing a projector must provide (PostgreSQL, Elasticsearch, a fake). Its
-`apply` is atomic: the batch's events, its parked records and its checkpoints are all written, or
-none of them. It is idempotent by event version, so redelivered events are counted as skipped.
+`apply` is idempotent by event version, so redelivered events are counted as skipped, and it never
+moves a checkpoint past what it did not write. How far it is atomic is per store:
+
+- `PostgresStore` (and its `FakeStore`): one transaction, so the batch's rows, parked records and
+  checkpoints are all written, or none of them.
+- `SearchProjectorStore` (and its `FakeSearchStore`): Elasticsearch has no multi-document
+  transaction. Documents, then parked/blocked records, then checkpoints, each write idempotent:
+  an `apply` that raises may have written some documents or records (never a checkpoint after
+  them), and applying the batch again changes nothing more than applying it once.
 """
 
 from __future__ import annotations
@@ -11,8 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pipeline.domain.common import Event
-from topics.envelopes import EventEnvelope
+from topics import Event, EventEnvelope
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class Item:
 
 @dataclass(frozen=True)
 class Batch:
-    """One atomic unit for `Store.apply`.
+    """One unit for `Store.apply` (atomic where the store is, see the module docstring).
 
     `items` are applied in order; `parked` are `(stream_id, record)` kept aside, not applied
     (their stream has a dead-lettered event before them); `blocked` are `(stream_id, record)` of
@@ -86,7 +92,9 @@ class Store(Protocol):
         """Stream ids parked behind a dead-lettered event (kept across restarts)."""
 
     async def apply(self, batch: Batch) -> Applied:
-        """Write `batch` atomically; raises `TransientError` or `PoisonEvent` (nothing written)."""
+        """Write `batch` (atomic, or ordered and idempotent: see the module docstring); raises
+        `TransientError` or `PoisonEvent`, after which nothing of the batch is committed that a
+        second `apply` of it would not write the same."""
 
 
 class DeadLetters(Protocol):

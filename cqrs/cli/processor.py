@@ -11,7 +11,8 @@ import typer
 
 from cqrs.cli.boot import bootstrap
 from cqrs.config import Config
-from pipeline.processor import Processor, ProcessorConfig, TopicNames
+from pipeline.processor import ProcessorConfig, TopicNames
+from pipeline.processor.bootstrap import kafka_processor
 from pipeline.processor.config import default_instance_id
 from pipeline.processor.logs import configure
 from pipeline.processor.transactions import ProducerFenced
@@ -71,7 +72,7 @@ def processor(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        Processor(config).run(stop)
+        kafka_processor(config).run(stop)
     except ProducerFenced as fenced:
         typer.echo(f"error: {fenced}", err=True)
         raise typer.Exit(FENCED_EXIT) from None

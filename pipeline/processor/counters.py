@@ -1,15 +1,15 @@
-"""Outcome counters: every consumed command ends as exactly one of these (forwarded ones later
-end as one of the others once re-consumed on their own partition)."""
+"""The processor's counts of record outcomes: every consumed command ends as exactly one of these
+(forwarded ones later end as one of the others once re-consumed on their own partition)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from pipeline.processor.handling import Outcome
+from pipeline.processor.outcome import RecordOutcome
 
 
 @dataclass
-class Counters:
+class ProcessorCounts:
     """Committed outcomes only: a batch's counts are added after its transaction commits."""
 
     accepted: int = 0
@@ -27,10 +27,10 @@ class Counters:
     skipped: int = 0
     """Records (also in `dead_lettered`) whose pointer dead letter kept failing too."""
 
-    def count(self, outcome: Outcome) -> None:
+    def count(self, outcome: RecordOutcome) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
 
-    def add(self, other: Counters) -> None:
+    def add(self, other: ProcessorCounts) -> None:
         for name, value in asdict(other).items():
             setattr(self, name, getattr(self, name) + value)
 

@@ -5,6 +5,7 @@ Error tree of a record's own faults (each ends the record as dead-lettered, neve
     Exception                  anything raised while building a record's outputs
     ├── DecodeError            not JSON, wrong envelope, too large  command.<ErrorClass>
     ├── UnknownCommandType     no aggregate handles the type        command.unknown_type
+    │                          (the client's, `pipeline.client.errors`: one class, one name)
     ├── StreamQuarantined      the stream's state is unreadable     processor.stream_quarantined
     ├── OutputTooLarge         an output would not fit a record     processor.output_too_large
     └── (any other)            a bug or a hostile value             processor.internal_error
@@ -15,22 +16,17 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from pipeline.client.errors import UnknownCommandType
 from pipeline.processor import records
 from pipeline.processor.config import TopicNames
 from pipeline.processor.outcome import Handled
 from pipeline.processor.records import InboundRecord, OutboundRecord
-from topics.deadletter import error_text
-from topics.envelopes import peek_command_id
-from topics.errors import DecodeError
+from topics import DecodeError, deadletter, peek_command_id
 
 log = logging.getLogger(__name__)
 
 MAX_REASON = 1000
 """`CommandResult.reason`'s bound."""
-
-
-class UnknownCommandType(Exception):
-    """The DLQ error class of a well-formed command whose type no aggregate handles."""
 
 
 class StreamQuarantined(Exception):
@@ -63,7 +59,7 @@ def code_for(error: BaseException) -> str:
 
 def reason_for(error: BaseException) -> str:
     """A readable reason: the message of an expected error, the class too for anything else."""
-    text = error_text(error)
+    text = deadletter.error_text(error)
     if code_for(error) == "processor.internal_error":
         text = f"{type(error).__name__}: {text}"
     return text[:MAX_REASON]

@@ -1,4 +1,4 @@
-"""Deciding one command record: pure, no Kafka. Every record ends in exactly one `Outcome`.
+"""Deciding one command record: pure, no Kafka. Every record ends in exactly one `RecordOutcome`.
 
 Order of checks: decode -> known type -> right partition (else forwarded, answered once
 re-consumed there) -> stream not quarantined -> duplicate command id -> expected version -> the
@@ -14,29 +14,37 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
-from pipeline import contracts
+from pipeline.client.errors import UnknownCommandType
+from pipeline.domain import aggregates
 from pipeline.domain.common import (
     CustomerStatus,
     DecisionContext,
-    Event,
     Rejection,
     check_expected_version,
 )
 from pipeline.processor import failures, records
 from pipeline.processor.config import TopicNames
-from pipeline.processor.failures import StreamQuarantined, UnknownCommandType
-from pipeline.processor.outcome import Handled, Outcome
+from pipeline.processor.failures import StreamQuarantined
+from pipeline.processor.outcome import Handled, RecordOutcome
 from pipeline.processor.records import InboundRecord, OutboundRecord
 from pipeline.processor.state import Overlay, StreamState, customer_status_of
-from topics.envelopes import CommandEnvelope, decode_command, make_stream_id
-from topics.partitioner import partition_for
+from topics import (
+    CommandEnvelope,
+    Event,
+    aggregate_type_of,
+    decode_command,
+    event_id_for,
+    make_stream_id,
+    partition_for,
+)
 
 CustomerLookup = Callable[[str], CustomerStatus | None]
 
 
 @dataclass(frozen=True)
-class Batch:
-    """What every decision of one transaction shares: the clock reading, the topology."""
+class BatchContext:
+    """What every decision of one transaction shares: the clock reading, the topology, the
+    transaction's overlay of states and the users replica."""
 
     topics: TopicNames
     partitions: int
@@ -45,36 +53,38 @@ class Batch:
     replica: CustomerLookup
 
 
-def handle(record: InboundRecord, batch: Batch) -> Handled:
+def handle(record: InboundRecord, context: BatchContext) -> Handled:
     """The outcome of one command record. Never raises for a record's content: whatever building
     its outputs raises (decode, validate, decide, encode) or an output that would not fit a
     record ends the record as a dead letter (see `failures`). Atomic per record: the new state
-    reaches `batch.overlay` only once every output has been built and checked."""
+    reaches `context.overlay` only once every output has been built and checked."""
     try:
-        handled = _handle(record, batch)
+        handled = _handle(record, context)
         failures.check_fits(handled.outputs)
     except Exception as error:
-        return failures.failed(record, batch.topics, batch.now, error)
+        return failures.failed(record, context.topics, context.now, error)
     if handled.change is not None:
-        batch.overlay.put(record.partition, handled.change)
+        context.overlay.put(record.partition, handled.change)
     return handled
 
 
-def _handle(record: InboundRecord, batch: Batch) -> Handled:
+def _handle(record: InboundRecord, context: BatchContext) -> Handled:
     command = decode_command(record.value or b"")
-    aggregate_type = contracts.aggregate_type_of(command.type)
+    aggregate_type = aggregate_type_of(command.type)
     if aggregate_type is None:
-        raise UnknownCommandType(f"unknown command type {command.type!r}")
+        raise UnknownCommandType(
+            f"unknown command type {command.type!r}", "command.unknown_type"
+        )
     stream_id = make_stream_id(aggregate_type, command.aggregate_id)
-    owner = _partition_of(stream_id, batch.partitions)
+    owner = _partition_of(stream_id, context.partitions)
     if owner != record.partition:
         return Handled("forwarded", [records.forward(record, owner)], command.command_id, stream_id)
-    if batch.overlay.is_quarantined(record.partition, stream_id):
+    if context.overlay.is_quarantined(record.partition, stream_id):
         raise StreamQuarantined(
             f"stream {stream_id!r} is quarantined: its snapshot and its events could not be read"
         )
-    stream = batch.overlay.get(record.partition, stream_id, aggregate_type)
-    return _decide(record, batch, command, stream)
+    stream = context.overlay.get(record.partition, stream_id, aggregate_type)
+    return _decide(record, context, command, stream)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -84,23 +94,23 @@ def _partition_of(stream_id: str, partitions: int) -> int:
 
 
 def _decide(
-    record: InboundRecord, batch: Batch, command: CommandEnvelope, stream: StreamState
+    record: InboundRecord, context: BatchContext, command: CommandEnvelope, stream: StreamState
 ) -> Handled:
     if stream.has_seen(command.command_id):
         output = _reply(
-            record, batch, command.command_id, stream.stream_id, "duplicate", stream.version
+            record, context, command.command_id, stream.stream_id, "duplicate", stream.version
         )
         return Handled("duplicate", [output], command.command_id, stream.stream_id)
     rejection = check_expected_version(stream.version, command.expected_version)
     if rejection is None:
-        context = DecisionContext(now=batch.now, customer_status=_customers(batch))
-        decision = contracts.decide_command(command.type, stream.state, command.data, context)
+        rules = DecisionContext(now=context.now, customer_status=_customers(context))
+        decision = aggregates.decide_command(command.type, stream.state, command.data, rules)
         if not isinstance(decision, Rejection):
-            return _accept(record, batch, command, stream, decision)
+            return _accept(record, context, command, stream, decision)
         rejection = decision
     output = _reply(
         record,
-        batch,
+        context,
         command.command_id,
         stream.stream_id,
         "rejected",
@@ -113,7 +123,7 @@ def _decide(
 
 def _accept(
     record: InboundRecord,
-    batch: Batch,
+    context: BatchContext,
     command: CommandEnvelope,
     stream: StreamState,
     events: list[Event],
@@ -124,24 +134,24 @@ def _accept(
             event,
             stream.stream_id,
             stream.version + index,
-            batch.now,
+            context.now,
             command.command_id,
             correlation_id,
-            batch.topics,
+            context.topics,
             record.partition,
         )
         for index, event in enumerate(events, start=1)
     ]
-    after = stream.advanced(contracts.fold(stream.state, events), len(events), command.command_id)
+    after = stream.advanced(aggregates.fold(stream.state, events), len(events), command.command_id)
     event_ids = [
-        contracts.event_id_for(stream.stream_id, stream.version + index)
+        event_id_for(stream.stream_id, stream.version + index)
         for index in range(1, len(events) + 1)
     ]
-    outputs.append(records.snapshot(after, batch.topics, record.partition, batch.now))
+    outputs.append(records.snapshot(after, context.topics, record.partition, context.now))
     outputs.append(
         _reply(
             record,
-            batch,
+            context,
             command.command_id,
             stream.stream_id,
             "accepted",
@@ -154,7 +164,7 @@ def _accept(
 
 def _reply(
     record: InboundRecord,
-    batch: Batch,
+    context: BatchContext,
     command_id: str,
     stream_id: str | None,
     status: Literal["accepted", "rejected", "duplicate"],
@@ -166,8 +176,8 @@ def _reply(
     """The command's `CommandResult` record (`reason` cut to its bound)."""
     return records.answer(
         record,
-        batch.topics,
-        batch.now,
+        context.topics,
+        context.now,
         command_id,
         stream_id,
         status,
@@ -178,7 +188,7 @@ def _reply(
     )
 
 
-def _customers(batch: Batch) -> CustomerLookup:
+def _customers(context: BatchContext) -> CustomerLookup:
     """Users decided in this batch or owned here first, then the replica of all partitions."""
 
     def lookup(user_id: str) -> CustomerStatus | None:
@@ -186,17 +196,17 @@ def _customers(batch: Batch) -> CustomerLookup:
             stream_id = make_stream_id("user", user_id)
         except ValueError:
             return None
-        known = batch.overlay.find(stream_id)
-        return customer_status_of(known) if known is not None else batch.replica(user_id)
+        known = context.overlay.find(stream_id)
+        return customer_status_of(known) if known is not None else context.replica(user_id)
 
     return lookup
 
 
 __all__ = [
-    "Batch",
+    "BatchContext",
     "CustomerLookup",
     "Handled",
-    "Outcome",
+    "RecordOutcome",
     "StreamQuarantined",
     "UnknownCommandType",
     "handle",

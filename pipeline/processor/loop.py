@@ -18,35 +18,30 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
-
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from typing import TypeVar
 
 from pipeline.processor.batching import collect
 from pipeline.processor.caution import Caution
 from pipeline.processor.config import ProcessorConfig
-from pipeline.processor.counters import Counters
+from pipeline.processor.counters import ProcessorCounts
 from pipeline.processor.failures import UNWRITABLE, UnwritableRecord, pointer
-from pipeline.processor.handling import Batch, Handled, handle
-from pipeline.processor.records import InboundRecord
-from pipeline.processor.replica import CustomerReplica
-from pipeline.processor.restore import restore
-from pipeline.processor.state import Overlay, StateStore
-from pipeline.processor.topology import partition_count
-from pipeline.processor.transactions import (
+from pipeline.processor.faults import (
     AbortableFault,
     FatalFault,
-    ProducerFactory,
     ProducerFault,
     ProducerFenced,
-    ProducerPort,
-    TransactionalProducer,
     fenced_message,
 )
+from pipeline.processor.handling import BatchContext, Handled, handle
+from pipeline.processor.ports import ProcessorPorts, ProducerPort, TopicPosition
+from pipeline.processor.records import InboundRecord
+from pipeline.processor.restore import restore
+from pipeline.processor.state import Overlay, StateStore
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+_T = TypeVar("_T")
 
 
 def utc_now() -> datetime:
@@ -57,73 +52,72 @@ class Processor:
     """One process of the aggregate processor; run several in one group to share partitions."""
 
     def __init__(
-        self,
-        config: ProcessorConfig,
-        clock: Clock = utc_now,
-        producer_factory: ProducerFactory = TransactionalProducer,
+        self, config: ProcessorConfig, ports: ProcessorPorts, clock: Clock = utc_now
     ) -> None:
+        """`ports` come from one composition root: `bootstrap.kafka_ports` (Kafka) or
+        `memory.MemoryBroker.ports` (in memory, with faults on demand)."""
         self.config = config
-        self.counters = Counters()
+        self.counters = ProcessorCounts()
         self._clock = clock
-        self._producer_factory = producer_factory
+        self._ports = ports
+        self._consumer = ports.commands
+        self._replica = ports.replica
         self._store = StateStore()
         self._caution = Caution()
         self._partitions = 0
-        self._consumer: Any = None
         self._producer: ProducerPort | None = None
-        self._replica: CustomerReplica | None = None
 
-    def run(self, stop: threading.Event) -> Counters:
+    def run(self, stop: threading.Event) -> ProcessorCounts:
         """Process until `stop` is set; the open batch is always committed or aborted first.
 
         Raises `ProducerFenced` when another process took this transactional id."""
-        self._start()
+        self.start()
         try:
             while not stop.is_set():
-                self._step()
+                self.step()
+        finally:
+            self.close()
+        return self.counters
+
+    def start(self) -> None:
+        """Start the producer, catch the replica up, subscribe (partitions come with `step`)."""
+        self._partitions = self._ports.partition_count()
+        # The producer first: init_transactions aborts what a killed predecessor of this slot
+        # left open, so the restore below is not stuck behind it (read_committed, LSO).
+        self._producer = self._fenced_stops(self._ports.producer_factory, self.config.producer())
+        self._replica.catch_up(self._partitions, self.config.restore_timeout_s)
+        self._consumer.subscribe(self._assigned, self._revoked)
+        log.info("started", extra={"fields": {"partitions": self._partitions}})
+
+    def step(self) -> None:
+        """One batch: collect, then transactions until done or one failed (rewound).
+
+        Raises `ProducerFenced` (naming the transactional id) when the producer was fenced."""
+        self._fenced_stops(self._step)
+
+    def _fenced_stops(self, operation: Callable[..., _T], *args: object) -> _T:
+        try:
+            return operation(*args)
         except ProducerFenced as fenced:
             message = fenced_message(self.config.transactional_id)
             log.critical(message, extra={"error": str(fenced)})
             raise ProducerFenced(message) from fenced
-        finally:
-            self._close()
-        return self.counters
 
-    def _start(self) -> None:
-        topics = self.config.topics
-        self._partitions = partition_count(self.config.kafka, topics)
-        # The producer first: init_transactions aborts what a killed predecessor of this slot
-        # left open, so the restore below is not stuck behind it (read_committed, LSO).
-        self._producer = self._producer_factory(self.config.producer())
-        self._replica = CustomerReplica(
-            self.config.reader("replica"), topics.aggregates, self._partitions
-        )
-        self._replica.catch_up(self.config.restore_timeout_s)
-        self._consumer = Consumer(self.config.command_consumer())
-        self._consumer.subscribe(
-            [topics.commands],
-            on_assign=self._assigned,
-            on_revoke=self._revoked,
-            on_lost=self._revoked,
-        )
-        log.info("started", extra={"fields": {"partitions": self._partitions}})
+    def _assigned(self, partitions: list[int]) -> None:
+        self._restore(partitions)
+        log.info("assigned", extra={"partition": partitions})
 
-    def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
-        owned = [tp.partition for tp in partitions]
-        self._restore(owned)
-        log.info("assigned", extra={"partition": owned})
-
-    def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
-        for tp in partitions:
-            self._store.drop(tp.partition)
-            self._caution.forget(tp.partition)
-        log.info("revoked", extra={"partition": [tp.partition for tp in partitions]})
+    def _revoked(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            self._store.drop(partition)
+            self._caution.forget(partition)
+        log.info("revoked", extra={"partition": partitions})
 
     def _restore(self, partitions: list[int]) -> None:
         if not partitions:
             return
         restored = restore(
-            self.config.reader("restore"),
+            self._ports.reader,
             self.config.topics.aggregates,
             partitions,
             self.config.restore_timeout_s,
@@ -131,26 +125,17 @@ class Processor:
         )
         for partition, found in restored.items():
             self._store.load(partition, found.streams, found.quarantined)
-            if self._replica is not None:
-                # The replica skips owned partitions (see `CustomerReplica.poll`): it learns
-                # their users here and from `_committed`.
-                for stream in found.streams.values():
-                    if stream.aggregate_type == "user":
-                        self._replica.note(stream)
+            # The replica skips owned partitions (see `CustomerReplica.poll`): it learns their
+            # users here and from `_committed`.
+            for stream in found.streams.values():
+                if stream.aggregate_type == "user":
+                    self._replica.note(stream)
 
     def _step(self) -> None:
-        assert self._replica is not None
         config = self.config
-        messages = collect(self._consumer, config.batch_size, config.batch_ms, config.batch_idle_ms)
+        consumed = collect(self._consumer, config.batch_size, config.batch_ms, config.batch_idle_ms)
         self._replica.poll(owned=self._store.partitions)
-        records = [
-            _inbound(message)
-            for message in messages
-            if message.error() is None and self._store.owns(message.partition())
-        ]
-        for message in messages:
-            if message.error() is not None:
-                log.warning("consume error", extra={"error": str(message.error())})
+        records = [record for record in consumed if self._store.owns(record.partition)]
         for chunk in self._caution.chunks(records):
             if not self._transact(chunk):
                 break  # rewound: the records still in hand are consumed again
@@ -172,18 +157,17 @@ class Processor:
         self._committed(overlay, counts, records)
         return True
 
-    def _produce_batch(self, records: list[InboundRecord], overlay: Overlay) -> Counters:
+    def _produce_batch(self, records: list[InboundRecord], overlay: Overlay) -> ProcessorCounts:
         assert self._producer is not None
-        assert self._replica is not None
-        batch = Batch(
+        context = BatchContext(
             self.config.topics, self._partitions, self._clock(), overlay, self._replica.status
         )
-        counts = Counters(batches=1)
+        counts = ProcessorCounts(batches=1)
         events_topic = self.config.topics.events
         debug = log.isEnabledFor(logging.DEBUG)
         self._producer.begin()
         for record in records:
-            handled = self._handle(record, batch, counts)
+            handled = self._handle(record, context, counts)
             for output in handled.outputs:
                 self._producer.produce(output)
                 if output.topic == events_topic:
@@ -202,26 +186,29 @@ class Processor:
                 },
             )
         offsets = _next_offsets(records)
-        self._producer.send_offsets(offsets, self._consumer.consumer_group_metadata())
+        self._producer.send_offsets(offsets, self._consumer.group_metadata())
         self._producer.commit()
         return counts
 
-    def _handle(self, record: InboundRecord, batch: Batch, counts: Counters) -> Handled:
+    def _handle(
+        self, record: InboundRecord, context: BatchContext, counts: ProcessorCounts
+    ) -> Handled:
         """`handle`, unless the record failed its own transactions too often (see `caution`)."""
         verdict = self._caution.verdict(record) if self._caution.active else "handle"
         if verdict == "handle":
-            return handle(record, batch)
+            return handle(record, context)
         fields = {"partition": record.partition, "offset": record.offset}
         if verdict == "pointer":
             log.error("record keeps failing its transaction: pointer dead letter", extra=fields)
             counts.unwritable += 1
-            return pointer(record, batch.topics, UnwritableRecord(UNWRITABLE))
+            return pointer(record, context.topics, UnwritableRecord(UNWRITABLE))
         log.error("record and its pointer dead letter keep failing: skipped", extra=fields)
         counts.skipped += 1
         return Handled("dead_lettered", [])
 
-    def _committed(self, overlay: Overlay, counts: Counters, records: list[InboundRecord]) -> None:
-        assert self._replica is not None
+    def _committed(
+        self, overlay: Overlay, counts: ProcessorCounts, records: list[InboundRecord]
+    ) -> None:
         for stream in overlay.commit_into():
             if stream.aggregate_type == "user":
                 self._replica.note(stream)
@@ -262,36 +249,23 @@ class Processor:
         assignment = self._consumer.assignment()
         if not assignment:
             return
-        for tp in self._consumer.committed(assignment, timeout=30):
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-            self._caution.resumed_at(tp.partition, tp.offset)
-        log.info("rewound", extra={"partition": sorted(tp.partition for tp in assignment)})
+        for partition, offset in self._consumer.committed(assignment).items():
+            self._consumer.seek(partition, offset)
+            self._caution.resumed_at(partition, -1 if offset is None else offset)
+        log.info("rewound", extra={"partition": sorted(assignment)})
 
-    def _close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-        if self._replica is not None:
-            self._replica.close()
+    def close(self) -> None:
+        """Leave the group and close the readers (the producer goes with the process)."""
+        self._consumer.close()
+        self._replica.close()
         log.info("stopped", extra={"counts": self.counters.as_dict()})
 
 
-def _inbound(message: Any) -> InboundRecord:
-    return InboundRecord(
-        message.topic(),
-        message.partition(),
-        message.offset(),
-        message.key(),
-        message.value(),
-        list(message.headers() or []),
-    )
-
-
-def _next_offsets(records: list[InboundRecord]) -> list[Any]:
+def _next_offsets(records: list[InboundRecord]) -> list[TopicPosition]:
     """The offset to resume from per partition: one past the last record of the batch."""
     last: dict[tuple[str, int], int] = {}
     for record in records:
         last[(record.topic, record.partition)] = record.offset
     return [
-        TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()
+        TopicPosition(topic, partition, offset + 1) for (topic, partition), offset in last.items()
     ]

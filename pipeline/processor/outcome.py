@@ -1,4 +1,4 @@
-"""What became of one command record: its `Outcome`, its output records, its state change."""
+"""What became of one command record: its `RecordOutcome`, its output records, its state change."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Literal
 from pipeline.processor.records import OutboundRecord
 from pipeline.processor.state import StreamState
 
-Outcome = Literal["accepted", "rejected", "duplicate", "dead_lettered", "forwarded"]
+RecordOutcome = Literal["accepted", "rejected", "duplicate", "dead_lettered", "forwarded"]
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Handled:
     after it (accepted commands only), applied to the batch's overlay only once every output
     was built and fits, so a record that fails halfway leaves no trace."""
 
-    outcome: Outcome
+    outcome: RecordOutcome
     outputs: list[OutboundRecord]
     command_id: str | None = None
     stream_id: str | None = None

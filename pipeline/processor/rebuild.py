@@ -11,16 +11,12 @@ sequence or unreadable too cannot be rebuilt: the caller quarantines it.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
-from typing import Any
 
-from confluent_kafka import Consumer
-
-from pipeline import contracts
-from pipeline.processor.reading import read_to_end
+from pipeline.domain import aggregates
+from pipeline.processor.ports import PartitionReader
 from pipeline.processor.state import StreamState
-from topics.envelopes import EventEnvelope, decode_event, parse_stream_id, remember_command
+from topics import EventEnvelope, decode_event, from_envelope, parse_stream_id, remember_command
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +33,11 @@ def fold_stream(stream_id: str, envelopes: Iterable[EventEnvelope]) -> StreamSta
     if sorted(by_version) != list(range(1, len(by_version) + 1)):
         raise RebuildFailed(f"events of {stream_id!r} are not versions 1..{len(by_version)}")
     aggregate_type, _ = parse_stream_id(stream_id)
-    state: contracts.State | None = None
+    state: aggregates.State | None = None
     window: list[str] = []
     for version in range(1, len(by_version) + 1):
         envelope = by_version[version]
-        state = contracts.evolve(state, contracts.from_envelope(envelope))
+        state = aggregates.evolve(state, from_envelope(envelope))
         cause = envelope.causation_id
         if cause is not None and (not window or window[-1] != cause):
             window = remember_command(window, cause)
@@ -49,7 +45,7 @@ def fold_stream(stream_id: str, envelopes: Iterable[EventEnvelope]) -> StreamSta
 
 
 def rebuild(
-    consumer_config: dict[str, Any],
+    reader: PartitionReader,
     events_topic: str,
     partition: int,
     stream_ids: set[str],
@@ -59,21 +55,17 @@ def rebuild(
     could not be rebuilt (each logged with its reason). Reads the whole partition once."""
     found: dict[str, list[EventEnvelope]] = {stream_id: [] for stream_id in stream_ids}
     failed: dict[str, str] = {}
-    consumer = Consumer(consumer_config)
     try:
-        deadline = time.monotonic() + timeout_s
-        for _, message in read_to_end(consumer, events_topic, [partition], deadline):
-            stream_id = (message.key() or b"").decode("utf-8", errors="replace").rpartition("@")[0]
+        for record in reader.read(events_topic, [partition], timeout_s):
+            stream_id = (record.key or b"").decode("utf-8", errors="replace").rpartition("@")[0]
             if stream_id not in found or stream_id in failed:
                 continue
             try:
-                found[stream_id].append(decode_event(message.value() or b""))
+                found[stream_id].append(decode_event(record.value or b""))
             except Exception as error:
-                failed[stream_id] = f"event at offset {message.offset()}: {error}"
+                failed[stream_id] = f"event at offset {record.offset}: {error}"
     except Exception as error:  # a timeout or a broker fault: none of them is rebuilt
         failed.update({stream_id: f"reading events: {error}" for stream_id in stream_ids})
-    finally:
-        consumer.close()
     states: dict[str, StreamState] = {}
     for stream_id, envelopes in found.items():
         if stream_id in failed:

@@ -1,21 +1,20 @@
 """The replica of every user's status, for the cross-aggregate rule of `CreateOrder`.
 
-Users live on every partition, most of them owned by other processors, so a group-less
-read_committed consumer tails all partitions of the aggregates topic. It is eventually
-consistent: a user deactivated a moment ago by another processor may still read as active.
+Users live on every partition, most of them owned by other processors, so a `ports.SnapshotTail`
+(a group-less read_committed consumer) tails all partitions of the aggregates topic. It is
+eventually consistent: a user deactivated a moment ago by another processor may still read as
+active.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Container
-from typing import Any
-
-from confluent_kafka import Consumer
 
 from pipeline.domain.common import CustomerStatus
-from pipeline.processor.restore import read_to_end, snapshot_of
+from pipeline.processor.ports import SnapshotTail
+from pipeline.processor.records import InboundRecord
+from pipeline.processor.restore import snapshot_of
 from pipeline.processor.state import StreamState, customer_status_of
 
 log = logging.getLogger(__name__)
@@ -26,19 +25,14 @@ _USER_PREFIX = b"user-"
 class CustomerReplica:
     """User id -> (version, status), fed by the aggregates topic and by local commits."""
 
-    def __init__(self, consumer_config: dict[str, Any], topic: str, partitions: int) -> None:
-        self._consumer = Consumer(consumer_config)
-        self._topic = topic
-        self._partitions = partitions
+    def __init__(self, tail: SnapshotTail) -> None:
+        self._tail = tail
         self._statuses: dict[str, tuple[int, CustomerStatus | None]] = {}
 
-    def catch_up(self, timeout_s: float) -> None:
+    def catch_up(self, partitions: int, timeout_s: float) -> None:
         """Read every partition to its current end (at start), then keep tailing with `poll`."""
-        deadline = time.monotonic() + timeout_s
-        for _, message in read_to_end(
-            self._consumer, self._topic, range(self._partitions), deadline
-        ):
-            self._apply(message)
+        for record in self._tail.catch_up(partitions, timeout_s):
+            self._apply(record)
         log.info("replica caught up", extra={"counts": {"users": len(self._statuses)}})
 
     def poll(self, max_messages: int = 5000, owned: Container[int] = ()) -> int:
@@ -46,25 +40,24 @@ class CustomerReplica:
 
         Records of `owned` partitions are skipped undecoded: the owner notes its own commits
         (`note`) and what it restored at assignment, so they would only repeat what it knows."""
-        messages = self._consumer.consume(num_messages=max_messages, timeout=0)
         applied = 0
-        for message in messages:
-            if message.error() is None and message.partition() not in owned:
-                self._apply(message)
+        for record in self._tail.poll(max_messages):
+            if record.partition not in owned:
+                self._apply(record)
                 applied += 1
         return applied
 
-    def _apply(self, message: Any) -> None:
-        key = message.key() or b""
+    def _apply(self, record: InboundRecord) -> None:
+        key = record.key or b""
         if not key.startswith(_USER_PREFIX):
             return
         try:
-            stream_id, stream = snapshot_of(message)
+            stream_id, stream = snapshot_of(record)
         except Exception as error:  # a bad snapshot must not stop the processor: keep the last
             log.warning(
                 "replica ignores an unreadable snapshot",
                 extra={"stream_id": key.decode("utf-8", errors="replace"),
-                       "partition": message.partition(), "offset": message.offset(),
+                       "partition": record.partition, "offset": record.offset,
                        "error": f"{type(error).__name__}: {error}"},
             )
             return
@@ -85,4 +78,4 @@ class CustomerReplica:
         return known[1] if known is not None else None
 
     def close(self) -> None:
-        self._consumer.close()
+        self._tail.close()

@@ -3,7 +3,7 @@
 Snapshots are the latest state per stream, so a restore costs O(streams), not O(events). A
 stream whose latest snapshot cannot be read (not JSON, unknown shape, a state that does not
 validate) is rebuilt from its events (`rebuild`), or quarantined when even that fails: neither
-stops the processor. See `reading` for how a partition's end is found.
+stops the processor. Both read through a `ports.PartitionReader`.
 """
 
 from __future__ import annotations
@@ -11,28 +11,25 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-from confluent_kafka import Consumer
-
-from pipeline.processor.reading import RestoreTimeout, reached_end, read_to_end
+from pipeline.processor.ports import PartitionReader
 from pipeline.processor.rebuild import rebuild
+from pipeline.processor.records import InboundRecord
 from pipeline.processor.state import StreamState
-from topics.envelopes import decode_snapshot
+from topics import decode_snapshot
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RestoreTimeout", "Restored", "reached_end", "read_to_end", "restore", "snapshot_of"]
+__all__ = ["Restored", "restore", "snapshot_of"]
 
 
-def snapshot_of(message: Any) -> tuple[str, StreamState | None]:
+def snapshot_of(record: InboundRecord) -> tuple[str, StreamState | None]:
     """The stream id and state of an aggregates record (`None` for a tombstone); raises
     `DecodeError`, or pydantic's `ValidationError` for a state its model refuses."""
-    key = (message.key() or b"").decode("utf-8", errors="replace")
-    value = message.value()
-    if value is None:
+    key = (record.key or b"").decode("utf-8", errors="replace")
+    if record.value is None:
         return key, None
-    return key, StreamState.from_snapshot(decode_snapshot(value))
+    return key, StreamState.from_snapshot(decode_snapshot(record.value))
 
 
 @dataclass
@@ -43,16 +40,16 @@ class Restored:
     unreadable: set[str] = field(default_factory=set)
     quarantined: frozenset[str] = frozenset()
 
-    def apply(self, message: Any) -> None:
+    def apply(self, record: InboundRecord) -> None:
         """Take one aggregates record: the latest record of a key wins, readable or not."""
-        key = (message.key() or b"").decode("utf-8", errors="replace")
+        key = (record.key or b"").decode("utf-8", errors="replace")
         try:
-            stream_id, stream = snapshot_of(message)
+            stream_id, stream = snapshot_of(record)
         except Exception as error:
             log.warning(
                 "unreadable snapshot",
-                extra={"stream_id": key, "partition": message.partition(),
-                       "offset": message.offset(), "error": f"{type(error).__name__}: {error}"},
+                extra={"stream_id": key, "partition": record.partition,
+                       "offset": record.offset, "error": f"{type(error).__name__}: {error}"},
             )
             self.streams.pop(key, None)
             self.unreadable.add(key)
@@ -65,7 +62,7 @@ class Restored:
 
 
 def restore(
-    consumer_config: dict[str, Any],
+    reader: PartitionReader,
     topic: str,
     partitions: list[int],
     timeout_s: float,
@@ -74,17 +71,11 @@ def restore(
     """The committed stream states of `partitions`, read from the aggregates topic."""
     started = time.monotonic()
     restored = {partition: Restored() for partition in partitions}
-    consumer = Consumer(consumer_config)
-    try:
-        for partition, message in read_to_end(consumer, topic, partitions, started + timeout_s):
-            restored[partition].apply(message)
-    finally:
-        consumer.close()
+    for record in reader.read(topic, partitions, timeout_s):
+        restored[record.partition].apply(record)
     for partition, found in restored.items():
         if found.unreadable:
-            rebuilt, failed = rebuild(
-                consumer_config, events_topic, partition, found.unreadable, timeout_s
-            )
+            rebuilt, failed = rebuild(reader, events_topic, partition, found.unreadable, timeout_s)
             found.streams.update(rebuilt)
             found.quarantined = frozenset(failed)
     counts = {str(partition): len(found.streams) for partition, found in restored.items()}

@@ -1,18 +1,6 @@
-"""The one transactional producer of a process, and how its errors are classified.
-
-Error tree (what the transaction loop does with each)::
-
-    ProducerFault
-    ├── AbortableFault   txn_requires_abort(): abort, rewind to committed offsets, drop the overlay
-    └── FatalFault       fatal(), a commit that timed out (outcome unknown) or any other
-                         non-retriable error: close the producer, start a new one with the same
-                         transactional id (init_transactions fences the old), restore, rewind
-    ProducerFenced       another producer took this transactional id: the process stops
-
-A fault `implicates_record` when its error code blames what was produced (too large, invalid
-record, an argument the client refuses), not the transport, a timeout or the broker's state;
-only those count against a record in the loop's cautious mode (see `caution`).
-Retriable errors are retried in place (bounded, with backoff) and never leave this module.
+"""The Kafka transactional sink: one confluent-kafka producer per process, its errors classified
+into the fault tree of `faults` (retriable errors are retried in place, bounded, with backoff, and
+never leave this module). A fault `implicates_record` for the codes of `RECORD_CODES`.
 """
 
 from __future__ import annotations
@@ -20,38 +8,38 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, TypeVar
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
+from pipeline.processor.faults import (
+    AbortableFault,
+    FatalFault,
+    ProducerFault,
+    ProducerFenced,
+    fenced_message,
+)
+from pipeline.processor.ports import ProducerFactory, ProducerPort, TopicPosition
 from pipeline.processor.records import OutboundRecord
+
+__all__ = [
+    "AbortableFault",
+    "FatalFault",
+    "ProducerFactory",
+    "ProducerFault",
+    "ProducerFenced",
+    "ProducerPort",
+    "TransactionalProducer",
+    "call",
+    "classify",
+    "fenced_message",
+]
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _RETRIES = 20
 _TIMEOUT_S = 30.0
-
-
-class ProducerFault(Exception):
-    """A transaction could not complete; the loop recovers according to the subclass."""
-
-    def __init__(self, message: str, *, implicates_record: bool = False) -> None:
-        super().__init__(message)
-        self.implicates_record = implicates_record
-
-
-class AbortableFault(ProducerFault):
-    """The open transaction must be aborted; the producer stays usable."""
-
-
-class FatalFault(ProducerFault):
-    """The producer must not be used again (fatal error, or a commit of unknown outcome)."""
-
-
-class ProducerFenced(Exception):
-    """Another producer uses this process's transactional id and fenced it: this process must
-    stop (not restart its producer and fence the other back)."""
 
 
 FENCED_CODES: Final = frozenset(
@@ -71,13 +59,6 @@ RECORD_CODES: Final = frozenset(
     }
 )
 """Error codes that blame the produced records themselves (see the module docstring)."""
-
-
-def fenced_message(transactional_id: object) -> str:
-    return (
-        f"producer fenced: another processor uses transactional.id {transactional_id!r}; "
-        "give each processor a distinct --instance-id (CQRS_PROCESSOR_INSTANCE_ID)"
-    )
 
 
 def classify(
@@ -112,20 +93,6 @@ def call(operation: Callable[..., _T], *args: Any, commit: bool = False) -> _T:
             log.warning("retrying", extra={"error": str(error), "fields": {"attempt": attempt}})
             time.sleep(min(0.05 * 2**attempt, 1.0))
     raise FatalFault(f"{getattr(operation, '__name__', operation)} kept failing")
-
-
-class ProducerPort(Protocol):
-    """What the loop needs of a transactional producer (a fake implements it in unit tests)."""
-
-    def begin(self) -> None: ...
-    def produce(self, record: OutboundRecord) -> None: ...
-    def send_offsets(self, offsets: list[Any], group_metadata: Any) -> None: ...
-    def commit(self) -> None: ...
-    def abort(self) -> None: ...
-    def reset(self) -> None: ...
-
-
-ProducerFactory = Callable[[dict[str, Any]], ProducerPort]
 
 
 class TransactionalProducer:
@@ -170,8 +137,9 @@ class TransactionalProducer:
                 # The client refused this record's fields: its fault, and nothing of it was queued.
                 raise AbortableFault(str(exception), implicates_record=True) from exception
 
-    def send_offsets(self, offsets: list[Any], group_metadata: Any) -> None:
-        call(self._producer.send_offsets_to_transaction, offsets, group_metadata, _TIMEOUT_S)
+    def send_offsets(self, offsets: list[TopicPosition], group_metadata: Any) -> None:
+        positions = [TopicPartition(o.topic, o.partition, o.offset) for o in offsets]
+        call(self._producer.send_offsets_to_transaction, positions, group_metadata, _TIMEOUT_S)
 
     def commit(self) -> None:
         call(self._producer.commit_transaction, _TIMEOUT_S, commit=True)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, Producer
 
-from pipeline.processor import Processor
+from pipeline.processor.bootstrap import kafka_processor
 from pipeline.processor.transactions import ProducerFenced
 from tests.support.processor import (
     command,
@@ -182,7 +182,7 @@ def test_a_fenced_processor_stops_and_its_successor_answers_everything(
 ) -> None:
     stop = threading.Event()
     outcome: list[BaseException | None] = []
-    first = Processor(processor_config(kafka_config, catalogue, "same"))
+    first = kafka_processor(processor_config(kafka_config, catalogue, "same"))
 
     def run_first() -> None:
         try:

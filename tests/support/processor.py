@@ -24,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from confluent_kafka.admin import AdminClient
 
 from pipeline.processor import Processor, ProcessorConfig, TopicNames
+from pipeline.processor.bootstrap import kafka_processor
 from topics.admin import apply
 from topics.catalogue import Catalogue
 from topics.partitioner import partition_for
@@ -181,7 +182,7 @@ def processor_config(
 @contextmanager
 def running_in_thread(config: ProcessorConfig) -> Iterator[Processor]:
     """Run a processor in a thread of this process; stopped (batch finished) on exit."""
-    processor = Processor(config)
+    processor = kafka_processor(config)
     stop = threading.Event()
     errors: list[BaseException] = []
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pipeline.domain import users
 from pipeline.processor.batching import collect
+from pipeline.processor.memory import MemoryBroker
+from pipeline.processor.memory_readers import MemorySnapshotTail
+from pipeline.processor.records import InboundRecord
 from pipeline.processor.replica import CustomerReplica
 from pipeline.processor.state import StreamState
 
@@ -87,42 +90,22 @@ def test_a_backlog_fetched_in_parts_still_fills_the_batch() -> None:
     assert len(collect(consumer, 500, 100, 5, consumer.clock)) == 500
 
 
-class FakeMessage:
-    def __init__(self, partition: int, key: bytes, value: bytes | None) -> None:
-        self._partition, self._key, self._value = partition, key, value
-
-    def error(self) -> None:
-        return None
-
-    def partition(self) -> int:
-        return self._partition
-
-    def key(self) -> bytes:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
-
-
-class ListConsumer:
-    def __init__(self, messages: list[FakeMessage]) -> None:
-        self.messages = messages
-
-    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
-        taken, self.messages = self.messages[:num_messages], self.messages[num_messages:]
-        return taken
-
-
-def replica_over(messages: list[FakeMessage]) -> CustomerReplica:
-    replica = CustomerReplica.__new__(CustomerReplica)
-    replica._consumer = ListConsumer(messages)
-    replica._statuses = {}
+def replica_over(records: list[InboundRecord]) -> CustomerReplica:
+    """A replica fed by the in-memory broker's tail: `records` arrive after its catch-up."""
+    broker = MemoryBroker(["a"], 3)
+    replica = CustomerReplica(MemorySnapshotTail(broker, "a"))
+    replica.catch_up(3, 1.0)
+    for record in records:
+        broker.append("a", record.partition, record.key, record.value)
     return replica
 
 
 def test_the_replica_skips_owned_partitions_undecoded_and_applies_the_rest() -> None:
     # Partition 1's value is not even a snapshot: an owned partition is never decoded.
-    messages = [FakeMessage(1, b"user-u1", b"not json"), FakeMessage(2, b"user-u2", None)]
+    messages = [
+        InboundRecord("a", 1, 0, b"user-u1", b"not json"),
+        InboundRecord("a", 2, 0, b"user-u2", None),
+    ]
     replica = replica_over(messages)
     replica.note(StreamState("user-u2", "user", 1, users.UserState(email="a@b.c", name="B")))
     assert replica.status("u2") == "active"

@@ -11,9 +11,7 @@ from pipeline.processor import handling as handling_module
 from pipeline.processor import records as outbound
 from pipeline.processor.records import InboundRecord
 from tests.unit.test_processor_handling import CREATE, PARTITIONS, batch, command, record
-from topics.deadletter import MAX_DEAD_LETTER_VALUE, RECORD_LIMIT
-from topics.envelopes import decode_result, read_headers
-from topics.partitioner import partition_for
+from topics import deadletter, decode_result, partition_for, read_headers
 
 
 def test_a_fault_while_building_outputs_dead_letters_the_record_and_leaves_no_state(
@@ -47,7 +45,7 @@ def test_a_decider_that_raises_is_a_dead_letter_not_a_crash(
     def decide(*args: object) -> object:
         raise KeyError("boom")
 
-    monkeypatch.setattr(handling_module.contracts, "decide_command", decide)
+    monkeypatch.setattr(handling_module.aggregates, "decide_command", decide)
     failed = handle(record(command("CreateUser", "u1", "c1", **CREATE)), batch())
     assert failed.outcome == "dead_lettered"
     assert decode_result(failed.outputs[1].value or b"").code == "processor.internal_error"
@@ -68,22 +66,22 @@ def test_an_output_too_large_for_a_record_is_a_dead_letter() -> None:
     right = partition_for("user-u1", PARTITIONS)
     wrong = (right + 1) % PARTITIONS
     raw = command("CreateUser", "u1", "big-1", **CREATE)
-    headers = [("padding", b"x" * RECORD_LIMIT)]
+    headers = [("padding", b"x" * deadletter.RECORD_LIMIT)]
     failed = handle(InboundRecord("c", wrong, 3, b"user-u1", raw, headers), batch())
     assert failed.outcome == "dead_lettered"
     dlq, reply = failed.outputs
     assert read_headers(list(dlq.headers))["dlq.error.class"] == "OutputTooLarge"
     assert read_headers(list(dlq.headers))["dlq.truncated"] == "headers"
-    assert outbound.size_of(dlq) < RECORD_LIMIT
+    assert outbound.size_of(dlq) < deadletter.RECORD_LIMIT
     assert decode_result(reply.value or b"").code == "processor.output_too_large"
 
 
 def test_a_record_of_the_topic_limit_becomes_one_bounded_dead_letter() -> None:
-    huge = b"x" * (RECORD_LIMIT - 100)
+    huge = b"x" * (deadletter.RECORD_LIMIT - 100)
     failed = handle(record(huge), batch())
     (dlq,) = failed.outputs
     headers = read_headers(list(dlq.headers))
-    assert len(dlq.value or b"") == MAX_DEAD_LETTER_VALUE
+    assert len(dlq.value or b"") == deadletter.MAX_DEAD_LETTER_VALUE
     assert headers["dlq.error.class"] == "TooLarge"
     assert headers["dlq.original.value.bytes"] == str(len(huge))
     assert outbound.size_of(dlq) <= outbound.MAX_OUTPUT_BYTES

@@ -5,16 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from pipeline.processor import Batch, Overlay, StateStore, StreamState, TopicNames, handle
+from pipeline.processor import BatchContext, Overlay, StateStore, StreamState, TopicNames, handle
 from pipeline.processor.records import InboundRecord
-from topics.envelopes import (
-    MAX_COMMAND_BYTES,
-    decode_event,
-    decode_result,
-    decode_snapshot,
-    read_headers,
-)
-from topics.partitioner import partition_for
+from topics import decode_event, decode_result, decode_snapshot, limits, partition_for, read_headers
 
 TOPICS = TopicNames("c", "e", "a", "r", "dlq")
 PARTITIONS = 6
@@ -38,12 +31,12 @@ def record(value: bytes, stream_id: str = "user-u1", partition: int | None = Non
     return InboundRecord("c", partition, 7, stream_id.encode(), value)
 
 
-def batch(store: StateStore | None = None) -> Batch:
+def batch(store: StateStore | None = None) -> BatchContext:
     store = store or StateStore()
     for partition in range(PARTITIONS):
         if not store.owns(partition):
             store.load(partition, {})
-    return Batch(TOPICS, PARTITIONS, NOW, Overlay(store), lambda user_id: None)
+    return BatchContext(TOPICS, PARTITIONS, NOW, Overlay(store), lambda user_id: None)
 
 
 CREATE = {"data": {"email": "a@example.com", "name": "Ann"}}
@@ -127,7 +120,9 @@ def test_unknown_type_and_oversized_commands() -> None:
     unknown = handle(record(command("FlyToMoon", "u1")), batch())
     assert read_headers(list(unknown.outputs[0].headers))["dlq.error.class"] == "UnknownCommandType"
     assert decode_result(unknown.outputs[1].value or b"").code == "command.unknown_type"
-    huge = command("CreateUser", "u1", data={"name": "x" * MAX_COMMAND_BYTES, "email": "a@b.cd"})
+    huge = command(
+        "CreateUser", "u1", data={"name": "x" * limits.MAX_COMMAND_BYTES, "email": "a@b.cd"}
+    )
     oversized = handle(record(huge), batch())
     assert oversized.outcome == "dead_lettered"
     assert read_headers(list(oversized.outputs[0].headers))["dlq.error.class"] == "TooLarge"

@@ -1,133 +1,29 @@
-"""Recovery never loops on one record: the loop against a fake consumer and producer (no Kafka)."""
+"""Recovery never loops on one record: the loop on the in-memory broker (`processor.memory`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError
 
-from pipeline.processor import Processor, ProcessorConfig, StreamState, TopicNames
+from pipeline.processor import Processor, ProcessorConfig, TopicNames
 from pipeline.processor.caution import MAX_STRIKES, Caution
 from pipeline.processor.config import default_instance_id
-from pipeline.processor.records import InboundRecord, OutboundRecord
+from pipeline.processor.memory import Fault, FaultKind, MemoryBroker, drain
+from pipeline.processor.records import InboundRecord
 from pipeline.processor.transactions import (
     AbortableFault,
     FatalFault,
     ProducerFenced,
     classify,
 )
-from topics.envelopes import read_headers
+from topics import read_headers
 
 TOPICS = TopicNames("c", "e", "a", "r", "dlq")
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
-
-
-class Message:
-    def __init__(self, offset: int, value: bytes) -> None:
-        self._offset, self._value = offset, value
-
-    def topic(self) -> str:
-        return "c"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes:
-        return b"k"
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return []
-
-    def error(self) -> None:
-        return None
-
-
-class FakeConsumer:
-    """One partition of commands; committed offsets move only with a committed transaction."""
-
-    def __init__(self, values: list[bytes]) -> None:
-        self.log = [Message(offset, value) for offset, value in enumerate(values)]
-        self.position = 0
-        self.committed_offset = 0
-
-    def consume(self, num_messages: int, timeout: float) -> list[Message]:
-        taken = self.log[self.position : self.position + num_messages]
-        self.position += len(taken)
-        return taken
-
-    def poll(self, timeout: float) -> Message | None:
-        taken = self.consume(1, timeout)
-        return taken[0] if taken else None
-
-    def consumer_group_metadata(self) -> str:
-        return "group"
-
-    def assignment(self) -> list[TopicPartition]:
-        return [TopicPartition("c", 0)]
-
-    def committed(self, assignment: list[TopicPartition], timeout: float) -> list[TopicPartition]:
-        return [TopicPartition("c", 0, self.committed_offset)]
-
-    def seek(self, tp: TopicPartition) -> None:
-        self.position = max(tp.offset, 0)
-
-
-class FakeProducer:
-    """Transactions over a list; `fault(record)` may refuse a record at produce."""
-
-    def __init__(
-        self, consumer: FakeConsumer, fault: Callable[[OutboundRecord], Exception | None]
-    ) -> None:
-        self.consumer, self.fault = consumer, fault
-        self.pending: list[OutboundRecord] = []
-        self.written: list[OutboundRecord] = []
-        self.offset: int | None = None
-        self.failures = 0
-
-    def begin(self) -> None:
-        self.pending, self.offset = [], None
-
-    def produce(self, record: OutboundRecord) -> None:
-        error = self.fault(record)
-        if error is not None:
-            self.failures += 1
-            raise error
-        self.pending.append(record)
-
-    def send_offsets(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
-        self.offset = offsets[0].offset
-
-    def commit(self) -> None:
-        self.written.extend(self.pending)
-        assert self.offset is not None
-        self.consumer.committed_offset = self.offset
-
-    def abort(self) -> None:
-        self.pending = []
-
-    def reset(self) -> None:
-        self.pending = []
-
-
-class FakeReplica:
-    def poll(self, owned: object = ()) -> int:
-        return 0
-
-    def status(self, user_id: str) -> None:
-        return None
-
-    def note(self, stream: StreamState) -> None:
-        pass
+CONFIG = ProcessorConfig(kafka={}, topics=TOPICS, instance_id="t", batch_ms=1)
 
 
 def create(i: int, name: str = "") -> bytes:
@@ -141,40 +37,45 @@ def create(i: int, name: str = "") -> bytes:
     return json.dumps(document).encode()
 
 
+def started(values: list[bytes], *faults: Fault) -> tuple[Processor, MemoryBroker]:
+    """A started processor on a fresh in-memory broker holding `values` on partition 0."""
+    broker = MemoryBroker.for_config(CONFIG, 1)
+    for value in values:
+        broker.append("c", 0, b"k", value)
+    broker.inject(*faults)
+    processor = broker.processor(CONFIG, lambda: NOW)
+    processor.start()
+    return processor, broker
+
+
 def run_until_drained(
-    values: list[bytes], fault: Callable[[OutboundRecord], Exception | None], steps: int = 100
-) -> tuple[Processor, FakeProducer]:
-    consumer = FakeConsumer(values)
-    producer = FakeProducer(consumer, fault)
-    config = ProcessorConfig(kafka={}, topics=TOPICS, instance_id="t", batch_ms=1)
-    processor = Processor(config, lambda: NOW, producer_factory=lambda conf: producer)
-    processor._consumer, processor._producer = consumer, producer
-    processor._replica = FakeReplica()  # type: ignore[assignment]
-    processor._partitions = 1
-    processor._store.load(0, {})
-    processor._restore = lambda partitions: None  # type: ignore[method-assign]
-    for _ in range(steps):
-        if consumer.committed_offset == len(values):
-            return processor, producer
-        processor._step()
-    raise AssertionError(f"not drained in {steps} steps: {processor.counters}")
+    values: list[bytes], *faults: Fault, steps: int = 100
+) -> tuple[Processor, MemoryBroker]:
+    processor, broker = started(values, *faults)
+    drain(processor, broker, steps)
+    return processor, broker
 
 
-def poisoned(error: Exception) -> Callable[[OutboundRecord], Exception | None]:
-    return lambda record: error if b"poison" in (record.value or b"") else None
+def statuses(broker: MemoryBroker) -> list[str]:
+    """The status header of every committed result, in order."""
+    return [read_headers(list(r.headers))["status"] for r in broker.records("r")]
 
 
-@pytest.mark.parametrize("kind", [AbortableFault, FatalFault])
+def poisoned(kind: FaultKind, message: str) -> Fault:
+    return Fault(kind, times=None, implicates_record=True, message=message,
+                 matches=lambda record: b"poison" in (record.value or b""))
+
+
+@pytest.mark.parametrize("kind", ["abortable", "fatal"])
 def test_a_record_the_producer_keeps_refusing_ends_as_a_pointer_dead_letter(
-    kind: type[AbortableFault] | type[FatalFault],
+    kind: FaultKind,
 ) -> None:
     values = [create(i, "poison" if i == 2 else "") for i in range(5)]
-    fault = kind("Broker: Message size too large", implicates_record=True)
-    processor, producer = run_until_drained(values, poisoned(fault))
+    processor, broker = run_until_drained(values, poisoned(kind, "Broker: Message size too large"))
     counters = processor.counters
     assert (counters.accepted, counters.dead_lettered, counters.unwritable) == (4, 1, 1)
-    assert producer.failures == 1 + MAX_STRIKES  # the batch, then the record alone
-    (pointer,) = [record for record in producer.written if record.topic == "dlq"]
+    assert len(broker.fired) == 1 + MAX_STRIKES  # the batch, then the record alone
+    (pointer,) = broker.records("dlq")
     headers = read_headers(list(pointer.headers))
     assert pointer.value is None
     assert headers["dlq.source.offset"] == "2"
@@ -183,37 +84,93 @@ def test_a_record_the_producer_keeps_refusing_ends_as_a_pointer_dead_letter(
 
 
 def test_faults_that_do_not_implicate_a_record_dead_letter_nothing() -> None:
-    remaining = [7]
-
-    def outage(record: OutboundRecord) -> Exception | None:
-        if remaining[0] > 0:
-            remaining[0] -= 1
-            return AbortableFault("Local: Broker transport failure")
-        return None
-
-    values = [create(i) for i in range(5)]
-    processor, producer = run_until_drained(values, outage)
+    outage = Fault("abortable", times=7, message="Local: Broker transport failure")
+    processor, broker = run_until_drained([create(i) for i in range(5)], outage)
     assert (processor.counters.accepted, processor.counters.dead_lettered) == (5, 0)
-    assert producer.failures == 7
-    assert not [record for record in producer.written if record.topic == "dlq"]
+    assert len(broker.fired) == 7
+    assert not broker.records("dlq")
 
 
 def test_a_record_whose_pointer_fails_too_is_skipped_and_the_loop_ends() -> None:
-    def refuse(record: OutboundRecord) -> Exception | None:
-        hit = b"poison" in (record.value or b"") or record.topic == "dlq"
-        return AbortableFault("Broker: Invalid record", implicates_record=True) if hit else None
-
+    refuse = Fault(
+        "abortable", times=None, implicates_record=True, message="Broker: Invalid record",
+        matches=lambda record: b"poison" in (record.value or b"") or record.topic == "dlq",
+    )
     values = [create(i, "poison" if i == 1 else "") for i in range(3)]
-    processor, producer = run_until_drained(values, refuse)
+    processor, broker = run_until_drained(values, refuse)
     assert (processor.counters.accepted, processor.counters.skipped) == (2, 1)
-    assert producer.failures == 1 + 2 * MAX_STRIKES
+    assert len(broker.fired) == 1 + 2 * MAX_STRIKES
 
 
 def test_a_fenced_producer_is_not_recovered() -> None:
-    values = [create(0)]
-    fenced = ProducerFenced("Local: This instance has been fenced by a newer instance")
+    processor, broker = started([create(0)], Fault("fenced"))
+    with pytest.raises(ProducerFenced, match=r"transactional\.id 'cqrs\.processor-t'"):
+        drain(processor, broker)
+    assert not broker.records("r")
+
+
+def test_a_second_producer_of_the_same_slot_fences_the_first() -> None:
+    first, broker = started([create(0)])
+    drain(first, broker)
+    broker.append("c", 0, b"k", create(1))
+    second = broker.processor(CONFIG, lambda: NOW)
+    second.start()  # init_transactions of the same transactional id: a new epoch
     with pytest.raises(ProducerFenced):
-        run_until_drained(values, lambda record: fenced)
+        first.step()
+    drain(second, broker)
+    assert statuses(broker) == ["accepted", "accepted"]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("abortable", "commit"),
+        Fault("abortable", "send_offsets"),
+        Fault("fatal", "produce"),
+        Fault("commit_lost", "commit"),
+        Fault("commit_landed", "commit"),
+    ],
+    ids=["abort-at-commit", "abort-at-offsets", "fatal", "commit-lost", "commit-landed"],
+)
+def test_every_recovery_answers_each_command_once(fault: Fault) -> None:
+    processor, broker = run_until_drained([create(i) for i in range(4)], fault)
+    assert broker.fired == [fault]
+    assert statuses(broker) == ["accepted"] * 4
+    assert [r.key for r in broker.records("e")] == [f"user-u{i}@1".encode() for i in range(4)]
+    counters = processor.counters
+    # Counts are of commits the processor saw: one that landed unbeknownst is not counted.
+    assert (counters.accepted, counters.duplicate) == (0 if fault.kind == "commit_landed" else 4, 0)
+    restarted = fault.kind != "abortable"
+    assert (counters.aborted_batches, counters.producer_restarts) == (
+        int(not restarted), int(restarted)
+    )
+
+
+def test_after_a_recovery_the_failed_range_goes_one_record_per_transaction() -> None:
+    processor, broker = run_until_drained(
+        [create(i) for i in range(3)], Fault("abortable", "commit")
+    )
+    # The failed batch of 3, then each record of its range alone; then caution ends.
+    assert processor.counters.batches == 3
+    broker.append("c", 0, b"k", create(3))
+    broker.append("c", 0, b"k", create(4))
+    drain(processor, broker)
+    assert processor.counters.batches == 4
+
+
+def test_an_abort_that_fails_restarts_the_producer() -> None:
+    faults = (Fault("abortable", "commit"), Fault("fatal", "abort"))
+    processor, broker = run_until_drained([create(0), create(1)], *faults)
+    assert (processor.counters.aborted_batches, processor.counters.producer_restarts) == (1, 1)
+    assert statuses(broker) == ["accepted", "accepted"]
+
+
+def test_a_landed_commit_is_not_redone_after_the_restart() -> None:
+    processor, broker = started([create(0)], Fault("commit_landed", "commit"))
+    drain(processor, broker)
+    broker.append("c", 0, b"k", create(0))  # the same command again: the restore knows it
+    drain(processor, broker)
+    assert statuses(broker) == ["accepted", "duplicate"]
 
 
 def test_classify_names_fencing_and_record_faults() -> None:

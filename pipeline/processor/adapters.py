@@ -1,0 +1,131 @@
+"""The confluent-kafka adapters of the processor's read ports (the sink is in `transactions`).
+
+Each wraps one confluent-kafka `Consumer` and hands the loop plain `InboundRecord`s; consume
+errors (not record content: the client reports transport and partition errors this way) are
+logged here and never reach the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from pipeline.processor.ports import PartitionsCallback
+from pipeline.processor.reading import read_to_end
+from pipeline.processor.records import InboundRecord
+
+log = logging.getLogger(__name__)
+
+
+def inbound(message: Any) -> InboundRecord:
+    """A confluent-kafka `Message` as plain data."""
+    return InboundRecord(
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        message.key(),
+        message.value(),
+        list(message.headers() or []),
+    )
+
+
+def _records(messages: list[Any]) -> list[InboundRecord]:
+    for message in messages:
+        if message.error() is not None:
+            log.warning("consume error", extra={"error": str(message.error())})
+    return [inbound(message) for message in messages if message.error() is None]
+
+
+class KafkaCommandSource:
+    """`ports.CommandSource` over a subscribed confluent-kafka consumer of the commands topic."""
+
+    def __init__(self, config: dict[str, Any], topic: str) -> None:
+        self._config = config
+        self._topic = topic
+        self._consumer: Any = None
+
+    def subscribe(self, on_assign: PartitionsCallback, on_revoke: PartitionsCallback) -> None:
+        def assigned(consumer: Any, partitions: list[Any]) -> None:
+            on_assign([tp.partition for tp in partitions])
+
+        def revoked(consumer: Any, partitions: list[Any]) -> None:
+            on_revoke([tp.partition for tp in partitions])
+
+        self._consumer = Consumer(self._config)
+        self._consumer.subscribe(
+            [self._topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked
+        )
+
+    def poll(self, timeout: float) -> InboundRecord | None:
+        message = self._consumer.poll(timeout)
+        if message is None:
+            return None
+        found = _records([message])
+        return found[0] if found else None
+
+    def consume(self, num_messages: int, timeout: float) -> list[InboundRecord]:
+        return _records(self._consumer.consume(num_messages=num_messages, timeout=timeout))
+
+    def assignment(self) -> list[int]:
+        return [tp.partition for tp in self._consumer.assignment()]
+
+    def committed(self, partitions: list[int]) -> dict[int, int | None]:
+        asked = [TopicPartition(self._topic, partition) for partition in partitions]
+        return {
+            tp.partition: tp.offset if tp.offset >= 0 else None
+            for tp in self._consumer.committed(asked, timeout=30)
+        }
+
+    def seek(self, partition: int, offset: int | None) -> None:
+        position = OFFSET_BEGINNING if offset is None else offset
+        self._consumer.seek(TopicPartition(self._topic, partition, position))
+
+    def group_metadata(self) -> Any:
+        return self._consumer.consumer_group_metadata()
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+
+
+class KafkaPartitionReader:
+    """`ports.PartitionReader`: a group-less read_committed consumer per read (see `reading`)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._config = config
+
+    def read(self, topic: str, partitions: list[int], timeout_s: float) -> Iterator[InboundRecord]:
+        consumer = Consumer(self._config)
+        try:
+            deadline = time.monotonic() + timeout_s
+            for _, message in read_to_end(consumer, topic, partitions, deadline):
+                yield inbound(message)
+        finally:
+            consumer.close()
+
+
+class KafkaSnapshotTail:
+    """`ports.SnapshotTail`: one group-less consumer assigned every partition of the topic."""
+
+    def __init__(self, config: dict[str, Any], topic: str) -> None:
+        self._config = config
+        self._topic = topic
+        self._consumer: Any = None
+
+    def catch_up(self, partitions: int, timeout_s: float) -> Iterator[InboundRecord]:
+        self._consumer = Consumer(self._config)
+        deadline = time.monotonic() + timeout_s
+        for _, message in read_to_end(self._consumer, self._topic, range(partitions), deadline):
+            yield inbound(message)
+
+    def poll(self, max_records: int) -> list[InboundRecord]:
+        messages = self._consumer.consume(num_messages=max_records, timeout=0)
+        return [inbound(message) for message in messages if message.error() is None]
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()

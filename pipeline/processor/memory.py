@@ -1,0 +1,252 @@
+"""An in-memory Kafka for the processor, with faults on demand (the `MockTransport` of the ports).
+
+`MemoryBroker` holds topics of partitions, one consumer group's offsets and transactional ids,
+and builds every port of `ports.ProcessorPorts` over them: `broker.processor(config)` is a
+`Processor` with no Kafka at all. What it keeps of Kafka's semantics:
+
+- read_committed: a transaction's records (and its offsets) become visible at its commit, all at
+  once; an aborted or abandoned transaction's never do.
+- group offsets move only with a committed transaction (`send_offsets` + `commit`).
+- fencing: a producer started with a transactional id fences every older one of that id, whose
+  next call raises `ProducerFenced`; `reset` starts over with a new epoch.
+- after a `FatalFault` only `reset` may be called; any other misuse raises `ProducerMisuse`.
+
+`broker.inject(Fault(...))` makes a coming call fail: abortable, fatal, fenced, or a commit
+whose outcome is unknown (raised as a `FatalFault`) though it did (`commit_landed`) or did not
+(`commit_lost`) happen. Each fault fires `times` times (`None`: always) on the calls of its
+`point` that `matches` (produce only) after skipping the first `skip` of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipeline.processor.config import ProcessorConfig
+from pipeline.processor.faults import AbortableFault, FatalFault, ProducerFault, ProducerFenced
+from pipeline.processor.loop import Clock, Processor, utc_now
+from pipeline.processor.memory_readers import (
+    MemoryCommandSource,
+    MemoryPartitionReader,
+    MemorySnapshotTail,
+)
+from pipeline.processor.ports import ProcessorPorts, TopicPosition
+from pipeline.processor.records import InboundRecord, OutboundRecord
+from pipeline.processor.replica import CustomerReplica
+
+FaultKind = Literal["abortable", "fatal", "fenced", "commit_landed", "commit_lost"]
+FaultPoint = Literal["begin", "produce", "send_offsets", "commit", "abort"]
+
+__all__ = ["Fault", "MemoryBroker", "MemoryProducer", "ProducerMisuse", "drain"]
+
+
+class ProducerMisuse(Exception):
+    """The loop used a producer as Kafka forbids (a bug, never a fault to recover from)."""
+
+
+@dataclass
+class Fault:
+    """A failure of a coming producer call (see the module docstring)."""
+
+    kind: FaultKind
+    point: FaultPoint = "produce"
+    times: int | None = 1
+    skip: int = 0
+    matches: Callable[[OutboundRecord], bool] | None = None
+    implicates_record: bool = False
+    message: str = "injected"
+
+    def __post_init__(self) -> None:
+        if self.kind.startswith("commit_") and self.point != "commit":
+            raise ValueError(f"{self.kind} is a commit's outcome: point must be 'commit'")
+
+    def fires(self, point: FaultPoint, record: OutboundRecord | None) -> bool:
+        if point != self.point or self.times == 0:
+            return False
+        if self.matches is not None and (record is None or not self.matches(record)):
+            return False
+        if self.skip > 0:
+            self.skip -= 1
+            return False
+        if self.times is not None:
+            self.times -= 1
+        return True
+
+    def error(self) -> ProducerFault | ProducerFenced:
+        if self.kind == "abortable":
+            return AbortableFault(self.message, implicates_record=self.implicates_record)
+        if self.kind == "fenced":
+            return ProducerFenced(f"{self.message}: fenced by a newer instance")
+        if self.kind == "fatal":
+            return FatalFault(self.message, implicates_record=self.implicates_record)
+        return FatalFault(f"commit outcome unknown: {self.message}")
+
+
+@dataclass
+class _Transaction:
+    records: list[OutboundRecord] = field(default_factory=list)
+    offsets: list[TopicPosition] = field(default_factory=list)
+
+
+class MemoryBroker:
+    """Topics (committed records only), one group's offsets, transactional ids, pending faults."""
+
+    def __init__(self, topics: list[str], partitions: int) -> None:
+        self.partitions = partitions
+        self._logs: dict[str, list[list[InboundRecord]]] = {
+            topic: [[] for _ in range(partitions)] for topic in topics
+        }
+        self._offsets: dict[tuple[str, int], int] = {}
+        self._epochs: dict[str, int] = {}
+        self.faults: list[Fault] = []
+        self.fired: list[Fault] = []
+
+    @classmethod
+    def for_config(cls, config: ProcessorConfig, partitions: int) -> MemoryBroker:
+        names = config.topics
+        return cls(
+            [names.commands, names.events, names.aggregates, names.command_results,
+             names.commands_dlq],
+            partitions,
+        )
+
+    def append(
+        self, topic: str, partition: int, key: bytes | None, value: bytes | None,
+        headers: list[tuple[str, bytes | None]] | None = None,
+    ) -> InboundRecord:
+        """A committed record written outside any transaction (a client sending a command)."""
+        log = self._logs[topic][partition]
+        record = InboundRecord(topic, partition, len(log), key, value, list(headers or []))
+        log.append(record)
+        return record
+
+    def records(self, topic: str, partition: int | None = None) -> list[InboundRecord]:
+        """The committed records of `topic` (one partition, or all in partition order)."""
+        chosen = range(self.partitions) if partition is None else [partition]
+        return [record for index in chosen for record in self._logs[topic][index]]
+
+    def end(self, topic: str, partition: int) -> int:
+        return len(self._logs[topic][partition])
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        return self._offsets.get((topic, partition))
+
+    def drained(self, topic: str) -> bool:
+        """Whether the group has committed every record of `topic`."""
+        return all(
+            (self.committed(topic, p) or 0) == self.end(topic, p) for p in range(self.partitions)
+        )
+
+    def inject(self, *faults: Fault) -> None:
+        self.faults.extend(faults)
+
+    def fault_at(self, point: FaultPoint, record: OutboundRecord | None = None) -> Fault | None:
+        for fault in self.faults:
+            if fault.fires(point, record):
+                self.fired.append(fault)
+                return fault
+        return None
+
+    def start_producer(self, transactional_id: str) -> int:
+        """A new epoch of `transactional_id`: every older producer of it is fenced."""
+        self._epochs[transactional_id] = self._epochs.get(transactional_id, 0) + 1
+        return self._epochs[transactional_id]
+
+    def epoch(self, transactional_id: str) -> int:
+        return self._epochs.get(transactional_id, 0)
+
+    def commit(self, transaction: _Transaction) -> None:
+        """Make a transaction's records and offsets visible at once."""
+        for output in transaction.records:
+            self.append(output.topic, output.partition, output.key, output.value,
+                        list(output.headers))
+        for position in transaction.offsets:
+            self._offsets[(position.topic, position.partition)] = position.offset
+
+    def producer(self, config: dict[str, Any]) -> MemoryProducer:
+        """A `ports.ProducerFactory`: the transactional id comes from the producer config."""
+        return MemoryProducer(self, str(config.get("transactional.id", "memory")))
+
+    def ports(self, config: ProcessorConfig) -> ProcessorPorts:
+        return ProcessorPorts(
+            commands=MemoryCommandSource(self, config.topics.commands),
+            producer_factory=self.producer,
+            reader=MemoryPartitionReader(self),
+            replica=CustomerReplica(MemorySnapshotTail(self, config.topics.aggregates)),
+            partition_count=lambda: self.partitions,
+        )
+
+    def processor(self, config: ProcessorConfig, clock: Clock = utc_now) -> Processor:
+        return Processor(config, self.ports(config), clock)
+
+
+class MemoryProducer:
+    """`ports.ProducerPort` over a `MemoryBroker`: one transaction at a time, faults on demand."""
+
+    def __init__(self, broker: MemoryBroker, transactional_id: str) -> None:
+        self._broker = broker
+        self.transactional_id = transactional_id
+        self._epoch = broker.start_producer(transactional_id)
+        self._open: _Transaction | None = None
+        self._broken = False
+
+    def _call(self, point: FaultPoint, record: OutboundRecord | None = None) -> None:
+        if self._broken:
+            raise ProducerMisuse(f"{point} after a fatal fault: only reset is allowed")
+        if self._broker.epoch(self.transactional_id) != self._epoch:
+            raise ProducerFenced(f"{self.transactional_id}: fenced by a newer instance")
+        if (point == "begin") == (self._open is not None):
+            raise ProducerMisuse(f"{point} {'inside' if self._open else 'outside'} a transaction")
+        fault = self._broker.fault_at(point, record)
+        if fault is not None:
+            self._fail(fault)
+
+    def _fail(self, fault: Fault) -> None:
+        error = fault.error()
+        if fault.kind == "commit_landed" and self._open is not None:
+            self._broker.commit(self._open)
+        if isinstance(error, FatalFault):
+            self._open, self._broken = None, True
+        raise error
+
+    def begin(self) -> None:
+        self._call("begin")
+        self._open = _Transaction()
+
+    def produce(self, record: OutboundRecord) -> None:
+        self._call("produce", record)
+        assert self._open is not None
+        if not 0 <= record.partition < self._broker.partitions:
+            raise AbortableFault(f"unknown partition {record.partition}", implicates_record=True)
+        self._open.records.append(record)
+
+    def send_offsets(self, offsets: list[TopicPosition], group_metadata: Any) -> None:
+        self._call("send_offsets")
+        assert self._open is not None
+        self._open.offsets.extend(offsets)
+
+    def commit(self) -> None:
+        self._call("commit")
+        assert self._open is not None
+        transaction, self._open = self._open, None
+        self._broker.commit(transaction)
+
+    def abort(self) -> None:
+        self._call("abort")
+        self._open = None
+
+    def reset(self) -> None:
+        """A new producer of the same id: what was open is abandoned, older epochs fenced."""
+        self._epoch = self._broker.start_producer(self.transactional_id)
+        self._open, self._broken = None, False
+
+
+def drain(processor: Processor, broker: MemoryBroker, max_steps: int = 1000) -> int:
+    """Step a started `processor` until its group committed every command; the steps taken."""
+    topic = processor.config.topics.commands
+    for steps in range(max_steps):
+        if broker.drained(topic):
+            return steps
+        processor.step()
+    raise AssertionError(f"not drained in {max_steps} steps: {processor.counters}")

@@ -1,0 +1,114 @@
+"""The read ports of `memory.MemoryBroker`: the commands consumer, the reader, the tail.
+
+They see committed records only (the broker holds no others), so read_committed holds here by
+construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from pipeline.processor.ports import PartitionsCallback
+from pipeline.processor.records import InboundRecord
+
+if TYPE_CHECKING:
+    from pipeline.processor.memory import MemoryBroker
+
+
+class MemoryCommandSource:
+    """`ports.CommandSource`: the only member of its group, so it is assigned every partition
+    at its first `poll`/`consume`; `reassign` moves partitions as a rebalance would."""
+
+    def __init__(self, broker: MemoryBroker, topic: str) -> None:
+        self._broker = broker
+        self._topic = topic
+        self._on_assign: PartitionsCallback | None = None
+        self._on_revoke: PartitionsCallback | None = None
+        self._next: list[int] | None = None
+        self._positions: dict[int, int] = {}
+        self.closed = False
+
+    def subscribe(self, on_assign: PartitionsCallback, on_revoke: PartitionsCallback) -> None:
+        self._on_assign, self._on_revoke = on_assign, on_revoke
+        self._next = list(range(self._broker.partitions))
+
+    def reassign(self, partitions: list[int]) -> None:
+        """At the next `poll`/`consume`: revoke every partition, then assign `partitions`."""
+        self._next = list(partitions)
+
+    def _rebalance(self) -> None:
+        if self._next is None or self._on_assign is None or self._on_revoke is None:
+            return
+        partitions, self._next = self._next, None
+        if self._positions:
+            revoked, self._positions = sorted(self._positions), {}
+            self._on_revoke(revoked)
+        for partition in partitions:
+            self.seek(partition, self._broker.committed(self._topic, partition))
+        self._on_assign(partitions)
+
+    def poll(self, timeout: float) -> InboundRecord | None:
+        taken = self.consume(1, timeout)
+        return taken[0] if taken else None
+
+    def consume(self, num_messages: int, timeout: float) -> list[InboundRecord]:
+        self._rebalance()
+        taken: list[InboundRecord] = []
+        for partition, position in sorted(self._positions.items()):
+            wanted = num_messages - len(taken)
+            more = self._broker.records(self._topic, partition)[position : position + wanted]
+            self._positions[partition] = position + len(more)
+            taken.extend(more)
+        return taken
+
+    def assignment(self) -> list[int]:
+        return sorted(self._positions)
+
+    def committed(self, partitions: list[int]) -> dict[int, int | None]:
+        return {p: self._broker.committed(self._topic, p) for p in partitions}
+
+    def seek(self, partition: int, offset: int | None) -> None:
+        self._positions[partition] = offset or 0
+
+    def group_metadata(self) -> object:
+        return ("memory-group", self._topic)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class MemoryPartitionReader:
+    """`ports.PartitionReader` over the broker's committed records."""
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        self._broker = broker
+
+    def read(self, topic: str, partitions: list[int], timeout_s: float) -> Iterator[InboundRecord]:
+        for partition in partitions:
+            yield from list(self._broker.records(topic, partition))
+
+
+class MemorySnapshotTail:
+    """`ports.SnapshotTail` over one topic of the broker."""
+
+    def __init__(self, broker: MemoryBroker, topic: str) -> None:
+        self._broker = broker
+        self._topic = topic
+        self._positions: dict[int, int] = {}
+
+    def catch_up(self, partitions: int, timeout_s: float) -> Iterator[InboundRecord]:
+        self._positions = {partition: 0 for partition in range(partitions)}
+        yield from self.poll(max_records=2**62)
+
+    def poll(self, max_records: int) -> list[InboundRecord]:
+        taken: list[InboundRecord] = []
+        for partition, position in sorted(self._positions.items()):
+            more = self._broker.records(self._topic, partition)[position:]
+            more = more[: max_records - len(taken)]
+            self._positions[partition] = position + len(more)
+            taken.extend(more)
+        return taken
+
+    def close(self) -> None:
+        self._positions = {}

@@ -1,0 +1,102 @@
+"""The ports of the processor: what the transaction loop needs of Kafka, as small protocols.
+
+The loop (`loop.Processor`) sees only these; `bootstrap.kafka_ports` builds the confluent-kafka
+adapters (`adapters`, `transactions`) from a `ProcessorConfig`, and `memory.MemoryBroker` builds
+in-memory ones that can inject faults. Every port raises only what its docstring names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pipeline.domain.common import CustomerStatus
+from pipeline.processor.records import InboundRecord, OutboundRecord
+from pipeline.processor.state import StreamState
+
+PartitionsCallback = Callable[[list[int]], None]
+
+
+@dataclass(frozen=True)
+class TopicPosition:
+    """A consumer position: the next offset to read of a topic partition."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class CommandSource(Protocol):
+    """The commands consumer of the group: read_committed, offsets only in transactions.
+
+    Assignment callbacks run inside `poll`/`consume`, as Kafka runs them."""
+
+    def subscribe(self, on_assign: PartitionsCallback, on_revoke: PartitionsCallback) -> None: ...
+    def poll(self, timeout: float) -> InboundRecord | None: ...
+    def consume(self, num_messages: int, timeout: float) -> list[InboundRecord]: ...
+    def assignment(self) -> list[int]: ...
+    def committed(self, partitions: list[int]) -> dict[int, int | None]:
+        """The group's committed offset per partition (`None`: nothing committed yet)."""
+        ...
+    def seek(self, partition: int, offset: int | None) -> None:
+        """Read `partition` from `offset` next (`None`: from its beginning)."""
+        ...
+    def group_metadata(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+class ProducerPort(Protocol):
+    """The transactional sink. Raises `faults.ProducerFault`s and `faults.ProducerFenced` only;
+    after a `FatalFault` only `reset` may be called (a new producer, same transactional id)."""
+
+    def begin(self) -> None: ...
+    def produce(self, record: OutboundRecord) -> None: ...
+    def send_offsets(self, offsets: list[TopicPosition], group_metadata: Any) -> None: ...
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+    def reset(self) -> None: ...
+
+
+ProducerFactory = Callable[[dict[str, Any]], ProducerPort]
+"""Builds the sink from `ProcessorConfig.producer()` (its transactional id among them)."""
+
+
+class PartitionReader(Protocol):
+    """Committed records of partitions of a topic, from the beginning to their current end: the
+    snapshot reader of a restore and the events reader of a rebuild. Raises on a timeout."""
+
+    def read(
+        self, topic: str, partitions: list[int], timeout_s: float
+    ) -> Iterator[InboundRecord]: ...
+
+
+class SnapshotTail(Protocol):
+    """Committed records of every partition of the aggregates topic, read once to the end, then
+    tailed without waiting (what feeds `replica.CustomerReplica`)."""
+
+    def catch_up(self, partitions: int, timeout_s: float) -> Iterator[InboundRecord]: ...
+    def poll(self, max_records: int) -> list[InboundRecord]: ...
+    def close(self) -> None: ...
+
+
+class UsersReplica(Protocol):
+    """Every user's status, eventually consistent, for the cross-aggregate rule of orders."""
+
+    def catch_up(self, partitions: int, timeout_s: float) -> None: ...
+    def poll(self, max_messages: int = 5000, owned: Container[int] = ()) -> int: ...
+    def status(self, user_id: str) -> CustomerStatus | None: ...
+    def note(self, stream: StreamState) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProcessorPorts:
+    """Everything the loop uses of Kafka, built by one composition root."""
+
+    commands: CommandSource
+    producer_factory: ProducerFactory
+    reader: PartitionReader
+    replica: UsersReplica
+    partition_count: Callable[[], int]
+    """The commands topic's partition count, checked against the other topics."""

@@ -1,0 +1,144 @@
+"""Exactly once under any faults: commands and injected producer faults drawn by hypothesis, run
+on the in-memory broker (`pipeline.processor.memory`) until the group has committed everything.
+
+After draining: one result per command record sent (by command id), every stream's events are
+versions 1..n with distinct event ids, and each stream's latest snapshot is the fold of its events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from pipeline.processor import ProcessorConfig, StreamState, TopicNames
+from pipeline.processor.memory import Fault, MemoryBroker, drain
+from pipeline.processor.rebuild import fold_stream
+from topics import (
+    EventEnvelope,
+    decode_event,
+    decode_snapshot,
+    partition_for,
+    read_headers,
+)
+
+TOPICS = TopicNames("c", "e", "a", "r", "dlq")
+PARTITIONS = 3
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+ITEMS = [{"sku": "SKU-1", "quantity": 2, "unit_price": 150}]
+
+
+def envelope(command_id: str, type_: str, aggregate_id: str, data: dict[str, Any]) -> bytes:
+    return json.dumps({
+        "command_id": command_id, "type": type_, "aggregate_id": aggregate_id, "data": data,
+        "issued_at": "2024-05-01T00:00:00Z",
+    }).encode()
+
+
+def command(step: tuple[str, int, int], command_id: str) -> tuple[str | None, bytes]:
+    """(stream id, bytes) of one drawn command; invalid ones included."""
+    kind, n, m = step
+    user, order = f"u{n}", f"o{n}"
+    if kind == "create_user":
+        email = f"{user}@example.com" if m else "not an email"
+        return f"user-{user}", envelope(command_id, "CreateUser", user,
+                                        {"email": email, "name": f"User {n}"})
+    if kind == "update_user":
+        return f"user-{user}", envelope(command_id, "UpdateUser", user, {"name": f"Name {m}"})
+    if kind == "deactivate_user":
+        return f"user-{user}", envelope(command_id, "DeactivateUser", user, {})
+    if kind == "create_order":
+        data = {"customer_id": f"u{m}", "items": ITEMS, "currency": "EUR"}
+        return f"order-{order}", envelope(command_id, "CreateOrder", order, data)
+    if kind == "pay_order":
+        return f"order-{order}", envelope(command_id, "PayOrder", order, {"payment_ref": "p"})
+    if kind == "unknown_type":
+        return None, envelope(command_id, "Teleport", user, {})
+    return None, b"not json"
+
+
+KINDS = st.sampled_from([
+    "create_user", "create_user", "update_user", "deactivate_user", "create_order",
+    "create_order", "pay_order", "unknown_type", "garbage",
+])
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(KINDS, st.integers(0, 2), st.integers(0, 2)),
+        st.tuples(st.just("resend"), st.integers(0, 40), st.integers(0, 2)),
+    ),
+    min_size=5, max_size=25,
+)
+FAULTS = st.lists(
+    st.one_of(
+        st.builds(Fault, st.sampled_from(["abortable", "fatal"]),
+                  st.sampled_from(["produce", "send_offsets", "commit"]), skip=st.integers(0, 20)),
+        st.builds(Fault, st.sampled_from(["commit_landed", "commit_lost"]), st.just("commit"),
+                  skip=st.integers(0, 6)),
+        st.builds(Fault, st.just("fatal"), st.just("abort"), skip=st.integers(0, 2)),
+    ),
+    max_size=5,
+)
+
+
+def send(
+    broker: MemoryBroker, steps: list[tuple[str, int, int]], misplace: list[bool]
+) -> Counter[str]:
+    """Append the commands (some on a wrong partition: forwarded); sends per command id."""
+    sent: list[tuple[str | None, bytes]] = []
+    sends: Counter[str] = Counter()
+    for index, step in enumerate(steps):
+        if step[0] == "resend":
+            stream_id, value = sent[step[1] % len(sent)] if sent else (None, b"not json")
+        else:
+            stream_id, value = command(step, f"c{index}")
+        sent.append((stream_id, value))
+        right = partition_for(stream_id, PARTITIONS) if stream_id else index % PARTITIONS
+        wrong = misplace[index % len(misplace)] if misplace else False
+        key = stream_id.encode() if stream_id else None
+        broker.append("c", (right + 1) % PARTITIONS if wrong else right, key, value)
+        if value.startswith(b"{"):
+            sends[json.loads(value)["command_id"]] += 1
+    return sends
+
+
+def check_streams(broker: MemoryBroker) -> None:
+    events: dict[str, list[EventEnvelope]] = defaultdict(list)
+    for record in broker.records("e"):
+        decoded = decode_event(record.value or b"")
+        events[decoded.stream_id].append(decoded)
+    event_ids = [e.event_id for stream in events.values() for e in stream]
+    assert len(event_ids) == len(set(event_ids))
+    for stream_id, envelopes in events.items():
+        assert [e.version for e in envelopes] == list(range(1, len(envelopes) + 1)), stream_id
+    latest: dict[str, StreamState] = {}
+    for record in broker.records("a"):
+        latest[(record.key or b"").decode()] = StreamState.from_snapshot(
+            decode_snapshot(record.value or b"")
+        )
+    assert set(latest) == set(events)
+    for stream_id, snapshot in latest.items():
+        assert snapshot == fold_stream(stream_id, events[stream_id])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(STEPS, FAULTS, st.lists(st.booleans(), max_size=5), st.integers(1, 5))
+def test_any_faults_leave_one_result_per_command_and_consistent_streams(
+    steps: list[tuple[str, int, int]], faults: list[Fault], misplace: list[bool], batch_size: int
+) -> None:
+    config = ProcessorConfig(kafka={}, topics=TOPICS, instance_id="p", batch_size=batch_size,
+                             batch_ms=1)
+    broker = MemoryBroker.for_config(config, PARTITIONS)
+    sends = send(broker, steps, misplace)
+    broker.inject(*faults)
+    processor = broker.processor(config, lambda: NOW)
+    processor.start()
+    drain(processor, broker, max_steps=500)
+    results = Counter(read_headers(list(r.headers))["command_id"] for r in broker.records("r"))
+    assert results == sends
+    check_streams(broker)
+    event(f"faults fired: {len(broker.fired)}")
+    event(f"accepted: {min(processor.counters.accepted, 5)}+")

@@ -1,4 +1,6 @@
-"""The exceptions raised by the `topics` package; every one derives from `TopicsError`.
+"""The contract's exceptions: decoding, upcasting, unknown types, impossible histories, admin.
+
+Every one derives from `TopicsError`, and every one is exported by `topics`.
 
 Exception tree::
 
@@ -9,10 +11,17 @@ Exception tree::
     │   └── InvalidEnvelope    JSON, but not a valid envelope (missing/extra/ill-typed fields)
     ├── InvalidStreamId        a stream id or event key that does not parse
     ├── UpcastError            an event's schema version cannot be brought to the current one
+    ├── UnknownMessageType     a command or event type name the registries do not know (a KeyError)
+    ├── InvalidHistory         an event that cannot follow its stream's state (corrupt stream)
     ├── InvalidTopicName       a topic prefix or projector name Kafka would not accept
-    └── AdminError             the cluster could not be inspected or changed by `topics.admin`
+    └── AdminError             the cluster could not be inspected or changed by `topics.apply`
         ├── BrokerUnavailable  no broker answered (start one: `cqrs services up`)
         └── TopicCreationFailed  the broker refused to create a catalogue topic
+
+`InvalidHistory` is the contract's because the log is: both sides fold the same streams (the
+write side's `evolve`, the read side's rows and documents), and an event before its stream's
+creation, or a second creation, is impossible for either. A command that breaks a rule is not an
+exception anywhere: the write side's `decide` returns a rejection (data).
 
 Decode errors carry a readable message (safe to put in a DLQ header or a rejected result).
 """
@@ -46,6 +55,17 @@ class InvalidStreamId(TopicsError, ValueError):
 
 class UpcastError(TopicsError):
     """No upcaster chain leads from an event's schema version to the one required."""
+
+
+class UnknownMessageType(TopicsError, KeyError):
+    """A type name that is not in the command or event registry (`topics.COMMANDS`, `EVENTS`)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown message type"
+
+
+class InvalidHistory(TopicsError):
+    """An event that cannot follow the current state of its stream."""
 
 
 class InvalidTopicName(TopicsError, ValueError):

@@ -26,7 +26,7 @@ from projections.queries import (
     orders_for_user,
 )
 from projections.search import UserSearch
-from topics.envelopes import CommandResult
+from topics import CommandResult
 
 RESULT_TIMEOUT = 60.0
 PROJECTION_WAIT = 60.0

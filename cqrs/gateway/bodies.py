@@ -25,9 +25,9 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from topics import MAX_COMMAND_BYTES
+from topics import limits
 
-MAX_BODY_BYTES = MAX_COMMAND_BYTES
+MAX_BODY_BYTES = limits.MAX_COMMAND_BYTES
 """No command envelope may pass 64 KiB, so no body that could become one is longer."""
 MAX_JSON_DEPTH = 32
 """Commands nest four levels deep (body, data, items, item); a body nested deeper is refused."""

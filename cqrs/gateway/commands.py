@@ -26,8 +26,7 @@ from pipeline.client import (
     new_command,
     stream_id_of,
 )
-from pipeline.contracts import COMMANDS, CommandSpec
-from topics.envelopes import CommandEnvelope, CommandResult
+from topics import COMMANDS, CommandEnvelope, CommandResult, CommandSpec
 
 MAX_WAIT = 60.0
 INVALID_CODES = ("validation.", "command.unknown_type")

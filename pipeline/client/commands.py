@@ -10,10 +10,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.client.errors import InvalidCommandData, UnknownCommandType
-from pipeline.contracts import COMMANDS, aggregate_type_of, parse_command
+from pipeline.domain.aggregates import parse_command
 from pipeline.domain.common import Rejection
-from topics.envelopes import CommandEnvelope, describe, make_stream_id
-from topics.errors import InvalidStreamId
+from topics import (
+    COMMANDS,
+    CommandEnvelope,
+    InvalidStreamId,
+    aggregate_type_of,
+    describe_validation_error,
+    make_stream_id,
+)
 
 
 def new_command(
@@ -66,7 +72,7 @@ def _envelope(fields: Mapping[str, Any]) -> CommandEnvelope:
         return CommandEnvelope.model_validate(fields)
     except ValidationError as error:
         raise InvalidCommandData(
-            f"invalid command envelope: {describe(error)}", "validation.envelope"
+            f"invalid command envelope: {describe_validation_error(error)}", "validation.envelope"
         ) from None
 
 

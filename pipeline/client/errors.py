@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from topics.envelopes import CommandResult
+from topics import CommandResult
 
 
 class ClientError(Exception):

@@ -13,16 +13,16 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from pipeline.client.commands import stream_id_of
 from pipeline.client.errors import DeliveryFailed, KafkaUnavailable, ResultTimeout, TopicMissing
-from topics.catalogue import Catalogue
-from topics.envelopes import (
+from topics import (
+    Catalogue,
     CommandEnvelope,
     CommandResult,
+    DecodeError,
     decode_result,
     encode,
     headers_for_command,
+    partition_for,
 )
-from topics.errors import DecodeError
-from topics.partitioner import partition_for
 
 logger = logging.getLogger(__name__)
 

@@ -1,25 +1,12 @@
-"""Domain building blocks: message bases, `Rejection`, the decision context, version checks."""
+"""Domain building blocks: `Rejection`, the decision context, version checks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-
-
-class Command(BaseModel):
-    """An imperative request (frozen; unknown fields are a validation error)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Event(BaseModel):
-    """A past-tense fact (frozen); `schema_version` is the version this model reads and writes."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    schema_version: ClassVar[int] = 1
 
 
 class Rejection(BaseModel):

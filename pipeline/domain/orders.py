@@ -7,116 +7,32 @@ eventually consistent read of every user's status (the aggregates topic). A user
 concurrently may therefore still get an order accepted; compensating (cancelling such orders) is
 left to a process manager reacting to `UserDeactivated`, not to this aggregate.
 
-Money is integer minor units (cents) of the order's currency; totals are always computed here,
-and bounded at the command (`topics.limits.MAX_ORDER_TOTAL`, `validation.total_too_large`) so that
-every total the aggregate accepts fits the read model's `bigint` and stays exact in JSON.
+Money is integer minor units (cents) of the order's currency; totals are always computed here
+(`topics.order_total`), and bounded at the command (`topics.CreateOrder`). The commands and events
+are the contract's (`topics`); the state and the rules are here.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict
 
-from pipeline.domain.common import Command, DecisionContext, Event, Rejection
-from pipeline.domain.errors import InvalidHistory
-from pipeline.domain.values import (
-    Amount,
-    Currency,
-    MinorUnits,
-    Quantity,
-    ReferenceId,
-    Sku,
-    StoredMoney,
-    StoredText,
-    Text,
+from pipeline.domain.common import DecisionContext, Rejection
+from topics import (
+    CreateOrder,
+    InvalidHistory,
+    OrderCancelled,
+    OrderCommand,
+    OrderCreated,
+    OrderEvent,
+    OrderItem,
+    OrderPaid,
+    OrderShipped,
+    PayOrder,
+    ShipOrder,
+    order_total,
 )
-from topics.limits import MAX_ITEMS, MAX_ORDER_TOTAL
-
-AGGREGATE_TYPE = "order"
-
-
-class OrderItem(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    sku: Sku
-    quantity: Quantity
-    unit_price: MinorUnits
-
-
-def order_total(items: tuple[OrderItem, ...]) -> int:
-    """Sum of quantity * unit price, in minor units."""
-    return sum(item.quantity * item.unit_price for item in items)
-
-
-def _orderable(items: tuple[OrderItem, ...]) -> tuple[OrderItem, ...]:
-    if not items:
-        raise PydanticCustomError("no_items", "an order needs at least one item")
-    total = order_total(items)
-    if total > MAX_ORDER_TOTAL:
-        raise PydanticCustomError(
-            "total_too_large",
-            "the order total {total} exceeds {limit} minor units",
-            {"total": total, "limit": MAX_ORDER_TOTAL},
-        )
-    return items
-
-
-class CreateOrder(Command):
-    """Create an order for an active customer; the total (sum of quantity * unit_price over the
-    items, in minor units) must not exceed 9007199254740991 (2^53 - 1)."""
-
-    customer_id: ReferenceId
-    items: Annotated[
-        tuple[OrderItem, ...],
-        Field(
-            max_length=MAX_ITEMS,
-            # JSON Schema cannot sum products: the total's bound is stated, checked here.
-            json_schema_extra={"minItems": 1, "x-max-total": MAX_ORDER_TOTAL},
-        ),
-        AfterValidator(_orderable),
-    ]
-    currency: Currency
-
-
-class PayOrder(Command):
-    """Record a payment; `amount`, when given, must equal the order's total."""
-
-    payment_ref: Text
-    amount: Amount | None = None
-
-
-class ShipOrder(Command):
-    tracking: Text | None = None
-
-
-class CancelOrder(Command):
-    reason: Text
-
-
-class OrderCreated(Event):
-    """v2: v1 had no `currency`; every v1 order was in EUR (see `pipeline.domain.upcasters`)."""
-
-    schema_version = 2
-    customer_id: StoredText
-    items: tuple[OrderItem, ...]
-    currency: StoredText
-    total: StoredMoney
-
-
-class OrderPaid(Event):
-    amount: StoredMoney
-    payment_ref: StoredText
-
-
-class OrderShipped(Event):
-    tracking: StoredText | None = None
-
-
-class OrderCancelled(Event):
-    reason: StoredText
-
 
 OrderStatus = Literal["created", "paid", "shipped", "cancelled"]
 
@@ -133,8 +49,6 @@ class OrderState(BaseModel):
     tracking: str | None = None
 
 
-OrderCommand = CreateOrder | PayOrder | ShipOrder | CancelOrder
-OrderEvent = OrderCreated | OrderPaid | OrderShipped | OrderCancelled
 OrderDecision = list[OrderEvent] | Rejection
 
 

@@ -5,14 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pipeline.contracts import Decision, State, decide, fold
-from pipeline.domain.common import (
-    Command,
-    CustomerStatus,
-    DecisionContext,
-    Event,
-    Rejection,
-)
+from pipeline.domain.aggregates import Decision, State, decide, fold
+from pipeline.domain.common import CustomerStatus, DecisionContext, Rejection
+from topics import Command, Event
 
 FIXED_NOW = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -1,64 +1,25 @@
-"""The user aggregate: create, update (changed fields only), deactivate, reactivate."""
+"""The user aggregate: create, update (changed fields only), deactivate, reactivate.
+
+Its commands and events are the contract's (`topics`); the state and the rules are here."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from pipeline.domain.common import (
-    Command,
-    CustomerStatus,
-    DecisionContext,
-    Event,
-    Rejection,
+from pipeline.domain.common import CustomerStatus, DecisionContext, Rejection
+from topics import (
+    CreateUser,
+    DeactivateUser,
+    InvalidHistory,
+    UpdateUser,
+    UserCommand,
+    UserCreated,
+    UserDeactivated,
+    UserEmailChanged,
+    UserEvent,
+    UserNameChanged,
+    UserReactivated,
 )
-from pipeline.domain.errors import InvalidHistory
-from pipeline.domain.values import Email, PersonName, StoredText, Text
-
-AGGREGATE_TYPE = "user"
-
-
-class CreateUser(Command):
-    email: Email
-    name: PersonName
-
-
-class UpdateUser(Command):
-    """Change email and/or name; fields left out or unchanged produce no event."""
-
-    email: Email | None = None
-    name: PersonName | None = None
-
-
-class DeactivateUser(Command):
-    reason: Text | None = None
-
-
-class ReactivateUser(Command):
-    pass
-
-
-class UserCreated(Event):
-    """v2: v1 carried `full_name` instead of `name` (see `pipeline.domain.upcasters`)."""
-
-    schema_version = 2
-    email: StoredText
-    name: StoredText
-
-
-class UserEmailChanged(Event):
-    email: StoredText
-
-
-class UserNameChanged(Event):
-    name: StoredText
-
-
-class UserDeactivated(Event):
-    reason: StoredText | None = None
-
-
-class UserReactivated(Event):
-    pass
 
 
 class UserState(BaseModel):
@@ -69,8 +30,6 @@ class UserState(BaseModel):
     active: bool = True
 
 
-UserCommand = CreateUser | UpdateUser | DeactivateUser | ReactivateUser
-UserEvent = UserCreated | UserEmailChanged | UserNameChanged | UserDeactivated | UserReactivated
 UserDecision = list[UserEvent] | Rejection
 
 _NOT_FOUND = Rejection(code="user.not_found", reason="the user does not exist")

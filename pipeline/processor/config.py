@@ -6,7 +6,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 
-from topics.deadletter import RECORD_LIMIT
+from topics import deadletter
 
 KafkaValue = str | int | float | bool
 """A librdkafka property value."""
@@ -85,7 +85,7 @@ class ProcessorConfig:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": self.session_timeout_ms,
             "client.id": f"{self.transactional_id}-commands",
-            "fetch.message.max.bytes": RECORD_LIMIT,
+            "fetch.message.max.bytes": deadletter.RECORD_LIMIT,
             **self.extra_consumer,
         }
 
@@ -98,7 +98,7 @@ class ProcessorConfig:
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "client.id": f"{self.transactional_id}-{purpose}",
-            "fetch.message.max.bytes": RECORD_LIMIT,
+            "fetch.message.max.bytes": deadletter.RECORD_LIMIT,
         }
 
     def producer(self) -> dict[str, KafkaValue]:
@@ -113,6 +113,6 @@ class ProcessorConfig:
             "message.timeout.ms": self.transaction_timeout_ms,
             "enable.idempotence": True,
             "linger.ms": 5,
-            "message.max.bytes": RECORD_LIMIT,
+            "message.max.bytes": deadletter.RECORD_LIMIT,
             "client.id": self.transactional_id,
         }

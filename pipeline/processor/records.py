@@ -6,21 +6,23 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipeline import contracts
-from pipeline.domain.common import Event
+from pipeline.domain import aggregates
 from pipeline.processor.config import TopicNames
 from pipeline.processor.state import StreamState
-from topics import deadletter
-from topics.envelopes import (
+from topics import (
     CommandResult,
+    Event,
     EventEnvelope,
     Headers,
+    deadletter,
     encode,
     encode_event_fields,
     encode_result_fields,
     encode_snapshot_fields,
+    event_id_for,
     event_key,
     headers_for_event,
+    to_envelope,
 )
 
 
@@ -179,10 +181,10 @@ def domain_event(
     partition: int,
 ) -> OutboundRecord:
     """`event(contracts.to_envelope(...))`, the same bytes, without building the envelope."""
-    event_id = contracts.event_id_for(stream_id, version)
+    event_id = event_id_for(stream_id, version)
     if len(event_id) > _MAX_EVENT_ID:
         # Invalid as an envelope: the model path raises the same ValidationError as before.
-        envelope = contracts.to_envelope(
+        envelope = to_envelope(
             event_data, stream_id, version, event_id, now, causation_id, correlation_id
         )
         return event(envelope, topics, partition)
@@ -217,7 +219,7 @@ def snapshot(
         stream_id=stream.stream_id,
         aggregate_type=stream.aggregate_type,
         version=stream.version,
-        state=contracts.state_to_data(stream.state),
+        state=aggregates.state_to_data(stream.state),
         recent_command_ids=list(stream.recent_command_ids),
         updated_at=now,
     )

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipeline import contracts
-from pipeline.contracts import State
-from pipeline.domain import users
+from pipeline.domain import aggregates, users
+from pipeline.domain.aggregates import State
 from pipeline.domain.common import CustomerStatus
-from topics.envelopes import Snapshot, parse_stream_id, remember_command
+from topics import Snapshot, parse_stream_id, remember_command
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class StreamState:
             stream_id=self.stream_id,
             aggregate_type=self.aggregate_type,
             version=self.version,
-            state=contracts.state_to_data(self.state),
+            state=aggregates.state_to_data(self.state),
             recent_command_ids=list(self.recent_command_ids),
             updated_at=updated_at,
         )
@@ -57,7 +56,7 @@ class StreamState:
             snapshot.stream_id,
             snapshot.aggregate_type,
             snapshot.version,
-            contracts.state_from_data(snapshot.aggregate_type, snapshot.state),
+            aggregates.state_from_data(snapshot.aggregate_type, snapshot.state),
             tuple(snapshot.recent_command_ids),
         )
 

@@ -29,11 +29,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.contracts import from_envelope
 from projections.runtime.errors import HeaderMismatch, KeyMismatch, WrongPartition
 from projections.runtime.records import Item, SourceRecord
-from topics.envelopes import EventEnvelope, decode_event, parse_event_key, parse_stream_id
-from topics.partitioner import partition_for
+from topics import (
+    EventEnvelope,
+    decode_event,
+    from_envelope,
+    parse_event_key,
+    parse_stream_id,
+    partition_for,
+)
 
 ROUTING_HEADERS = ("type", "stream_id", "version", "schema_version")
 """Headers the processor repeats from the value; where present, each must agree with it."""

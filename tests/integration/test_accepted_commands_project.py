@@ -18,11 +18,10 @@ from confluent_kafka import Producer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.contracts import COMMANDS
 from tests.support.pipeline import Pipeline, Tail, running_pipeline, wait_until
 from tests.support.schemas import from_schema, property_of
 from tests.support.services import Endpoints
-from topics.partitioner import partition_for
+from topics import COMMANDS, partition_for
 
 SEEN = {"accepted": 0, "rejected": 0}
 """Outcomes over the whole property run: a run that accepted nothing would prove nothing."""

@@ -18,15 +18,15 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from pipeline.client import CommandClient, ResultTimeout, TopicMissing, new_command
-from topics.admin import apply
-from topics.catalogue import Catalogue
-from topics.envelopes import (
+from topics import (
+    Catalogue,
     CommandResult,
+    apply,
     decode_command,
     encode,
+    partition_for,
     read_headers,
 )
-from topics.partitioner import partition_for
 
 pytestmark = pytest.mark.timeout(120)
 

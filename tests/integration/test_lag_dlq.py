@@ -9,13 +9,18 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from pipeline.domain import users
 from tests.integration.projector_harness import PARTITIONS, Setup, running_projector, wait_until
 from tests.integration.test_replay import cli, env, lag, model
 from tests.support.events import envelope, produce
 from tests.support.processor import processor_config, read_all, running_in_thread, wait_for
-from topics.catalogue import Catalogue
-from topics.partitioner import partition_for
+from topics import (
+    Catalogue,
+    UserCreated,
+    UserDeactivated,
+    UserEmailChanged,
+    UserNameChanged,
+    partition_for,
+)
 
 __all__ = ["env"]  # the fixture, shared with test_replay
 
@@ -51,14 +56,14 @@ def test_lag_is_the_distance_to_the_end_and_zero_once_caught_up(env: Setup, tmp_
 def test_poison_shows_in_lag_and_retry_releases_the_stream(env: Setup, tmp_path: Path) -> None:
     # version 2 before version 1: the patch finds no row (impossible history) → DLQ; v3 parked
     produce(env.kafka_config, env.events,
-            [envelope("user-gap", 2, users.UserNameChanged(name="Gap Two")),
-             envelope("user-gap", 3, users.UserEmailChanged(email="gap3@x.io")),
+            [envelope("user-gap", 2, UserNameChanged(name="Gap Two")),
+             envelope("user-gap", 3, UserEmailChanged(email="gap3@x.io")),
              *model(2)], PARTITIONS)
     with running_projector(env.env, tmp_path / "p.log") as projector:
         wait_until(lambda: projector.totals()["consumed"] == 2 + 9, 90, "11 events")
         # the cause is fixed: the missing first event is published (parked too: stream blocked)
         produce(env.kafka_config, env.events,
-                [envelope("user-gap", 1, users.UserCreated(email="gap@x.io", name="Gap"))],
+                [envelope("user-gap", 1, UserCreated(email="gap@x.io", name="Gap"))],
                 PARTITIONS)
         wait_until(lambda: projector.totals()["consumed"] == 12, 90, "the missing event")
     found = lag(env)["postgres"]
@@ -92,7 +97,7 @@ def test_poison_shows_in_lag_and_retry_releases_the_stream(env: Setup, tmp_path:
     # the stream resumes: its next event is applied, not parked
     with running_projector(env.env, tmp_path / "p2.log") as projector:
         produce(env.kafka_config, env.events,
-                [envelope("user-gap", 4, users.UserDeactivated())], PARTITIONS)
+                [envelope("user-gap", 4, UserDeactivated())], PARTITIONS)
         wait_until(lambda: projector.totals()["applied"] == 1, 90, "version 4 applied")
     assert env.query("SELECT active, version FROM users WHERE id = 'gap'") == [(False, 4)]
 
@@ -100,7 +105,7 @@ def test_poison_shows_in_lag_and_retry_releases_the_stream(env: Setup, tmp_path:
 def test_retry_refuses_while_the_projector_runs_and_reports_still_poison(
         env: Setup, tmp_path: Path) -> None:
     produce(env.kafka_config, env.events,
-            [envelope("user-gap", 2, users.UserNameChanged(name="Gap Two"))], PARTITIONS)
+            [envelope("user-gap", 2, UserNameChanged(name="Gap Two"))], PARTITIONS)
     with running_projector(env.env, tmp_path / "p.log") as projector:
         wait_until(lambda: projector.totals()["dead_lettered"] == 1, 90, "the poison")
         wait_until(lambda: lag(env)["postgres"]["state"] == "running", 30, "a group member")

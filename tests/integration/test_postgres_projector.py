@@ -10,7 +10,6 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer
 
-from pipeline.domain import users
 from tests.integration.projector_harness import (
     PARTITIONS,
     Setup,
@@ -19,8 +18,7 @@ from tests.integration.projector_harness import (
     wait_until,
 )
 from tests.support.events import produce, produce_raw, stream, user_created
-from topics.envelopes import event_key
-from topics.partitioner import partition_for
+from topics import UserCreated, UserNameChanged, event_key, partition_for
 
 
 @pytest.fixture
@@ -30,8 +28,8 @@ def env(kafka_config: dict[str, str], pg_dsn: str, topic_prefix: str) -> Iterato
 
 
 def history(user_id: str) -> list[object]:
-    return stream(f"user-{user_id}", [users.UserCreated(email=f"{user_id}@x.io", name=user_id),
-                                      users.UserNameChanged(name=f"{user_id}-2")])
+    return stream(f"user-{user_id}", [UserCreated(email=f"{user_id}@x.io", name=user_id),
+                                      UserNameChanged(name=f"{user_id}-2")])
 
 
 def count(env: Setup, sql: str) -> int:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.domain import users
 from tests.integration.projector_harness import PARTITIONS, running_projector, setup, wait_until
 from tests.support.events import produce, stream
+from topics import UserCreated, UserNameChanged
 
 N = 20_000
 
@@ -18,8 +18,8 @@ N = 20_000
 def test_rate(kafka_config: dict[str, str], pg_dsn: str, topic_prefix: str,
               tmp_path: Path) -> None:
     events = [e for n in range(N // 2) for e in stream(
-        f"user-r{n}", [users.UserCreated(email=f"r{n}@x.io", name="R"),
-                       users.UserNameChanged(name="R2")])]
+        f"user-r{n}", [UserCreated(email=f"r{n}@x.io", name="R"),
+                       UserNameChanged(name="R2")])]
     with setup(kafka_config, pg_dsn, topic_prefix) as env:
         produce(kafka_config, env.events, events, PARTITIONS)
         with running_projector(env.env, tmp_path / "p.log") as projector:

@@ -21,8 +21,7 @@ from tests.support.processor import (
     topics_for,
     wait_for,
 )
-from topics.catalogue import Catalogue
-from topics.envelopes import MAX_COMMAND_BYTES, decode_event, decode_result
+from topics import Catalogue, decode_event, decode_result, limits
 
 PARTITIONS = 3
 
@@ -83,7 +82,9 @@ def test_bad_inputs_end_as_designed_and_the_processor_keeps_serving(
 ) -> None:
     wrong_shape = json.dumps({"command_id": "shape-1", "type": "CreateUser"}).encode()
     unknown = command("Teleport", "u1", command_id="unknown-1")
-    oversized = command("CreateUser", "u2", {"name": "x" * MAX_COMMAND_BYTES, "email": "a@b.cd"})
+    oversized = command(
+        "CreateUser", "u2", {"name": "x" * limits.MAX_COMMAND_BYTES, "email": "a@b.cd"}
+    )
     violation = command("CreateUser", "u3", {"email": "not-an-email", "name": "A"}, "rule-1")
     valid = command("CreateUser", "u4", user(4), "valid-1")
     producer = Producer(kafka_config)

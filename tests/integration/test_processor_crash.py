@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import contracts
+from pipeline.domain import aggregates
 from tests.support.processor import (
     ProcessorProcess,
     command,
@@ -20,8 +20,7 @@ from tests.support.processor import (
     topics_for,
     wait_for,
 )
-from topics.catalogue import Catalogue
-from topics.envelopes import decode_event, decode_result, decode_snapshot
+from topics import Catalogue, decode_event, decode_result, decode_snapshot, from_envelope
 
 PARTITIONS = 3
 USERS = 200
@@ -77,9 +76,9 @@ def check_events_and_snapshots(kafka_config: dict[str, str], catalogue: Catalogu
         latest[(record.key or b"").decode()] = decode_snapshot(record.value or b"")
     for stream_id, stream_events in by_stream.items():
         snapshot = latest[stream_id]
-        state = contracts.fold(None, [contracts.from_envelope(e) for e in stream_events])
+        state = aggregates.fold(None, [from_envelope(e) for e in stream_events])
         assert snapshot.version == len(stream_events)
-        assert snapshot.state == contracts.state_to_data(state), stream_id
+        assert snapshot.state == aggregates.state_to_data(state), stream_id
     return by_stream
 
 

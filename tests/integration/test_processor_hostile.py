@@ -24,10 +24,7 @@ from tests.support.processor import (
     topics_for,
     wait_for,
 )
-from topics.catalogue import Catalogue
-from topics.deadletter import MAX_DEAD_LETTER_VALUE
-from topics.envelopes import CommandResult, decode_result
-from topics.partitioner import partition_for
+from topics import Catalogue, CommandResult, deadletter, decode_result, partition_for
 
 PARTITIONS = 3
 BATCH_OVERHEAD = 80
@@ -113,7 +110,7 @@ def test_commands_of_the_topic_limit_become_bounded_dead_letters(
         assert record.headers["dlq.original.value.bytes"] == str(len(original))
         assert record.headers["dlq.error.class"] == "TooLarge"
         assert record.headers["dlq.truncated"] == "value"
-        assert record.value == original[:MAX_DEAD_LETTER_VALUE]
+        assert record.value == original[:deadletter.MAX_DEAD_LETTER_VALUE]
     assert len(dlq) == 3  # the two large ones and the long id, once each
 
 

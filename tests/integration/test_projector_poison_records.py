@@ -19,7 +19,6 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer
 from elasticsearch import AsyncElasticsearch
 
-from pipeline.domain import users
 from projections.search.index import IndexNames, drop_indices
 from tests.integration.projector_harness import (
     PARTITIONS,
@@ -31,9 +30,15 @@ from tests.integration.projector_harness import (
 )
 from tests.integration.test_search_projector import running_search_projector
 from tests.support.events import create_topics, envelope, produce, user_created
-from topics import deadletter
-from topics.envelopes import encode, event_key, headers_for_event
-from topics.partitioner import partition_for
+from topics import (
+    UserCreated,
+    UserNameChanged,
+    deadletter,
+    encode,
+    event_key,
+    headers_for_event,
+    partition_for,
+)
 
 TOPIC_LIMIT = 1_048_588
 """The events topic's `max.message.bytes` (Kafka's default): the largest record batch."""
@@ -68,7 +73,7 @@ def raw(env: Setup, key: bytes | None, value: bytes | None, partition: int,
 def foreign_event(stream_id: str, version: int = 1, **data: Any) -> bytes:
     return json.dumps({
         "event_id": f"foreign-{version}", "type": "UserCreated",
-        "schema_version": users.UserCreated.schema_version,
+        "schema_version": UserCreated.schema_version,
         "stream_id": stream_id, "version": version,
         "data": data or {"email": "x@example.com", "name": "X"},
         "occurred_at": "2024-01-01T00:00:00Z"}, ensure_ascii=False).encode()
@@ -132,7 +137,7 @@ def test_foreign_records_never_stop_either_projector_and_both_agree(
         wait_for(search, 7)
         # Another partition than user-wrong@1's: produced once that one is dead-lettered.
         produce(env.kafka_config, env.events,
-                [envelope("user-wrong", 2, users.UserNameChanged(name="parked"))], PARTITIONS)
+                [envelope("user-wrong", 2, UserNameChanged(name="parked"))], PARTITIONS)
         wait_for(postgres, 8)
         wait_for(search, 8)
         assert postgres.totals() == expected, postgres.totals()

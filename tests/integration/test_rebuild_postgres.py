@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from pipeline.domain.users import UserCreated, UserNameChanged
 from projections.postgres.store import PostgresStore
 from projections.queries import GetUser, GetUserStats, get_user, get_user_stats
 from tests.integration.projector_harness import (
@@ -30,8 +29,7 @@ from tests.integration.projector_harness import (
     wait_until,
 )
 from tests.support.events import envelope, produce
-from topics.envelopes import encode, event_key, headers_for_event
-from topics.partitioner import partition_for
+from topics import UserCreated, UserNameChanged, encode, event_key, headers_for_event, partition_for
 
 CHECKSUM = ("SELECT count(*), md5(string_agg(concat_ws('|', id, email, name, active, created_at,"
             " updated_at, version), ',' ORDER BY id)) FROM {schema}.users")

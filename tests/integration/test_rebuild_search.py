@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
-from pipeline.domain.users import UserNameChanged
 from projections.search.index import IndexNames, drop_indices
 from projections.search.query import UserSearch
 from projections.search.store import ElasticsearchUserStore
@@ -27,6 +26,7 @@ from tests.integration.projector_harness import PARTITIONS
 from tests.integration.test_rebuild_postgres import Writer, created
 from tests.integration.test_search_projector import running_search_projector
 from tests.support.events import create_topics, delete_topics, envelope, produce
+from topics import UserNameChanged
 
 
 @dataclass

@@ -15,7 +15,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from pipeline.domain import orders, users
 from tests.integration.projector_harness import (
     PARTITIONS,
     Projector,
@@ -31,8 +30,14 @@ from tests.support.events import (
     produce,
     stream,
 )
-from topics.catalogue import Catalogue
-from topics.envelopes import EventEnvelope
+from topics import (
+    Catalogue,
+    EventEnvelope,
+    OrderPaid,
+    UserCreated,
+    UserDeactivated,
+    UserNameChanged,
+)
 
 CHECKSUM = """
 SELECT md5(coalesce(string_agg(row_text, '|' ORDER BY row_text), '')) FROM (
@@ -76,13 +81,13 @@ def model(n_users: int, tag: str = "") -> list[EventEnvelope]:
     events: list[EventEnvelope] = []
     for n in range(n_users):
         user_id = f"{tag}u{n}"
-        history: list[Any] = [users.UserCreated(email=f"{user_id}@x.io", name=user_id),
-                              users.UserNameChanged(name=f"{user_id}-2")]
+        history: list[Any] = [UserCreated(email=f"{user_id}@x.io", name=user_id),
+                              UserNameChanged(name=f"{user_id}-2")]
         if n % 3 == 0:
-            history.append(users.UserDeactivated())
+            history.append(UserDeactivated())
         events += stream(f"user-{user_id}", history)
         events += stream(f"order-{tag}o{n}", [order_created(f"{tag}o{n}", user_id, 100 + n),
-                                               orders.OrderPaid(payment_ref=f"p{n}",
+                                               OrderPaid(payment_ref=f"p{n}",
                                                                 amount=100 + n)])
     return events
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from pipeline.domain import users
 from projections.search.index import IndexNames, drop_indices
 from projections.search.query import UserSearch, UserSearchResult
 from tests.integration.projector_harness import PARTITIONS, Projector
 from tests.support.events import create_topics, delete_topics, order_created, produce, stream
+from topics import UserCreated, UserDeactivated, UserNameChanged
 
 
 @contextmanager
@@ -82,13 +82,13 @@ def test_project_search_from_the_events_topic(
         *stream(
             "user-alice",
             [
-                users.UserCreated(email="alice@example.com", name="Alice"),
-                users.UserNameChanged(name="Alice Liddell"),
+                UserCreated(email="alice@example.com", name="Alice"),
+                UserNameChanged(name="Alice Liddell"),
             ],
         ),
         *stream(
             "user-bob",
-            [users.UserCreated(email="bob@example.com", name="Bob"), users.UserDeactivated()],
+            [UserCreated(email="bob@example.com", name="Bob"), UserDeactivated()],
         ),
         *stream("order-o1", [order_created("o1", "alice")]),
     ]

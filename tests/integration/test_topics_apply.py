@@ -18,8 +18,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 from typer.testing import CliRunner
 
-from topics.admin import apply, describe
-from topics.catalogue import Catalogue
+from topics import Catalogue, apply, describe
 
 TIMEOUT = 15.0
 

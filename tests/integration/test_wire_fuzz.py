@@ -30,8 +30,7 @@ from confluent_kafka import Producer
 from tests.support.fuzz import Commands, ForeignEvents, Sent, envelope
 from tests.support.pipeline import Pipeline, Record, Tail, running_pipeline, wait_until
 from tests.support.services import Endpoints
-from topics.envelopes import peek_command_id
-from topics.partitioner import partition_for
+from topics import partition_for, peek_command_id
 
 SEED = int(os.environ.get("CQRS_FUZZ_SEED", "20261202"))
 PARTITIONS = 3

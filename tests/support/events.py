@@ -9,13 +9,19 @@ from datetime import UTC, datetime
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from pipeline.contracts import to_envelope
-from pipeline.domain.common import Event
-from pipeline.domain.orders import OrderCreated, OrderItem
-from pipeline.domain.users import UserCreated
 from projections.runtime.records import SourceRecord
-from topics.envelopes import EventEnvelope, encode, event_key, headers_for_event
-from topics.partitioner import partition_for
+from topics import (
+    Event,
+    EventEnvelope,
+    OrderCreated,
+    OrderItem,
+    UserCreated,
+    encode,
+    event_key,
+    headers_for_event,
+    partition_for,
+    to_envelope,
+)
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -19,12 +19,9 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from pipeline.contracts import COMMANDS
-from pipeline.domain.users import UserCreated
 from tests.support.events import envelope as event_envelope
 from tests.support.schemas import from_schema, load
-from topics.envelopes import encode, event_key, headers_for_event
-from topics.partitioner import partition_for
+from topics import COMMANDS, UserCreated, encode, event_key, headers_for_event, partition_for
 
 ISSUED_AT = "2026-12-01T12:00:00+00:00"
 

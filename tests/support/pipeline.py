@@ -32,8 +32,7 @@ from cqrs.settings import Settings
 from projections.search.index import IndexNames, drop_indices
 from tests.integration.projector_harness import fresh_database
 from tests.support.services import Endpoints
-from topics.admin import apply
-from topics.catalogue import Catalogue
+from topics import Catalogue, apply
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = {"processor": ["processor"], "postgres": ["project", "postgres"],

@@ -25,9 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from pipeline.processor import Processor, ProcessorConfig, TopicNames
 from pipeline.processor.bootstrap import kafka_processor
-from topics.admin import apply
-from topics.catalogue import Catalogue
-from topics.partitioner import partition_for
+from topics import Catalogue, apply, partition_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

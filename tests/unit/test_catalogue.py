@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from topics.admin import TopicState, copartition_drift, topic_drift
-from topics.catalogue import (
+from topics import (
     COMMAND_RESULTS_RETENTION_MS,
     COMMANDS_RETENTION_MS,
     DLQ_RETENTION_MS,
     Catalogue,
+    InvalidTopicName,
+    TopicsError,
+    TopicState,
+    copartition_drift,
+    topic_drift,
 )
-from topics.errors import InvalidTopicName, TopicsError
 
 
 def test_every_topic_is_under_the_prefix() -> None:

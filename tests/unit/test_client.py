@@ -15,7 +15,7 @@ from pipeline.client import (
     new_command,
     stream_id_of,
 )
-from topics.envelopes import decode_command, encode
+from topics import decode_command, encode
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 ALICE = {"email": "alice@example.com", "name": "Alice Smith"}

@@ -5,11 +5,25 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.contracts import State, decide, fold, from_envelope, to_envelope
-from pipeline.domain.common import Command, DecisionContext, Event, Rejection
-from pipeline.domain.orders import CancelOrder, CreateOrder, OrderItem, PayOrder, ShipOrder
-from pipeline.domain.users import CreateUser, DeactivateUser, ReactivateUser, UpdateUser
-from topics.envelopes import decode_event, encode
+from pipeline.domain.aggregates import State, decide, fold
+from pipeline.domain.common import DecisionContext, Rejection
+from topics import (
+    CancelOrder,
+    Command,
+    CreateOrder,
+    CreateUser,
+    DeactivateUser,
+    Event,
+    OrderItem,
+    PayOrder,
+    ReactivateUser,
+    ShipOrder,
+    UpdateUser,
+    decode_event,
+    encode,
+    from_envelope,
+    to_envelope,
+)
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 CONTEXT = DecisionContext(now=NOW, customer_status=lambda user_id: "active")

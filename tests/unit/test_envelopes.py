@@ -5,13 +5,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from topics.envelopes import (
-    MAX_COMMAND_BYTES,
-    RECENT_COMMANDS_WINDOW,
+from topics import (
     CommandEnvelope,
     CommandResult,
+    DecodeError,
     EventEnvelope,
+    InvalidEnvelope,
+    InvalidStreamId,
+    NotJson,
     Snapshot,
+    TooLarge,
     decode_command,
     decode_event,
     decode_result,
@@ -20,6 +23,7 @@ from topics.envelopes import (
     event_key,
     headers_for_command,
     headers_for_event,
+    limits,
     make_stream_id,
     parse_event_key,
     parse_stream_id,
@@ -27,8 +31,6 @@ from topics.envelopes import (
     read_headers,
     remember_command,
 )
-from topics.errors import DecodeError, InvalidEnvelope, InvalidStreamId, NotJson, TooLarge
-from topics.limits import MAX_AGGREGATE_ID_LENGTH, MAX_VERSION, READ_MAX_AGGREGATE_ID_LENGTH
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -105,8 +107,8 @@ def test_invalid_command_names_the_field(change: dict[str, object], field: str) 
 
 
 def test_oversized_command_is_refused_before_parsing() -> None:
-    with pytest.raises(TooLarge, match=str(MAX_COMMAND_BYTES)):
-        decode_command(b" " * (MAX_COMMAND_BYTES + 1))
+    with pytest.raises(TooLarge, match=str(limits.MAX_COMMAND_BYTES)):
+        decode_command(b" " * (limits.MAX_COMMAND_BYTES + 1))
 
 
 def test_decode_errors_share_a_base() -> None:
@@ -162,10 +164,10 @@ def test_headers_route_without_decoding() -> None:
 
 def test_recent_command_window_is_bounded() -> None:
     recent: list[str] = []
-    for index in range(RECENT_COMMANDS_WINDOW + 5):
+    for index in range(limits.RECENT_COMMANDS_WINDOW + 5):
         recent = remember_command(recent, f"c{index}")
-    assert len(recent) == RECENT_COMMANDS_WINDOW
-    assert recent[-1] == f"c{RECENT_COMMANDS_WINDOW + 4}"
+    assert len(recent) == limits.RECENT_COMMANDS_WINDOW
+    assert recent[-1] == f"c{limits.RECENT_COMMANDS_WINDOW + 4}"
     assert recent[0] == "c5"
 
 
@@ -173,12 +175,12 @@ def test_recent_command_window_is_bounded() -> None:
 
 
 def test_an_aggregate_id_of_exactly_the_limit_is_accepted() -> None:
-    longest = "u" * MAX_AGGREGATE_ID_LENGTH
+    longest = "u" * limits.MAX_AGGREGATE_ID_LENGTH
     assert command(aggregate_id=longest).aggregate_id == longest
     assert make_stream_id("user", longest) == f"user-{longest}"
 
 
-@pytest.mark.parametrize("length", [MAX_AGGREGATE_ID_LENGTH + 1, 122, 128])
+@pytest.mark.parametrize("length", [limits.MAX_AGGREGATE_ID_LENGTH + 1, 122, 128])
 def test_an_aggregate_id_beyond_the_limit_is_refused(length: int) -> None:
     document = json.loads(encode(command()))
     document["aggregate_id"] = "u" * length
@@ -189,7 +191,7 @@ def test_an_aggregate_id_beyond_the_limit_is_refused(length: int) -> None:
 
 
 def test_stream_ids_written_by_earlier_releases_still_parse() -> None:
-    legacy = "u" * READ_MAX_AGGREGATE_ID_LENGTH
+    legacy = "u" * limits.READ_MAX_AGGREGATE_ID_LENGTH
     assert parse_stream_id(f"user-{legacy}") == ("user", legacy)
     assert parse_event_key(f"user-{legacy}@1") == (f"user-{legacy}", 1)
     with pytest.raises(InvalidStreamId):
@@ -204,10 +206,10 @@ def test_keys_with_a_trailing_newline_or_foreign_digits_do_not_parse(text: str) 
 
 def test_versions_beyond_bigint_are_refused() -> None:
     with pytest.raises(ValueError, match="expected_version"):
-        command(expected_version=MAX_VERSION + 1)
-    assert command(expected_version=MAX_VERSION).expected_version == MAX_VERSION
+        command(expected_version=limits.MAX_VERSION + 1)
+    assert command(expected_version=limits.MAX_VERSION).expected_version == limits.MAX_VERSION
     document = json.loads(encode(event()))
-    document["version"] = MAX_VERSION + 1
+    document["version"] = limits.MAX_VERSION + 1
     with pytest.raises(InvalidEnvelope, match="version"):
         decode_event(json.dumps(document).encode())
 

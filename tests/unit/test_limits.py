@@ -14,20 +14,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.client import InvalidCommandData, check_command, new_command
-from pipeline.contracts import state_to_data
-from pipeline.domain.orders import OrderItem, OrderState
-from topics import limits
-from topics.envelopes import (
+from pipeline.domain.aggregates import state_to_data
+from pipeline.domain.orders import OrderState
+from topics import (
     CommandEnvelope,
     EventEnvelope,
+    InvalidEnvelope,
+    InvalidStreamId,
+    OrderItem,
     Snapshot,
     decode_command,
     encode,
     event_key,
+    limits,
     make_stream_id,
     parse_event_key,
 )
-from topics.errors import InvalidEnvelope, InvalidStreamId
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "projections" / "migrations"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_gateway import ALICE, Fakes, TestClient, client, fakes
-from topics.limits import MAX_AGGREGATE_ID_LENGTH, MAX_UNIT_PRICE
+from topics import limits
 
 __all__ = ["client", "fakes"]  # the fixtures, shared with test_gateway
 
@@ -19,10 +19,11 @@ def post(client: TestClient, command_type: str, aggregate_id: str, data: dict[st
 
 
 def test_a_long_aggregate_id_is_422_and_not_sent(client: TestClient, fakes: Fakes) -> None:
-    response = post(client, "CreateUser", "u" * (MAX_AGGREGATE_ID_LENGTH + 1), ALICE)
+    response = post(client, "CreateUser", "u" * (limits.MAX_AGGREGATE_ID_LENGTH + 1), ALICE)
     assert response.status_code == 422
     assert response.json()["detail"]["code"] == "validation.envelope"
-    assert post(client, "CreateUser", "u" * MAX_AGGREGATE_ID_LENGTH, ALICE).status_code == 202
+    longest = "u" * limits.MAX_AGGREGATE_ID_LENGTH
+    assert post(client, "CreateUser", longest, ALICE).status_code == 202
     assert len(fakes.commands.sent) == 1
 
 
@@ -32,7 +33,8 @@ def test_a_long_aggregate_id_is_422_and_not_sent(client: TestClient, fakes: Fake
         ("CreateUser", {**ALICE, "name": "Al\x00ice"}, "control_character"),
         ("CancelOrder", {"reason": "x\ny"}, "control_character"),
         ("CreateOrder", {"customer_id": "u1", "currency": "EUR", "items": [
-            {"sku": "a", "quantity": 10**6, "unit_price": MAX_UNIT_PRICE}]}, "total_too_large"),
+            {"sku": "a", "quantity": 10**6, "unit_price": limits.MAX_UNIT_PRICE}]},
+     "total_too_large"),
     ],
 )
 def test_invalid_data_is_422_with_the_error_type(

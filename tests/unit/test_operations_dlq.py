@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from pipeline.domain import users
 from projections.operations.dlq import DlqEntry, retry_projector
 from projections.runtime.errors import PoisonEvent
 from projections.runtime.records import Applied, Item, SourceRecord
 from tests.support.events import as_records, envelope
+from topics import UserCreated, UserEmailChanged, UserNameChanged
 
 TOPIC = "t.events"
 
@@ -40,9 +40,9 @@ class FakeOperableStore:
 
 def records() -> list[SourceRecord]:
     """user-a: version 2 (dead-lettered), 3 (parked), then the missing 1 (parked)."""
-    return as_records([envelope("user-a", 2, users.UserNameChanged(name="Two")),
-                       envelope("user-a", 3, users.UserEmailChanged(email="a3@x.io")),
-                       envelope("user-a", 1, users.UserCreated(email="a@x.io", name="A"))],
+    return as_records([envelope("user-a", 2, UserNameChanged(name="Two")),
+                       envelope("user-a", 3, UserEmailChanged(email="a3@x.io")),
+                       envelope("user-a", 1, UserCreated(email="a@x.io", name="A"))],
                       topic=TOPIC)
 
 

@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given as given_hypothesis
 from hypothesis import strategies as st
 
-from pipeline.contracts import decide_command
+from pipeline.domain.aggregates import decide_command
 from pipeline.domain.common import DecisionContext, check_expected_version
-from pipeline.domain.orders import (
+from pipeline.domain.testing import given
+from topics import (
     CancelOrder,
     CreateOrder,
     OrderCancelled,
@@ -18,14 +19,7 @@ from pipeline.domain.orders import (
     OrderShipped,
     PayOrder,
     ShipOrder,
-)
-from pipeline.domain.testing import given
-from topics.limits import (
-    MAX_AGGREGATE_ID_LENGTH,
-    MAX_ITEMS,
-    MAX_ORDER_TOTAL,
-    MAX_QUANTITY,
-    MAX_UNIT_PRICE,
+    limits,
 )
 
 ITEMS = (
@@ -140,7 +134,7 @@ def test_expected_version() -> None:
 # -- Limits: the total fits the read model, text has no control characters ----------------------
 
 EXACT = [  # 9007 * 10^12 + 199254740991 == 2^53 - 1 == MAX_ORDER_TOTAL
-    {"sku": "A", "quantity": 9007, "unit_price": MAX_UNIT_PRICE},
+    {"sku": "A", "quantity": 9007, "unit_price": limits.MAX_UNIT_PRICE},
     {"sku": "B", "quantity": 1, "unit_price": 199_254_740_991},
 ]
 
@@ -150,10 +144,10 @@ def test_a_total_of_exactly_the_limit_is_accepted_and_payable() -> None:
     assert isinstance(decision, list)
     created = decision[0]
     assert isinstance(created, OrderCreated)
-    assert created.total == MAX_ORDER_TOTAL == 2**53 - 1
+    assert created.total == limits.MAX_ORDER_TOTAL == 2**53 - 1
     # An explicit amount that large used to be refused (amounts were bounded like unit prices).
-    given(created).when(PayOrder(payment_ref="p", amount=MAX_ORDER_TOTAL)).then(
-        OrderPaid(amount=MAX_ORDER_TOTAL, payment_ref="p")
+    given(created).when(PayOrder(payment_ref="p", amount=limits.MAX_ORDER_TOTAL)).then(
+        OrderPaid(amount=limits.MAX_ORDER_TOTAL, payment_ref="p")
     )
 
 
@@ -161,8 +155,8 @@ def test_a_total_of_exactly_the_limit_is_accepted_and_payable() -> None:
     "items",
     [
         [*EXACT, {"sku": "C", "quantity": 1, "unit_price": 1}],
-        [{"sku": f"s{i}", "quantity": MAX_QUANTITY, "unit_price": MAX_UNIT_PRICE}
-         for i in range(MAX_ITEMS)],  # 10^20: beyond even PostgreSQL's bigint
+        [{"sku": f"s{i}", "quantity": limits.MAX_QUANTITY, "unit_price": limits.MAX_UNIT_PRICE}
+         for i in range(limits.MAX_ITEMS)],  # 10^20: beyond even PostgreSQL's bigint
     ],
 )
 def test_a_total_beyond_the_limit_is_refused_as_validation(items: list[object]) -> None:
@@ -170,12 +164,12 @@ def test_a_total_beyond_the_limit_is_refused_as_validation(items: list[object]) 
     assert not isinstance(decision, list)
     assert decision.code == "validation.total_too_large"
     assert "items" in decision.reason
-    assert str(MAX_ORDER_TOTAL) in decision.reason
+    assert str(limits.MAX_ORDER_TOTAL) in decision.reason
 
 
 def test_an_amount_beyond_the_limit_is_refused() -> None:
     decision = decide_command(
-        "PayOrder", None, {"payment_ref": "p", "amount": MAX_ORDER_TOTAL + 1}, CONTEXT
+        "PayOrder", None, {"payment_ref": "p", "amount": limits.MAX_ORDER_TOTAL + 1}, CONTEXT
     )
     assert not isinstance(decision, list)
     assert decision.code == "validation.less_than_equal"
@@ -183,15 +177,15 @@ def test_an_amount_beyond_the_limit_is_refused() -> None:
 
 @given_hypothesis(
     st.lists(
-        st.tuples(st.integers(1, MAX_QUANTITY), st.integers(0, MAX_UNIT_PRICE)),
-        min_size=1, max_size=MAX_ITEMS,
+        st.tuples(st.integers(1, limits.MAX_QUANTITY), st.integers(0, limits.MAX_UNIT_PRICE)),
+        min_size=1, max_size=limits.MAX_ITEMS,
     )
 )
 def test_an_order_is_accepted_exactly_when_its_total_fits(lines: list[tuple[int, int]]) -> None:
     items = [{"sku": f"s{i}", "quantity": q, "unit_price": p} for i, (q, p) in enumerate(lines)]
     decision = decide_command("CreateOrder", None, {**GOOD, "items": items}, CONTEXT)
     total = sum(q * p for q, p in lines)
-    if total <= MAX_ORDER_TOTAL:
+    if total <= limits.MAX_ORDER_TOTAL:
         assert isinstance(decision, list)
         assert decision[0] == OrderCreated(
             customer_id="u1", items=tuple(OrderItem(**item) for item in items),
@@ -225,7 +219,7 @@ PATTERN_MISMATCH = "validation.string_pattern_mismatch"
 @pytest.mark.parametrize(
     ("change", "code"),
     [
-        ({"customer_id": "u" * (MAX_AGGREGATE_ID_LENGTH + 1)}, PATTERN_MISMATCH),
+        ({"customer_id": "u" * (limits.MAX_AGGREGATE_ID_LENGTH + 1)}, PATTERN_MISMATCH),
         ({"customer_id": "u\x00"}, PATTERN_MISMATCH),
         ({"items": [{"sku": "A\x00", "quantity": 1, "unit_price": 1}]},
          PATTERN_MISMATCH),
@@ -239,6 +233,6 @@ def test_closed_charset_fields_keep_their_codes(change: dict[str, object], code:
 
 
 def test_a_customer_id_of_exactly_the_limit_is_accepted() -> None:
-    customer = "u" * MAX_AGGREGATE_ID_LENGTH
+    customer = "u" * limits.MAX_AGGREGATE_ID_LENGTH
     decision = decide_command("CreateOrder", None, {**GOOD, "customer_id": customer}, CONTEXT)
     assert isinstance(decision, list)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from topics.partitioner import murmur2, partition_for, to_positive
+from topics import murmur2, partition_for, to_positive
 
 # Kafka's clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java, testMurmur2.
 JAVA_VECTORS = [

@@ -10,21 +10,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from pipeline import contracts
-from pipeline.domain import orders, users
+from pipeline.domain import users
 from pipeline.processor import StreamState, handle
 from pipeline.processor import records as outbound
 from pipeline.processor.records import InboundRecord
 from tests.unit.test_processor_handling import CREATE, NOW, TOPICS, batch, command, record
-from topics.envelopes import (
+from topics import (
     CommandResult,
+    Event,
+    OrderCreated,
     Snapshot,
+    UserCreated,
+    UserDeactivated,
+    UserReactivated,
     decode_result,
     encode,
     encode_event_fields,
     encode_result_fields,
     encode_snapshot_fields,
     headers_for_event,
+    to_envelope,
 )
 
 MOMENTS = st.sampled_from(
@@ -88,9 +93,9 @@ def test_snapshot_fields_encode_as_the_model(
 @pytest.mark.parametrize(
     "event",
     [
-        users.UserCreated(email="a@example.com", name="Ännchen"),
-        users.UserDeactivated(reason=None),
-        orders.OrderCreated.model_validate(
+        UserCreated(email="a@example.com", name="Ännchen"),
+        UserDeactivated(reason=None),
+        OrderCreated.model_validate(
             {
                 "customer_id": "u1",
                 "items": [{"sku": "s-1", "quantity": 2, "unit_price": 999}],
@@ -100,9 +105,9 @@ def test_snapshot_fields_encode_as_the_model(
         ),
     ],
 )
-def test_domain_event_record_equals_the_envelope_path(event: contracts.Event) -> None:
+def test_domain_event_record_equals_the_envelope_path(event: Event) -> None:
     fast = outbound.domain_event(event, "user-u1", 4, NOW, "c1", "k1", TOPICS, 2)
-    envelope = contracts.to_envelope(event, "user-u1", 4, "user-u1@4", NOW, "c1", "k1")
+    envelope = to_envelope(event, "user-u1", 4, "user-u1@4", NOW, "c1", "k1")
     slow = outbound.event(envelope, TOPICS, 2)
     assert fast == slow
     assert fast.headers == headers_for_event(envelope)
@@ -112,7 +117,7 @@ def test_domain_event_record_equals_the_envelope_path(event: contracts.Event) ->
 def test_an_event_id_too_long_for_its_envelope_still_fails_validation() -> None:
     stream_id = "user-" + "u" * 124
     with pytest.raises(ValidationError):
-        outbound.domain_event(users.UserReactivated(), stream_id, 1, NOW, "c", "c", TOPICS, 0)
+        outbound.domain_event(UserReactivated(), stream_id, 1, NOW, "c", "c", TOPICS, 0)
 
 
 def test_snapshot_record_equals_the_model_path() -> None:

@@ -6,22 +6,21 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline import contracts
 from pipeline.domain import users
 from pipeline.processor.rebuild import RebuildFailed, fold_stream
-from topics.envelopes import EventEnvelope
+from topics import Event, EventEnvelope, UserCreated, UserNameChanged, event_id_for, to_envelope
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 
 
-def envelope(event: users.Event, version: int, causation_id: str) -> EventEnvelope:
-    event_id = contracts.event_id_for("user-u1", version)
-    return contracts.to_envelope(event, "user-u1", version, event_id, NOW, causation_id, None)
+def envelope(event: Event, version: int, causation_id: str) -> EventEnvelope:
+    event_id = event_id_for("user-u1", version)
+    return to_envelope(event, "user-u1", version, event_id, NOW, causation_id, None)
 
 
 def history() -> list[EventEnvelope]:
-    created = users.UserCreated(email="a@example.com", name="Ann")
-    renamed = users.UserNameChanged(name="Anna")
+    created = UserCreated(email="a@example.com", name="Ann")
+    renamed = UserNameChanged(name="Anna")
     return [envelope(created, 1, "c1"), envelope(renamed, 2, "c2")]
 
 

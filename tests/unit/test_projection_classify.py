@@ -10,14 +10,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.domain import users
 from projections.postgres.fake import FakeStore
 from projections.runtime import BatchProcessor, Poison, Skip, SourceRecord, classify, stream_of
 from projections.runtime.records import Applied, Batch, Item
 from tests.support.events import as_records, envelope, user_created
 from tests.unit.test_projection_processor import ListDeadLetters, _no_sleep
-from topics.envelopes import encode, event_key
-from topics.partitioner import partition_for
+from topics import UserCreated, UserNameChanged, encode, event_key, partition_for
 
 PARTITIONS = 3
 
@@ -175,14 +173,14 @@ def run(store: FakeStore, records: list[SourceRecord]) -> tuple[BatchProcessor, 
 
 def test_every_class_in_one_batch_is_accounted_for_and_the_counts_add_up() -> None:
     ok = as_records([*[envelope("user-ok", n, e) for n, e in enumerate(
-        [users.UserCreated(email="ok@x.io", name="Ok"), users.UserNameChanged(name="Ok2")], 1)]],
+        [UserCreated(email="ok@x.io", name="Ok"), UserNameChanged(name="Ok2")], 1)]],
         partitions=PARTITIONS)
     base = good("p")
     odd = "user-ü1"
     records = [
         with_value(base, None),                                        # tombstone: skipped
         replace(base, partition=(base.partition + 1) % PARTITIONS),    # wrong partition: dead
-        *as_records([envelope("user-p", 2, users.UserNameChanged(name="P2"))],
+        *as_records([envelope("user-p", 2, UserNameChanged(name="P2"))],
                     partitions=PARTITIONS, start=5),                   # parked behind it
         SourceRecord("t.events", 0, 9, event_key(odd, 1).encode(), foreign(odd)),  # dead
         SourceRecord("t.events", 1, 9, None, b"\x00\xff", (("stream_id", b"user-\x00"),)),
@@ -200,7 +198,7 @@ def test_every_class_in_one_batch_is_accounted_for_and_the_counts_add_up() -> No
 
 def test_a_store_exception_naming_no_event_is_pinned_on_its_event_item_by_item() -> None:
     records = as_records([user_created("a"), user_created("bad"),
-                          envelope("user-bad", 2, users.UserNameChanged(name="b2")),
+                          envelope("user-bad", 2, UserNameChanged(name="b2")),
                           user_created("c")], partitions=PARTITIONS)
     store = RefusingStore("user-bad")
     processor, dlq = run(store, records)
@@ -215,7 +213,7 @@ def test_a_store_exception_naming_no_event_is_pinned_on_its_event_item_by_item()
 
 
 def test_data_postgresql_cannot_hold_is_poison_in_the_fake_as_in_the_store() -> None:
-    nul = as_records([envelope("user-n", 1, users.UserCreated.model_construct(
+    nul = as_records([envelope("user-n", 1, UserCreated.model_construct(
         email="n@x.io", name="a\x00b"))], partitions=PARTITIONS)
     store = FakeStore()
     processor, dlq = run(store, [*nul, good("fine")])
@@ -235,7 +233,7 @@ def test_an_event_no_store_can_hold_is_poison_for_every_projector() -> None:
         assert error_class(with_value(good(), value)) == "ValidationError", data
     lone_surrogate = json.dumps({**base, "data": {"email": "a@b.io", "name": "\ud800"}})
     assert error_class(with_value(good(), lone_surrogate.encode())) == "NotJson"
-    order = envelope("order-o1", 1, users.UserCreated(email="a@b.io", name="A"))
+    order = envelope("order-o1", 1, UserCreated(email="a@b.io", name="A"))
     document = json.loads(encode(order))
     document.update(type="OrderPaid", schema_version=1,
                     data={"amount": 2**63, "payment_ref": "p"})

@@ -10,10 +10,18 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.domain import orders, users
 from projections.postgres.fake import FakeStore
 from projections.runtime import BatchProcessor, SourceRecord
 from tests.support.events import as_records, envelope, order_created, stream
+from topics import (
+    OrderCancelled,
+    OrderPaid,
+    OrderShipped,
+    UserCreated,
+    UserDeactivated,
+    UserNameChanged,
+    UserReactivated,
+)
 
 
 class ListDeadLetters:
@@ -34,10 +42,10 @@ def processor(store: FakeStore) -> tuple[BatchProcessor, ListDeadLetters]:
 
 
 def user_history(user_id: str) -> list[Any]:
-    return stream(f"user-{user_id}", [users.UserCreated(email=f"{user_id}@x.io", name=user_id),
-                                      users.UserNameChanged(name=f"{user_id}-2"),
-                                      users.UserDeactivated(reason=None),
-                                      users.UserReactivated()])
+    return stream(f"user-{user_id}", [UserCreated(email=f"{user_id}@x.io", name=user_id),
+                                      UserNameChanged(name=f"{user_id}-2"),
+                                      UserDeactivated(reason=None),
+                                      UserReactivated()])
 
 
 def test_poison_goes_to_dlq_and_parks_its_stream_while_others_go_on() -> None:
@@ -68,7 +76,7 @@ def test_poison_goes_to_dlq_and_parks_its_stream_while_others_go_on() -> None:
 def test_store_poison_is_dead_lettered_and_rest_of_batch_applied() -> None:
     store = FakeStore()
     proc, dlq = processor(store)
-    orphan = envelope("user-x", 2, users.UserNameChanged(name="x"))
+    orphan = envelope("user-x", 2, UserNameChanged(name="x"))
     records = as_records([orphan, *user_history("y")])
     asyncio.run(proc.process(records))
     assert len(dlq.sent) == 1
@@ -90,10 +98,10 @@ def test_transient_faults_are_retried_in_place() -> None:
 
 def order_history(order_id: str, customer_id: str, *, shipped: bool) -> list[Any]:
     """Created, paid, then shipped or cancelled."""
-    ending: Any = (orders.OrderShipped(tracking=f"t-{order_id}") if shipped
-                   else orders.OrderCancelled(reason="changed mind"))
+    ending: Any = (OrderShipped(tracking=f"t-{order_id}") if shipped
+                   else OrderCancelled(reason="changed mind"))
     return stream(f"order-{order_id}", [order_created(order_id, customer_id, total=700),
-                                        orders.OrderPaid(amount=700, payment_ref=f"p-{order_id}"),
+                                        OrderPaid(amount=700, payment_ref=f"p-{order_id}"),
                                         ending])
 
 

@@ -4,22 +4,21 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.contracts import parse_command
+from pipeline.domain.aggregates import parse_command
 from pipeline.domain.common import Rejection
-from pipeline.schemas import DEFAULT_DIRECTORY, render, schema_documents, write
-from topics import limits
+from topics import SCHEMA_DIRECTORY, limits, render_schema, schema_documents, write_schemas
 
 
 def test_committed_schemas_match_the_models() -> None:
-    expected = {name: render(schema) for name, schema in schema_documents().items()}
-    committed = {path.name: path.read_text("utf-8") for path in DEFAULT_DIRECTORY.glob("*.json")}
-    assert committed == expected, "docs/schemas is stale: run python -m pipeline.schemas"
+    expected = {name: render_schema(schema) for name, schema in schema_documents().items()}
+    committed = {path.name: path.read_text("utf-8") for path in SCHEMA_DIRECTORY.glob("*.json")}
+    assert committed == expected, "docs/schemas is stale: run python -m topics.schemas"
 
 
 def test_write_is_stable_and_removes_stale_files(tmp_path: Path) -> None:
     (tmp_path / "Gone.json").write_text("{}\n")
-    first = {path.name: path.read_text() for path in write(tmp_path)}
-    second = {path.name: path.read_text() for path in write(tmp_path)}
+    first = {path.name: path.read_text() for path in write_schemas(tmp_path)}
+    second = {path.name: path.read_text() for path in write_schemas(tmp_path)}
     assert first == second
     assert not (tmp_path / "Gone.json").exists()
     assert all(text.endswith("}\n") for text in first.values())

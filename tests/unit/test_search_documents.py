@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline import contracts
-from pipeline.domain import users
-from pipeline.domain.common import Event
 from projections.search.documents import UserDocument, plan_batch, user_ids
-from topics.envelopes import EventEnvelope
+from topics import (
+    Event,
+    EventEnvelope,
+    UserCreated,
+    UserDeactivated,
+    UserEmailChanged,
+    UserNameChanged,
+    UserReactivated,
+    to_envelope,
+)
 
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
 
 def envelope(stream_id: str, version: int, event: Event) -> EventEnvelope:
-    return contracts.to_envelope(
+    return to_envelope(
         event,
         stream_id,
         version,
@@ -25,7 +31,7 @@ def envelope(stream_id: str, version: int, event: Event) -> EventEnvelope:
     )
 
 
-CREATED = envelope("user-u1", 1, users.UserCreated(email="ada@example.com", name="Ada"))
+CREATED = envelope("user-u1", 1, UserCreated(email="ada@example.com", name="Ada"))
 
 
 def fold(*events: EventEnvelope, current: UserDocument | None = None) -> UserDocument | None:
@@ -48,9 +54,9 @@ def test_created_makes_a_whole_document() -> None:
 def test_partial_events_change_only_their_field_and_stamp_version() -> None:
     document = fold(
         CREATED,
-        envelope("user-u1", 2, users.UserNameChanged(name="Ada L")),
-        envelope("user-u1", 3, users.UserEmailChanged(email="ada@l.org")),
-        envelope("user-u1", 4, users.UserDeactivated(reason="left")),
+        envelope("user-u1", 2, UserNameChanged(name="Ada L")),
+        envelope("user-u1", 3, UserEmailChanged(email="ada@l.org")),
+        envelope("user-u1", 4, UserDeactivated(reason="left")),
     )
     assert document is not None
     assert (document.name, document.email, document.active) == ("Ada L", "ada@l.org", False)
@@ -60,8 +66,8 @@ def test_partial_events_change_only_their_field_and_stamp_version() -> None:
 
 
 def test_partial_event_applies_onto_the_stored_document() -> None:
-    stored = fold(CREATED, envelope("user-u1", 2, users.UserDeactivated()))
-    document = fold(envelope("user-u1", 3, users.UserReactivated()), current=stored)
+    stored = fold(CREATED, envelope("user-u1", 2, UserDeactivated()))
+    document = fold(envelope("user-u1", 3, UserReactivated()), current=stored)
     assert document is not None
     assert document.active
     assert document.version == 3
@@ -75,7 +81,7 @@ def test_redelivered_events_count_as_already_applied() -> None:
 
 
 def test_older_version_after_a_newer_one_is_ignored() -> None:
-    renamed = envelope("user-u1", 2, users.UserNameChanged(name="Ada L"))
+    renamed = envelope("user-u1", 2, UserNameChanged(name="Ada L"))
     plan = plan_batch([CREATED, renamed, CREATED], {})
     assert plan.streams["u1"].applied == 2
     assert plan.streams["u1"].already_applied == 1
@@ -92,9 +98,9 @@ def test_order_events_are_not_applicable() -> None:
 
 
 def test_a_gap_is_poison_and_parks_the_rest_of_its_stream() -> None:
-    later = envelope("user-u1", 3, users.UserNameChanged(name="X"))
-    after = envelope("user-u1", 4, users.UserNameChanged(name="Y"))
-    other = envelope("user-u2", 1, users.UserCreated(email="b@example.com", name="Bea"))
+    later = envelope("user-u1", 3, UserNameChanged(name="X"))
+    after = envelope("user-u1", 4, UserNameChanged(name="Y"))
+    other = envelope("user-u2", 1, UserCreated(email="b@example.com", name="Bea"))
     plan = plan_batch([CREATED, later, other, after], {})
     assert [(poison.envelope.version, poison.error) for poison in plan.poison] == [
         (3, "StreamGap"),
@@ -106,7 +112,7 @@ def test_a_gap_is_poison_and_parks_the_rest_of_its_stream() -> None:
 
 
 def test_partial_event_without_a_document_is_poison() -> None:
-    plan = plan_batch([envelope("user-u1", 1, users.UserNameChanged(name="X"))], {})
+    plan = plan_batch([envelope("user-u1", 1, UserNameChanged(name="X"))], {})
     assert [poison.error for poison in plan.poison] == ["InvalidHistory"]
     assert plan.writes() == []
 

@@ -5,12 +5,15 @@ from typing import Any
 
 import pytest
 
-from pipeline.contracts import UPCASTERS, from_envelope
-from pipeline.domain.orders import OrderCreated
-from pipeline.domain.users import UserCreated
-from topics.envelopes import EventEnvelope
-from topics.errors import UpcastError
-from topics.upcasting import Upcasters
+from topics import (
+    UPCASTERS,
+    EventEnvelope,
+    OrderCreated,
+    UpcastError,
+    Upcasters,
+    UserCreated,
+    from_envelope,
+)
 
 
 def envelope(type_name: str, schema_version: int, data: dict[str, Any]) -> EventEnvelope:

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given as given_hypothesis
 from hypothesis import strategies as st
 
-from pipeline.contracts import decide_command
+from pipeline.domain.aggregates import decide_command
 from pipeline.domain.common import DecisionContext, Rejection
 from pipeline.domain.testing import FIXED_NOW, given
-from pipeline.domain.users import (
+from topics import (
     CreateUser,
     DeactivateUser,
     ReactivateUser,
@@ -17,8 +17,8 @@ from pipeline.domain.users import (
     UserEmailChanged,
     UserNameChanged,
     UserReactivated,
+    limits,
 )
-from topics.limits import MAX_NAME_LENGTH
 
 CREATED = UserCreated(email="ada@example.com", name="Ada")
 
@@ -96,7 +96,7 @@ def test_a_deactivation_reason_with_a_nul_is_refused() -> None:
 
 
 def test_a_name_of_exactly_the_limit_is_accepted_one_more_is_not() -> None:
-    longest = "\U0001f600" * MAX_NAME_LENGTH  # characters, not bytes
+    longest = "\U0001f600" * limits.MAX_NAME_LENGTH  # characters, not bytes
     given().when(CreateUser(email="a@example.com", name=longest)).then(
         UserCreated(email="a@example.com", name=longest)
     )
@@ -105,7 +105,9 @@ def test_a_name_of_exactly_the_limit_is_accepted_one_more_is_not() -> None:
     )
 
 
-@given_hypothesis(st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=MAX_NAME_LENGTH))
+@given_hypothesis(
+    st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=limits.MAX_NAME_LENGTH)
+)
 def test_any_name_without_control_characters_is_accepted_once_trimmed(name: str) -> None:
     code = rejection_code("CreateUser", {"email": "a@example.com", "name": name})
     assert code == (None if name.strip() else "validation.invalid_name")

@@ -3,7 +3,7 @@
 A `Catalogue` is pure (no I/O) and validated at construction: an illegal prefix or projector
 name raises `InvalidTopicName`. The commands and events topics always get the same partition
 count, since the processor writes a stream's events to the partition its command came from.
-`topics.admin.apply` makes a cluster match it, without ever altering an existing topic.
+`topics.apply` makes a cluster match it, without ever altering an existing topic.
 """
 
 from __future__ import annotations

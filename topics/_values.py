@@ -1,4 +1,4 @@
-"""Validated value types for commands: email, person name, currency, free text, money, ids.
+"""Validated value types of messages: email, person name, currency, text, money, ids, items.
 
 Every bound comes from `topics.limits` (derived from what the read models can store), and each
 type states it in its JSON Schema as well, so a client validating against docs/schemas sends
@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from topics.limits import (
+from topics._limits import (
     AGGREGATE_ID_PATTERN,
     CURRENCY_PATTERN,
     MAX_EMAIL_LENGTH,
@@ -36,6 +36,7 @@ __all__ = [
     "Currency",
     "Email",
     "MinorUnits",
+    "OrderItem",
     "PersonName",
     "Quantity",
     "ReferenceId",
@@ -43,6 +44,7 @@ __all__ = [
     "StoredMoney",
     "StoredText",
     "Text",
+    "order_total",
 ]
 
 _EMAIL = re.compile(
@@ -138,7 +140,7 @@ Amount = Annotated[int, Field(ge=0, le=MAX_ORDER_TOTAL, strict=True)]
 """An order-sized amount in minor units (a payment): at most `topics.limits.MAX_ORDER_TOTAL`."""
 Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY, strict=True)]
 ReferenceId = Annotated[str, Field(pattern=AGGREGATE_ID_PATTERN)]
-"""Another aggregate's id: the same bound as `topics.envelopes.AggregateId`, so it can address
+"""Another aggregate's id: the same bound as the envelopes' `aggregate_id`, so it can address
 any stream a command can create."""
 Sku = Annotated[str, Field(pattern=SKU_PATTERN)]
 
@@ -147,3 +149,16 @@ StoredText = Annotated[str, AfterValidator(reject_unstorable)]
 Looser than the command types on purpose: see `topics.limits.UNSTORABLE_CHARACTERS`."""
 StoredMoney = Annotated[int, Field(ge=0, le=PG_BIGINT_MAX, strict=True)]
 """An amount in an event: what PostgreSQL's `bigint` holds."""
+
+
+class OrderItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sku: Sku
+    quantity: Quantity
+    unit_price: MinorUnits
+
+
+def order_total(items: tuple[OrderItem, ...]) -> int:
+    """Sum of quantity * unit price, in minor units."""
+    return sum(item.quantity * item.unit_price for item in items)

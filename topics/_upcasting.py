@@ -3,7 +3,7 @@
 An `Upcasters` registry maps `(event_type, from_version)` to a pure function of the event's
 `data` returning the data for `from_version + 1`. `upcast` applies the chain until no step is
 left. The processor, every projector and replay call the same instance (built once in
-`pipeline.contracts.UPCASTERS`), so an event means the same thing wherever it is read.
+`topics.UPCASTERS`), so an event means the same thing wherever it is read.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from topics.envelopes import EventEnvelope
+from topics._envelopes import EventEnvelope
 from topics.errors import UpcastError
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

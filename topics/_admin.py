@@ -24,10 +24,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
-from topics.catalogue import Catalogue, TopicSpec
+from topics._catalogue import Catalogue, TopicSpec
 from topics.errors import AdminError, BrokerUnavailable, TopicCreationFailed
 
-DEFAULT_TIMEOUT_S = 10.0
+ADMIN_TIMEOUT_S = 10.0
 
 _HOW_TO_START = (
     "start the native services with `cqrs services up` and `eval \"$(cqrs services env)\"`, "
@@ -148,7 +148,7 @@ def _observe(admin: AdminClient, specs: Iterable[TopicSpec], metadata: ClusterMe
 
 
 def describe(admin: AdminClient, catalogue: Catalogue, *,
-             timeout: float = DEFAULT_TIMEOUT_S) -> list[TopicState]:
+             timeout: float = ADMIN_TIMEOUT_S) -> list[TopicState]:
     """Every catalogue topic as the broker reports it, in catalogue order. Changes nothing."""
     return _observe(admin, catalogue.specs(), _metadata(admin, timeout), timeout)
 
@@ -234,7 +234,7 @@ def _create(admin: AdminClient, specs: Sequence[TopicSpec],
 
 
 def apply(admin: AdminClient, catalogue: Catalogue, *, dry_run: bool = False,
-          timeout: float = DEFAULT_TIMEOUT_S) -> ApplyReport:
+          timeout: float = ADMIN_TIMEOUT_S) -> ApplyReport:
     """Create the missing catalogue topics and report drift on existing ones; never alter any.
 
     Idempotent, and safe to run concurrently: a topic another client created first is checked

@@ -1,4 +1,4 @@
-"""JSON Schema export: `python -m pipeline.schemas` writes docs/schemas/<Name>.json per message."""
+"""JSON Schema export: `python -m topics.schemas` writes docs/schemas/<Name>.json per message."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pipeline.contracts import COMMANDS, EVENTS
-from topics.envelopes import CommandEnvelope, CommandResult, EventEnvelope, Snapshot
+from topics._envelopes import CommandEnvelope, CommandResult, EventEnvelope, Snapshot
+from topics._registry import COMMANDS, EVENTS
 
-DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+SCHEMA_DIRECTORY = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 ENVELOPES: tuple[type[BaseModel], ...] = (CommandEnvelope, EventEnvelope, CommandResult, Snapshot)
 
 
@@ -36,12 +36,12 @@ def schema_documents() -> dict[str, dict[str, Any]]:
     return documents
 
 
-def render(schema: Mapping[str, Any]) -> str:
+def render_schema(schema: Mapping[str, Any]) -> str:
     """Stable text: sorted keys, two-space indent, trailing newline."""
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write(directory: Path = DEFAULT_DIRECTORY) -> list[Path]:
+def write_schemas(directory: Path = SCHEMA_DIRECTORY) -> list[Path]:
     """Write every schema into `directory` and remove stale `*.json` files; returns the paths."""
     directory.mkdir(parents=True, exist_ok=True)
     documents = schema_documents()
@@ -51,7 +51,7 @@ def write(directory: Path = DEFAULT_DIRECTORY) -> list[Path]:
     written = []
     for name, schema in sorted(documents.items()):
         path = directory / name
-        path.write_text(render(schema), encoding="utf-8")
+        path.write_text(render_schema(schema), encoding="utf-8")
         written.append(path)
     return written
 
@@ -59,9 +59,6 @@ def write(directory: Path = DEFAULT_DIRECTORY) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: an optional target directory as the only argument."""
     args = sys.argv[1:] if argv is None else argv
-    write(Path(args[0]) if args else DEFAULT_DIRECTORY)
+    write_schemas(Path(args[0]) if args else SCHEMA_DIRECTORY)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

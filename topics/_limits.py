@@ -4,8 +4,8 @@ Whatever the command boundary accepts, every place a value, or a key derived fro
 hold it: the envelopes' own fields, Kafka keys and headers, PostgreSQL columns and indexes,
 Elasticsearch document ids and keyword terms. The asserts below are the proof, run at import;
 `tests/unit/test_limits.py` checks the migrations and the index mapping against the same numbers,
-and docs/limits.md tabulates them. The envelopes (`topics.envelopes`) and the domain value types
-(`pipeline.domain.values`) are built from these constants, so the JSON Schemas say the same.
+and docs/limits.md tabulates them. The envelopes and the message value types (`topics._envelopes`,
+`topics._values`) are built from these constants, so the JSON Schemas say the same.
 
 Two bounds exist for aggregate ids: `MAX_AGGREGATE_ID_LENGTH` for new commands, and the looser
 `READ_MAX_AGGREGATE_ID_LENGTH` for stream ids already on the log (earlier releases accepted up to

@@ -1,0 +1,171 @@
+"""Envelope bytes: `encode`, the hot loop's field-wise encoders, size-bounded `decode_*`.
+
+Commands come from any Kafka client, so their decode is bounded by `MAX_COMMAND_BYTES`; every
+error names what was wrong without echoing the input back (safe in a DLQ header or a result).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
+
+from topics._envelopes import CommandEnvelope, CommandResult, EventEnvelope, Snapshot
+from topics._limits import MAX_COMMAND_BYTES, MAX_RECORD_BYTES, MESSAGE_ID_PATTERN
+from topics.errors import InvalidEnvelope, NotJson, TooLarge
+
+_MESSAGE_ID_RE = re.compile(MESSAGE_ID_PATTERN)
+
+
+def encode(model: BaseModel) -> bytes:
+    """The UTF-8 JSON of any envelope (compact, fields in declaration order)."""
+    return model.model_dump_json().encode("utf-8")
+
+
+# Fast paths for the processor's hot loop: the same bytes as `encode(Model(...))`, without building
+# (and validating) the model. The caller vouches that every field would validate; fields are
+# written in the models' declaration order, serialised by pydantic-core as `encode` does.
+
+
+def _to_json(fields: dict[str, Any]) -> bytes:
+    # What `model_dump_json` does with the models' default config (inf/nan as null).
+    return to_json(fields, inf_nan_mode="null")
+
+
+def encode_event_fields(
+    *,
+    event_id: str,
+    type: str,
+    schema_version: int,
+    stream_id: str,
+    version: int,
+    data: dict[str, Any],
+    occurred_at: datetime,
+    causation_id: str | None,
+    correlation_id: str | None,
+) -> bytes:
+    """`encode(EventEnvelope(...))` of already-valid fields."""
+    return _to_json(
+        {
+            "event_id": event_id,
+            "type": type,
+            "schema_version": schema_version,
+            "stream_id": stream_id,
+            "version": version,
+            "data": data,
+            "occurred_at": occurred_at,
+            "causation_id": causation_id,
+            "correlation_id": correlation_id,
+        }
+    )
+
+
+def encode_result_fields(
+    *,
+    command_id: str,
+    stream_id: str | None,
+    status: str,
+    version: int | None,
+    event_ids: list[str],
+    code: str | None,
+    reason: str | None,
+    processed_at: datetime,
+) -> bytes:
+    """`encode(CommandResult(...))` of already-valid fields."""
+    return _to_json(
+        {
+            "command_id": command_id,
+            "stream_id": stream_id,
+            "status": status,
+            "version": version,
+            "event_ids": event_ids,
+            "code": code,
+            "reason": reason,
+            "processed_at": processed_at,
+        }
+    )
+
+
+def encode_snapshot_fields(
+    *,
+    stream_id: str,
+    aggregate_type: str,
+    version: int,
+    state: dict[str, Any] | None,
+    recent_command_ids: list[str],
+    updated_at: datetime,
+) -> bytes:
+    """`encode(Snapshot(...))` of already-valid fields."""
+    return _to_json(
+        {
+            "stream_id": stream_id,
+            "aggregate_type": aggregate_type,
+            "version": version,
+            "state": state,
+            "recent_command_ids": recent_command_ids,
+            "updated_at": updated_at,
+        }
+    )
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _decode(raw: bytes, model: type[_Model], limit: int) -> _Model:
+    if len(raw) > limit:
+        raise TooLarge(f"{model.__name__} is {len(raw)} bytes, the limit is {limit}")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        problems = error.errors(include_url=False, include_input=False)
+        if any(problem["type"] == "json_invalid" for problem in problems):
+            raise NotJson(f"not UTF-8 JSON: {problems[0]['msg']}") from None
+        summary = describe_validation_error(error)
+        raise InvalidEnvelope(f"invalid {model.__name__}: {summary}") from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """A one-line, readable summary of a pydantic validation error (no input echoed back)."""
+    parts = []
+    for problem in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in problem["loc"]) or "(root)"
+        parts.append(f"{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def decode_command(raw: bytes) -> CommandEnvelope:
+    """Decode a command; raises `TooLarge`, `NotJson` or `InvalidEnvelope`."""
+    return _decode(raw, CommandEnvelope, MAX_COMMAND_BYTES)
+
+
+def decode_event(raw: bytes) -> EventEnvelope:
+    """Decode an event envelope (not upcast: see `topics.Upcasters`)."""
+    return _decode(raw, EventEnvelope, MAX_RECORD_BYTES)
+
+
+def decode_result(raw: bytes) -> CommandResult:
+    """Decode a command result."""
+    return _decode(raw, CommandResult, MAX_RECORD_BYTES)
+
+
+def decode_snapshot(raw: bytes) -> Snapshot:
+    """Decode an aggregates-topic value (a tombstone is `None` and never reaches here)."""
+    return _decode(raw, Snapshot, MAX_RECORD_BYTES)
+
+
+def peek_command_id(raw: bytes) -> str | None:
+    """Best effort: the `command_id` of a command that failed to decode, to answer it rejected."""
+    if len(raw) > MAX_COMMAND_BYTES:
+        return None
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return None
+    command_id = document.get("command_id") if isinstance(document, dict) else None
+    if isinstance(command_id, str) and _MESSAGE_ID_RE.fullmatch(command_id):
+        return command_id
+    return None

@@ -1,0 +1,20 @@
+"""The bases of the messages the two sides exchange: `Command` (imperative) and `Event` (past)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Command(BaseModel):
+    """An imperative request (frozen; unknown fields are a validation error)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Event(BaseModel):
+    """A past-tense fact (frozen); `schema_version` is the version this model reads and writes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    schema_version: ClassVar[int] = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from projections.config import PostgresConfig, SearchConfig
-from topics.connection import KafkaConnection
+from topics import KafkaConnection
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from bench.config import BenchConfig
 from cqrs.settings import Settings
 from projections.config import PostgresConfig, ProjectionsConfig, SearchConfig
-from topics import Catalogue
-from topics.connection import KafkaConnection
+from topics import Catalogue, KafkaConnection
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from topics import Catalogue
-from topics.connection import KafkaConnection
+from topics import Catalogue, KafkaConnection
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """The contract between the write side and the read side: every message they exchange.
 
-The topic catalogue, the envelopes and their bytes, the murmur2 partitioner, the limits, the dead
-letters, every command and event with its value types, the type registries, the upcasters, and
-domain events to and from envelopes. Import from here only (`from topics import UserCreated`);
-the modules behind it are private. `limits` and `deadletter` are namespaces of constants.
+The topic catalogue, how to reach the brokers (`KafkaConnection`), the envelopes and their bytes,
+the murmur2 partitioner, the limits, the dead letters, every command and event with its value
+types, the type registries, the upcasters, and domain events to and from envelopes. Import from
+here only (`from topics import UserCreated`): the modules behind it are private. `limits` and
+`deadletter` are namespaces of constants.
 
 The Kafka admin part (`apply`, `describe`, ...) is imported on first use, so that code needing
 only the messages (the domain, the read side's projectors, the schemas) never loads
@@ -48,6 +49,7 @@ from topics._commands import (
     UpdateUser,
     UserCommand,
 )
+from topics._connection import ClientConfig, KafkaConnection
 from topics._conversion import event_id_for, from_envelope, to_envelope
 from topics._envelopes import (
     CommandEnvelope,
@@ -165,6 +167,7 @@ __all__ = [
     "BrokerUnavailable",
     "CancelOrder",
     "Catalogue",
+    "ClientConfig",
     "Command",
     "CommandEnvelope",
     "CommandResult",
@@ -184,6 +187,7 @@ __all__ = [
     "InvalidHistory",
     "InvalidStreamId",
     "InvalidTopicName",
+    "KafkaConnection",
     "MinorUnits",
     "NotJson",
     "OrderCancelled",

@@ -21,8 +21,7 @@ from projections.runtime.errors import TransientError
 from projections.runtime.faust_app import ProjectorApp
 from projections.runtime.processor import Backoff, BatchProcessor
 from projections.runtime.records import SourceRecord, Store
-from topics import Catalogue, deadletter
-from topics.connection import KafkaConnection
+from topics import Catalogue, KafkaConnection, deadletter
 
 logger = logging.getLogger("projections.runtime")
 

@@ -13,7 +13,7 @@ from cqrs.bootstrap import Bootstrap
 from cqrs.cli import app
 from cqrs.config import Config
 from cqrs.settings import Settings
-from topics.connection import KafkaConnection
+from topics import KafkaConnection
 
 ROOT = Path(__file__).resolve().parents[2]
 SECURE = Settings(kafka_bootstrap="k1:9093,k2:9093", kafka_security_protocol="SASL_SSL",

@@ -16,8 +16,7 @@ from projections.postgres.fake import FakeStore
 from projections.runtime import Backoff, BatchProcessor, TransientError, make_projector_app
 from projections.runtime.app import CHECKPOINT_WAIT_MARGIN
 from tests.unit.test_projection_processor import ListDeadLetters
-from topics import Catalogue
-from topics.connection import KafkaConnection
+from topics import Catalogue, KafkaConnection
 
 TOPIC = "t.events"
 FAST = Backoff(initial=0.001, maximum=0.001)

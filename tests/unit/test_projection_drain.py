@@ -14,8 +14,7 @@ from projections.runtime import make_projector_app
 from projections.runtime.app import BatchOptions
 from projections.runtime.drain import deliver
 from projections.runtime.faust_app import CheckpointConsumer
-from topics import Catalogue
-from topics.connection import KafkaConnection
+from topics import Catalogue, KafkaConnection
 
 
 class FakeConsumer(Service):

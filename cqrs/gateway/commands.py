@@ -1,4 +1,4 @@
-"""`POST /commands/<Type>`: one route per entry of `pipeline.contracts.COMMANDS`, typed bodies.
+"""`POST /commands/<Type>`: one route per entry of `topics.COMMANDS`, typed bodies.
 
 Without `wait` the command is written (acknowledged by the broker) and answered 202 with its id.
 With `?wait=SECONDS` the route waits for the processor's result: 200 accepted or duplicate,

@@ -4,7 +4,7 @@ Exception tree::
 
     ClientError
     ├── InvalidCommand         refused locally, before anything is sent
-    │   ├── UnknownCommandType     `type` is not in `pipeline.contracts.COMMANDS`
+    │   ├── UnknownCommandType     `type` is not in `topics.COMMANDS`
     │   └── InvalidCommandData     `data` (or the envelope) does not validate; carries the code
     ├── KafkaUnavailable       no broker answered the metadata request in time
     ├── TopicMissing           the commands (or results) topic does not exist: `cqrs topics apply`

@@ -26,7 +26,7 @@ def default_instance_id(hostname: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class TopicNames:
-    """The topics the processor reads and writes (see `topics.catalogue.Catalogue`)."""
+    """The topics the processor reads and writes (see `topics.Catalogue`)."""
 
     commands: str
     events: str

@@ -148,7 +148,7 @@ def make_projector_app(
     """A Faust app projecting the catalogue's events topic through `store`, for `faust.Worker`.
 
     App id and consumer group `<prefix>projector.<name>`; DLQ `<prefix>projection.<name>.dlq`
-    (both topics must exist: `topics.admin.apply`). The processor is `app.processor`.
+    (both topics must exist: `topics.apply`). The processor is `app.processor`.
     `backoff` (default `Backoff()`) paces the retries of transient store faults: batches, the
     parked streams read at start and the checkpoints read on every partition assignment alike.
     The checkpoints read (with the store's start) retries for at most `checkpoint_wait` seconds

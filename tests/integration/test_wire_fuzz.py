@@ -127,8 +127,29 @@ def test_hostile_records_stop_nothing_and_every_record_is_accounted_for(
     _fresh_command_is_answered(pipeline, tail)
     _projectors_account_for_every_event(pipeline, tail, set(accepted_ids))
     _read_models_agree(pipeline)
+    print(_summary(pipeline, tail, landed))  # the counts per kind and outcome, shown with -s
     assert not pipeline.exited(), pipeline.log_tail()
     assert time.monotonic() - started < 300, "the fuzz run is bounded to a few minutes"
+
+
+def _summary(pipeline: Pipeline, tail: Tail, landed: list[tuple[Sent, int]]) -> str:
+    """Records per kind and what became of them (a result's status, or dead-lettered)."""
+    catalogue = pipeline.catalogue
+    status = {r.json()["command_id"]: r.json()["status"]
+              for r in tail.records[catalogue.command_results.name]}
+    dead = {_source(r) for r in tail.records[catalogue.commands_dlq.name]}
+    table: dict[str, Counter[str]] = {}
+    for sent, offset in landed:
+        if sent.topic != catalogue.commands.name:
+            continue
+        outcome = "dead-lettered" if (sent.topic, sent.partition, offset) in dead else \
+            status.get(peek_command_id(sent.value or b"") or "", "?")
+        table.setdefault(sent.kind.split(":")[0], Counter())[outcome] += 1
+    lines = [f"{kind}: {dict(outcomes)}" for kind, outcomes in sorted(table.items())]
+    foreign = Counter(s.kind for s, _ in landed if s.topic == catalogue.events.name)
+    lines.append(f"foreign events sent: {sum(foreign.values())} ({len(foreign)} kinds)")
+    lines += [f"{name} projector: {pipeline.totals(name)}" for name in ("postgres", "search")]
+    return "\n".join(lines)
 
 
 def _fresh_command_is_answered(pipeline: Pipeline, tail: Tail) -> None:

@@ -23,6 +23,8 @@ class Config:
     catalogue: Catalogue
     postgres: PostgresConfig
     search: SearchConfig
+    processor_metrics_port: int = 9401
+    """Where `cqrs processor` serves `/metrics`, `/livez`, `/readyz` (0: nowhere)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
@@ -37,7 +39,8 @@ class Config:
         catalogue = Catalogue(prefix=settings.topic_prefix, partitions=settings.partitions,
                               replication_factor=settings.replication_factor)
         return cls(kafka, catalogue, PostgresConfig(settings.pg_dsn),
-                   SearchConfig(settings.es_url, settings.es_api_key))
+                   SearchConfig(settings.es_url, settings.es_api_key),
+                   processor_metrics_port=settings.processor_metrics_port)
 
     @property
     def prefix(self) -> str:

@@ -47,3 +47,5 @@ class Settings(BaseSettings):
     topic_prefix: str = "cqrs."
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    processor_metrics_port: int = Field(default=9401, ge=0, le=65535)
+    """`/metrics`, `/livez`, `/readyz` of `cqrs processor` (0: not served)."""

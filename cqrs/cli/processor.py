@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Annotated
 
@@ -11,8 +13,8 @@ import typer
 
 from cqrs.cli.boot import bootstrap
 from cqrs.config import Config
-from pipeline.processor import ProcessorConfig, TopicNames
-from pipeline.processor.bootstrap import kafka_processor
+from pipeline.processor import Processor, ProcessorConfig, TopicNames
+from pipeline.processor.bootstrap import kafka_processor, serve_health
 from pipeline.processor.config import default_instance_id
 from pipeline.processor.logs import configure
 from pipeline.processor.transactions import ProducerFenced
@@ -44,6 +46,28 @@ FENCED_EXIT = 78
 """EX_CONFIG: another process uses this transactional id; restarting would only fence it back."""
 
 
+@contextmanager
+def health_served(processor: Processor, port: int) -> Iterator[None]:
+    """`/metrics`, `/livez`, `/readyz` on `port` while the block runs (0: not served); a port
+    that cannot be bound is a clear error (exit 1), before anything connects to Kafka."""
+    if port == 0:
+        yield
+        return
+    try:
+        server = serve_health(processor, port)
+    except OSError as error:
+        typer.echo(
+            f"error: cannot serve metrics on port {port}: {error} (a second processor on this "
+            "host needs another --metrics-port; 0 disables)",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    try:
+        yield
+    finally:
+        server.close()
+
+
 def processor(
     ctx: typer.Context,
     instance_id: Annotated[
@@ -57,13 +81,19 @@ def processor(
     batch_size: Annotated[int, typer.Option(min=1, help="Most commands per transaction.")] = 500,
     batch_ms: Annotated[int, typer.Option(min=1, help="Longest wait to fill a batch (ms).")] = 100,
     log_level: Annotated[str, typer.Option(help="DEBUG logs one line per command.")] = "INFO",
+    metrics_port: Annotated[int | None, typer.Option(
+        min=0, max=65535,
+        help="Serve /metrics, /livez, /readyz on this port; 0 disables. Default: "
+        "CQRS_PROCESSOR_METRICS_PORT, else 9401.",
+    )] = None,
 ) -> None:
     """Run the aggregate processor until SIGTERM/SIGINT (then finish the batch and exit 0).
 
     Exits 78 when another processor with the same transactional id fenced this one."""
     configure(log_level.upper())
-    config = config_from(bootstrap(ctx).config, instance_id or default_instance_id(), batch_size,
-                         batch_ms)
+    settings = bootstrap(ctx).config
+    config = config_from(settings, instance_id or default_instance_id(), batch_size, batch_ms)
+    port = settings.processor_metrics_port if metrics_port is None else metrics_port
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -71,8 +101,10 @@ def processor(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    running = kafka_processor(config)
     try:
-        kafka_processor(config).run(stop)
+        with health_served(running, port):
+            running.run(stop)
     except ProducerFenced as fenced:
         typer.echo(f"error: {fenced}", err=True)
         raise typer.Exit(FENCED_EXIT) from None

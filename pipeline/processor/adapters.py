@@ -87,6 +87,19 @@ class KafkaCommandSource:
     def group_metadata(self) -> Any:
         return self._consumer.consumer_group_metadata()
 
+    def lag(self) -> dict[int, int]:
+        """From the client's cached high watermarks (updated by its fetches) and its local
+        positions: no request to the broker."""
+        if self._consumer is None:
+            return {}
+        positions = self._consumer.position(self._consumer.assignment())
+        behind: dict[int, int] = {}
+        for tp in positions:
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True) or (-1, -1)
+            if tp.offset >= 0 and high >= 0:
+                behind[tp.partition] = max(high - tp.offset, 0)
+        return behind
+
     def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close()

@@ -1,4 +1,5 @@
-"""The processor's composition root: the real (confluent-kafka) ports from a `ProcessorConfig`."""
+"""The processor's composition root: the real (confluent-kafka) ports from a `ProcessorConfig`,
+and the HTTP endpoints (metrics, liveness, readiness) of a processor."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pipeline.processor.config import ProcessorConfig
 from pipeline.processor.loop import Clock, Processor, utc_now
 from pipeline.processor.ports import ProcessorPorts
 from pipeline.processor.replica import CustomerReplica
+from pipeline.processor.serving import HealthServer
 from pipeline.processor.topology import partition_count
 from pipeline.processor.transactions import TransactionalProducer
 
@@ -32,3 +34,12 @@ def kafka_ports(config: ProcessorConfig) -> ProcessorPorts:
 def kafka_processor(config: ProcessorConfig, clock: Clock = utc_now) -> Processor:
     """A processor on Kafka (what `cqrs processor` runs)."""
     return Processor(config, kafka_ports(config), clock)
+
+
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (scraped from other hosts and containers)
+
+
+def serve_health(processor: Processor, port: int, host: str = ALL_INTERFACES) -> HealthServer:
+    """`/metrics`, `/livez` and `/readyz` of `processor` on `port` (0: any free port), served
+    from a thread until `close`. Raises `OSError` when the port cannot be bound."""
+    return HealthServer(processor.metrics.registry, processor.health, port, host)

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
+
+from prometheus_client import CollectorRegistry
 
 from pipeline.processor.batching import collect
 from pipeline.processor.caution import Caution
@@ -33,6 +36,8 @@ from pipeline.processor.faults import (
     fenced_message,
 )
 from pipeline.processor.handling import BatchContext, Handled, handle
+from pipeline.processor.health import Health
+from pipeline.processor.metrics import ProcessorMetrics
 from pipeline.processor.ports import ProcessorPorts, ProducerPort, TopicPosition
 from pipeline.processor.records import InboundRecord
 from pipeline.processor.restore import restore
@@ -52,12 +57,19 @@ class Processor:
     """One process of the aggregate processor; run several in one group to share partitions."""
 
     def __init__(
-        self, config: ProcessorConfig, ports: ProcessorPorts, clock: Clock = utc_now
+        self,
+        config: ProcessorConfig,
+        ports: ProcessorPorts,
+        clock: Clock = utc_now,
+        metrics: ProcessorMetrics | None = None,
     ) -> None:
         """`ports` come from one composition root: `bootstrap.kafka_ports` (Kafka) or
-        `memory.MemoryBroker.ports` (in memory, with faults on demand)."""
+        `memory.MemoryBroker.ports` (in memory, with faults on demand). `metrics` default to a
+        registry of this processor's own; `health` is what `/livez` and `/readyz` answer."""
         self.config = config
         self.counters = ProcessorCounts()
+        self.metrics = metrics or ProcessorMetrics(CollectorRegistry(), config.prefix)
+        self.health = Health()
         self._clock = clock
         self._ports = ports
         self._consumer = ports.commands
@@ -104,6 +116,8 @@ class Processor:
             raise ProducerFenced(message) from fenced
 
     def _assigned(self, partitions: list[int]) -> None:
+        self.metrics.assigned()
+        self.health.assigned(partitions)
         self._restore(partitions)
         log.info("assigned", extra={"partition": partitions})
 
@@ -111,18 +125,24 @@ class Processor:
         for partition in partitions:
             self._store.drop(partition)
             self._caution.forget(partition)
+        self.metrics.revoked(partitions)
+        self.health.revoked()
         log.info("revoked", extra={"partition": partitions})
 
     def _restore(self, partitions: list[int]) -> None:
         if not partitions:
             return
-        restored = restore(
-            self._ports.reader,
-            self.config.topics.aggregates,
-            partitions,
-            self.config.restore_timeout_s,
-            self.config.topics.events,
-        )
+        started = time.monotonic()
+        with self.health.restoring():
+            restored = restore(
+                self._ports.reader,
+                self.config.topics.aggregates,
+                partitions,
+                self.config.restore_timeout_s,
+                self.config.topics.events,
+            )
+        streams = sum(len(found.streams) for found in restored.values())
+        self.metrics.restored(time.monotonic() - started, streams)
         for partition, found in restored.items():
             self._store.load(partition, found.streams, found.quarantined)
             # The replica skips owned partitions (see `CustomerReplica.poll`): it learns their
@@ -132,6 +152,8 @@ class Processor:
                     self._replica.note(stream)
 
     def _step(self) -> None:
+        self.health.iterated()
+        self.metrics.sample_lag(self._consumer.lag)
         config = self.config
         consumed = collect(self._consumer, config.batch_size, config.batch_ms, config.batch_idle_ms)
         self._replica.poll(owned=self._store.partitions)
@@ -143,6 +165,7 @@ class Processor:
     def _transact(self, records: list[InboundRecord]) -> bool:
         """One transaction of `records`; False when it failed and the consumer was rewound."""
         overlay = Overlay(self._store)
+        started = time.monotonic()
         try:
             counts = self._produce_batch(records, overlay)
         except AbortableFault as fault:
@@ -154,6 +177,7 @@ class Processor:
             self._recover_fatal(overlay, fault)
             return False
         self._caution.committed(records)
+        self.metrics.committed(counts, len(records), time.monotonic() - started)
         self._committed(overlay, counts, records)
         return True
 
@@ -227,6 +251,7 @@ class Processor:
         log.warning("aborting batch", extra={"error": str(fault)})
         overlay.drop()
         self.counters.aborted_batches += 1
+        self.metrics.aborted()
         try:
             self._producer.abort()
         except ProducerFault as second:
@@ -240,9 +265,11 @@ class Processor:
         log.error("restarting producer", extra={"error": str(fault)})
         overlay.drop()
         self.counters.producer_restarts += 1
-        self._producer.reset()
-        self._restore(sorted(self._store.partitions))
-        self._rewind()
+        self.metrics.producer_restarted()
+        with self.health.recovering():
+            self._producer.reset()
+            self._restore(sorted(self._store.partitions))
+            self._rewind()
 
     def _rewind(self) -> None:
         """Seek every owned partition back to its committed offset (the last committed batch)."""
@@ -256,6 +283,7 @@ class Processor:
 
     def close(self) -> None:
         """Leave the group and close the readers (the producer goes with the process)."""
+        self.health.stopped()
         self._consumer.close()
         self._replica.close()
         log.info("stopped", extra={"counts": self.counters.as_dict()})

@@ -31,6 +31,7 @@ from pipeline.processor.memory_readers import (
     MemoryPartitionReader,
     MemorySnapshotTail,
 )
+from pipeline.processor.metrics import ProcessorMetrics
 from pipeline.processor.ports import ProcessorPorts, TopicPosition
 from pipeline.processor.records import InboundRecord, OutboundRecord
 from pipeline.processor.replica import CustomerReplica
@@ -177,8 +178,11 @@ class MemoryBroker:
             partition_count=lambda: self.partitions,
         )
 
-    def processor(self, config: ProcessorConfig, clock: Clock = utc_now) -> Processor:
-        return Processor(config, self.ports(config), clock)
+    def processor(
+        self, config: ProcessorConfig, clock: Clock = utc_now,
+        metrics: ProcessorMetrics | None = None,
+    ) -> Processor:
+        return Processor(config, self.ports(config), clock, metrics)
 
 
 class MemoryProducer:

@@ -74,6 +74,12 @@ class MemoryCommandSource:
     def group_metadata(self) -> object:
         return ("memory-group", self._topic)
 
+    def lag(self) -> dict[int, int]:
+        return {
+            partition: self._broker.end(self._topic, partition) - position
+            for partition, position in self._positions.items()
+        }
+
     def close(self) -> None:
         self.closed = True
 

@@ -1,0 +1,87 @@
+"""Liveness and readiness of one processor process, as the loop reports them.
+
+Ready: partitions assigned (possibly none, when the group has more members than partitions) and
+their states restored, and no producer being recovered. Not ready before the first assignment,
+between a revocation and the next assignment (a rebalance), during a restore, while a new
+producer replaces a failed one, and once stopped. Alive: the loop began an iteration less than
+`LIVENESS_S` ago. The loop thread writes, the HTTP thread reads; each field is one assignment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+LIVENESS_S = 60.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An answer of `/livez` or `/readyz`: `reason` says why not (or what is held, when ok)."""
+
+    ok: bool
+    reason: str
+
+
+class Health:
+    """What `/livez` and `/readyz` answer (see the module docstring)."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._last_iteration = monotonic()
+        self._assigned: list[int] | None = None
+        self._rebalancing = False
+        self._restoring = False
+        self._recovering = False
+        self._stopped = False
+
+    def iterated(self) -> None:
+        self._last_iteration = self._monotonic()
+
+    def revoked(self) -> None:
+        self._rebalancing = True
+
+    def assigned(self, partitions: list[int]) -> None:
+        self._assigned = sorted(partitions)
+        self._rebalancing = False
+
+    def stopped(self) -> None:
+        self._stopped = True
+
+    @contextmanager
+    def restoring(self) -> Iterator[None]:
+        self._restoring = True
+        try:
+            yield
+        finally:
+            self._restoring = False
+
+    @contextmanager
+    def recovering(self) -> Iterator[None]:
+        self._recovering = True
+        try:
+            yield
+        finally:
+            self._recovering = False
+
+    def liveness(self) -> Verdict:
+        idle = self._monotonic() - self._last_iteration
+        if self._stopped:
+            return Verdict(False, "stopped")
+        if idle >= LIVENESS_S:
+            return Verdict(False, f"no loop iteration for {idle:.0f} s")
+        return Verdict(True, f"last loop iteration {idle:.1f} s ago")
+
+    def readiness(self) -> Verdict:
+        for flag, reason in (
+            (self._stopped, "stopped"),
+            (self._assigned is None, "waiting for a partition assignment"),
+            (self._recovering, "recovering the producer"),
+            (self._rebalancing, "rebalancing"),
+            (self._restoring, "restoring stream states"),
+        ):
+            if flag:
+                return Verdict(False, reason)
+        return Verdict(True, f"partitions {self._assigned}")

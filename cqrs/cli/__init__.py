@@ -14,6 +14,7 @@ from cqrs.cli.dlq import app as dlq_app
 from cqrs.cli.lag import lag
 from cqrs.cli.rebuild import rebuild_command
 from cqrs.cli.replay import replay_command
+from cqrs.cli.top import top
 
 app = typer.Typer(
     name="cqrs",
@@ -45,6 +46,7 @@ app.command("lag")(lag)
 app.add_typer(dlq_app, name="dlq")
 app.command("bench")(bench.bench)
 app.command("rebuild")(rebuild_command)
+app.command("top")(top)
 
 
 def main() -> None:

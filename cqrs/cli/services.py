@@ -1,4 +1,5 @@
-"""`cqrs services up|down|status|env`: the native Kafka, Elasticsearch and PostgreSQL."""
+"""`cqrs services up|down|status|env`: the native Kafka, Elasticsearch and PostgreSQL (and,
+`--with-metrics`, Prometheus)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,19 @@ console = Console(stderr=True, soft_wrap=True)
 
 Names = Annotated[
     list[str] | None,
-    typer.Argument(help="Services to act on (kafka, elasticsearch, postgres); default all."),
+    typer.Argument(help="Services to act on (kafka, elasticsearch, postgres, prometheus); "
+                        "default the first three, and prometheus with --with-metrics."),
+]
+WithMetrics = Annotated[
+    bool,
+    typer.Option("--with-metrics", help="Include Prometheus (127.0.0.1:9090, scraping the "
+                 "pipeline's processes; CQRS_SERVICES_PROMETHEUS_PORT moves it)."),
 ]
 
 
-def _runner(names: list[str] | None) -> Runner:
+def _runner(names: list[str] | None, with_metrics: bool = False) -> Runner:
     try:
-        return Runner(Layout.from_env(), names)
+        return Runner(Layout.from_env(), names, with_metrics=with_metrics)
     except ServiceError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
@@ -34,9 +41,9 @@ def _say(message: str) -> None:
 
 
 @app.command()
-def up(names: Names = None) -> None:
+def up(names: Names = None, with_metrics: WithMetrics = False) -> None:
     """Fetch (once, cached), start and health-check the services. Idempotent."""
-    runner = _runner(names)
+    runner = _runner(names, with_metrics)
     started = time.monotonic()
     try:
         runner.up(_say)
@@ -48,17 +55,19 @@ def up(names: Names = None) -> None:
 
 
 @app.command()
-def down(names: Names = None) -> None:
-    """Stop exactly the processes `up` started, and check that they are gone."""
-    if not _runner(names).down(_say):
+def down(names: Names = None, with_metrics: WithMetrics = False) -> None:
+    """Stop exactly the processes `up` started, and check that they are gone (without names:
+    the default services, and Prometheus whenever it runs)."""
+    running = bool(_runner(names).running_metrics_services())
+    if not _runner(names, with_metrics or running).down(_say):
         raise typer.Exit(1)
 
 
 @app.command()
-def status(names: Names = None) -> None:
+def status(names: Names = None, with_metrics: WithMetrics = False) -> None:
     """Show each service's pid, health, memory and log file. Exit 1 if any is not ready."""
     table = Table("service", "pid", "state", "rss", "endpoint", "log")
-    statuses = _runner(names).status()
+    statuses = _runner(names, with_metrics).status()
     for item in statuses:
         state = "[green]ready[/green]" if item.ready else (
             "[yellow]starting[/yellow]" if item.pid else "[red]stopped[/red]")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,6 +22,28 @@ POSTGRES_MAJOR = 15
 KAFKA_MIN_JAVA = 17
 ELASTICSEARCH_MIN_JAVA = 21
 SERVICE_USER = "cqrs"
+
+# Prometheus (`cqrs services up --with-metrics`): Debian's package, and what it scrapes. The
+# ports are the processes' defaults of the observability spec (docs/observability.md); a job's
+# port follows the same variable the process reads, so both move together (the gateway takes
+# its port as an option only, so Prometheus has a variable of its own for it).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS_RULES = (
+    REPO_ROOT / "deploy/prometheus/rules.yml",
+    REPO_ROOT / "deploy/prometheus/alerts.yml",
+)
+METRICS_JOBS: dict[str, tuple[str, int]] = {
+    # job name: (the variable that moves the process's port, its default port)
+    "cqrs-processor": ("CQRS_PROCESSOR_METRICS_PORT", 9401),
+    "cqrs-projector-postgres": ("CQRS_PROJECTOR_POSTGRES_METRICS_PORT", 9402),
+    "cqrs-projector-search": ("CQRS_PROJECTOR_SEARCH_METRICS_PORT", 9403),
+    "cqrs-gateway": ("CQRS_SERVICES_GATEWAY_PORT", 8000),
+}
+
+
+def _default_targets(env: dict[str, str], host: str) -> dict[str, tuple[str, ...]]:
+    return {job: (f"{host}:{env.get(variable, port)}",)
+            for job, (variable, port) in METRICS_JOBS.items()}
 
 
 def _is_root() -> bool:
@@ -46,6 +68,12 @@ class Layout:
     postgres_port: int = 5432
     host: str = "127.0.0.1"
     heap_mb: int = 512
+    prometheus_port: int = 9090
+    scrape_interval_s: float = 5.0
+    # job -> "host:port" targets, written as file_sd files; extra files beside them are kept.
+    metrics_targets: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: _default_targets({}, "127.0.0.1"), hash=False)
+    prometheus_rules: tuple[Path, ...] = PROMETHEUS_RULES
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Layout:
@@ -61,6 +89,12 @@ class Layout:
             elasticsearch_port=int(env.get("CQRS_SERVICES_ELASTICSEARCH_PORT", 9200)),
             postgres_port=int(env.get("CQRS_SERVICES_POSTGRES_PORT", 5432)),
             heap_mb=int(env.get("CQRS_SERVICES_HEAP_MB", 512)),
+            prometheus_port=int(env.get("CQRS_SERVICES_PROMETHEUS_PORT", 9090)),
+            scrape_interval_s=float(env.get("CQRS_SERVICES_PROMETHEUS_SCRAPE_INTERVAL", 5)),
+            metrics_targets=_default_targets(env, "127.0.0.1"),
+            prometheus_rules=tuple(
+                Path(path) for path in env["CQRS_SERVICES_PROMETHEUS_RULES"].split(os.pathsep)
+            ) if env.get("CQRS_SERVICES_PROMETHEUS_RULES") else PROMETHEUS_RULES,
         )
 
     def service_dir(self, name: str) -> Path:
@@ -79,6 +113,10 @@ class Layout:
     @property
     def elasticsearch_url(self) -> str:
         return f"http://{self.host}:{self.elasticsearch_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
 
     @property
     def postgres_password_file(self) -> Path:

@@ -82,3 +82,16 @@ def find_postgres_bin() -> Path:
         "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them "
         "(Debian: apt-get install postgresql) or set CQRS_SERVICES_PG_BIN to their directory."
     )
+
+
+def find_prometheus() -> tuple[str, str | None]:
+    """The ``prometheus`` binary and, when installed beside it, ``promtool``."""
+    binary = os.environ.get("CQRS_SERVICES_PROMETHEUS_BIN") or shutil.which("prometheus")
+    if binary is None:
+        raise PrerequisiteMissing(
+            "Prometheus is needed for `--with-metrics`. Install it (Debian: apt-get install "
+            "--no-install-recommends prometheus; then `systemctl disable --now prometheus` if "
+            "the package started its own on port 9090) or set CQRS_SERVICES_PROMETHEUS_BIN."
+        )
+    promtool = Path(binary).with_name("promtool")
+    return binary, str(promtool) if promtool.exists() else shutil.which("promtool")

@@ -23,6 +23,7 @@ from cqrs.services.process import (
     stop_group,
     wait_until,
 )
+from cqrs.services.prometheus import Prometheus
 
 __all__ = ["Runner", "ServiceError", "Status"]
 
@@ -30,7 +31,11 @@ SERVICE_TYPES: dict[str, type[Service]] = {
     "kafka": Kafka,
     "elasticsearch": Elasticsearch,
     "postgres": Postgres,
+    "prometheus": Prometheus,
 }
+# What `up` runs unless told otherwise; `--with-metrics` adds these.
+DEFAULT_SERVICES = ("kafka", "elasticsearch", "postgres")
+METRICS_SERVICES = ("prometheus",)
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,14 @@ class Status:
 
 class Runner:
     """Sequences the services. Elasticsearch and PostgreSQL refuse to run as root, so as root
-    they run as the system user ``cqrs`` (created on first use); Kafka runs as the caller."""
+    they (and Prometheus) run as the system user ``cqrs`` (created on first use); Kafka runs as
+    the caller. Without names: the default services, plus Prometheus ``with_metrics``."""
 
-    def __init__(self, layout: Layout, names: list[str] | None = None) -> None:
+    def __init__(self, layout: Layout, names: list[str] | None = None,
+                 with_metrics: bool = False) -> None:
         self.layout = layout
         user = SERVICE_USER if os.geteuid() == 0 else None
-        chosen = names or list(SERVICE_TYPES)
+        chosen = names or [*DEFAULT_SERVICES, *(METRICS_SERVICES if with_metrics else ())]
         unknown = sorted(set(chosen) - set(SERVICE_TYPES))
         if unknown:
             raise ServiceError(f"unknown service(s) {unknown}; choose from {list(SERVICE_TYPES)}")
@@ -109,6 +116,12 @@ class Runner:
                 say(f"{service.name}: processes of group {pid} are still alive")
             all_gone = all_gone and gone
         return all_gone
+
+    def running_metrics_services(self) -> list[str]:
+        """The metrics services whose recorded process is alive (``down`` stops them too)."""
+        return [name for name in METRICS_SERVICES
+                if read_pid(self.layout.pid_file(name),
+                            SERVICE_TYPES[name](self.layout, self.user).owns) is not None]
 
     def status(self) -> list[Status]:
         result = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import yaml
 
 from cqrs.services import layout
 
-COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +85,58 @@ def test_pipeline_services_run_the_project_image_on_in_network_addresses(
     assert services["projector-search"]["depends_on"]["elasticsearch"]["condition"] == (
         "service_healthy")
     assert "127.0.0.1:8000:8000" in services["gateway"]["ports"]
+
+
+@pytest.mark.parametrize(
+    ("service", "port"),
+    [("processor", 9401), ("projector-postgres", 9402), ("projector-search", 9403),
+     ("gateway", 8000)],
+)
+def test_workers_are_healthy_when_ready(services: dict[str, Any], service: str, port: int) -> None:
+    """The healthcheck asks the process's /readyz on the spec's port (503 while restoring,
+    rebalancing or retrying a store that is down)."""
+    test = " ".join(services[service]["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/readyz" in test
+
+
+def test_prometheus_scrapes_every_worker_and_loads_the_shipped_rules(
+    services: dict[str, Any],
+) -> None:
+    prometheus = services["prometheus"]
+    debian_version = "2.42"  # .ci/setup installs Debian bookworm's prometheus for the runner
+    assert prometheus["image"].startswith(f"prom/prometheus:v{debian_version}")
+    assert "127.0.0.1:9090:9090" in prometheus["ports"]
+    mounts = {volume.split(":")[0]: volume.split(":")[1] for volume in prometheus["volumes"]}
+    assert mounts["./deploy/prometheus/rules.yml"].startswith("/etc/prometheus/rules/")
+    assert mounts["./deploy/prometheus/alerts.yml"].startswith("/etc/prometheus/rules/")
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus-compose.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    targets = {job["job_name"]: job["static_configs"][0]["targets"]
+               for job in config["scrape_configs"]}
+    assert targets["cqrs-processor"] == ["processor:9401"]
+    assert targets["cqrs-projector-postgres"] == ["projector-postgres:9402"]
+    assert targets["cqrs-projector-search"] == ["projector-search:9403"]
+    assert targets["cqrs-gateway"] == ["gateway:8000"]
+    # the same jobs as the native runner's generated config
+    assert set(targets) - {"prometheus"} == set(layout.METRICS_JOBS)
+    for job, (_, port) in layout.METRICS_JOBS.items():
+        assert targets[job][0].endswith(f":{port}")
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_the_dashboard(
+    services: dict[str, Any],
+) -> None:
+    grafana = services["grafana"]
+    mounts = {volume.split(":")[0]: volume.split(":")[1] for volume in grafana["volumes"]}
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert mounts["./deploy/grafana/dashboards"] == "/var/lib/grafana/dashboards"
+    source = ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml"
+    datasource = yaml.safe_load(source.read_text())["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090"
+    dashboards = ROOT / "deploy/grafana/provisioning/dashboards/cqrs.yml"
+    provider = yaml.safe_load(dashboards.read_text())["providers"][0]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/pipeline.json").read_text())
+    uids = {target["datasource"]["uid"] for panel in dashboard["panels"]
+            for target in panel.get("targets", [])}
+    assert uids == {datasource["uid"]}

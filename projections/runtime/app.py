@@ -8,7 +8,6 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, NoReturn, cast
 
 import faust
@@ -17,13 +16,9 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
     RecordTooLargeError,
 )
 from confluent_kafka.admin import AdminClient
-from prometheus_client import CollectorRegistry
 
 from projections.runtime.errors import TransientError
 from projections.runtime.faust_app import ProjectorApp
-from projections.runtime.health import Health
-from projections.runtime.metrics import ProjectorMetrics
-from projections.runtime.observe import REFRESH_INTERVAL, Refresher, dlq_depth_reader
 from projections.runtime.processor import Backoff, BatchProcessor
 from projections.runtime.records import SourceRecord, Store
 from topics import Catalogue, KafkaConnection, deadletter
@@ -170,7 +165,6 @@ def make_projector_app(
     backoff: Backoff | None = None,
     checkpoint_wait: float | None = None,
     fatal: Callable[[BaseException], None] = exit_process,
-    registry: CollectorRegistry | None = None,
 ) -> ProjectorApp:
     """A Faust app projecting the catalogue's events topic through `store`, for `faust.Worker`.
 
@@ -180,9 +174,6 @@ def make_projector_app(
     parked streams read at start and the checkpoints read on every partition assignment alike.
     The checkpoints read (with the store's start) retries for at most `checkpoint_wait` seconds
     (default: Faust's `broker_request_timeout` less `CHECKPOINT_WAIT_MARGIN`), then `fatal`.
-    The projector's metrics (`ProjectorMetrics`, `app.metrics`) go on `registry` (default: a
-    registry of its own); `app.health` is its liveness and readiness (`projections.runtime.serve`
-    serves both); a timer refreshes the lag, DLQ depth and parked-streams gauges.
     """
     events = catalogue.events.name
     app = ProjectorApp(
@@ -203,13 +194,8 @@ def make_projector_app(
                        key_serializer="raw", value_serializer="raw")
     dlq = app.topic(catalogue.projection_dlq(name).name, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw")
-    metrics = ProjectorMetrics(registry or CollectorRegistry(), catalogue.prefix, name)
-    health = Health()
     processor = BatchProcessor(name, store, FaustDeadLetters(dlq), backoff=backoff or Backoff(),
-                               partitions=partition_counter(kafka, events), metrics=metrics,
-                               health=health)
-    refresher = Refresher(processor, events, partial(app.partition_offsets, events),
-                          dlq_depth_reader(kafka, catalogue.projection_dlq(name).name))
+                               partitions=partition_counter(kafka, events))
 
     # Faust's recovery gives the seek after a rebalance `broker_request_timeout` (90 s) and then
     # stops recovering without a word: the worker lives on but never consumes again. So the
@@ -250,8 +236,5 @@ def make_projector_app(
 
     app.checkpoint_source = checkpoints
     app.agent(source, name=f"{name}-projector", concurrency=1)(project)
-    app.timer(REFRESH_INTERVAL)(refresher.refresh)
     app.processor = processor
-    app.metrics = metrics
-    app.health = health
     return app

@@ -26,6 +26,8 @@ from pipeline.client import CommandClient
 from topics import CommandEnvelope, CommandResult
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from projections.rebuild.target import Target
     from projections.runtime import ProjectorApp
 
@@ -110,8 +112,9 @@ class Bootstrap:
     def rebuild_target(self, projection: str) -> Target:
         return self._target(projection, self.config)
 
-    def projector_app(self, name: str) -> ProjectorApp:
-        """Projector `name` as registered in `projections.registry`, from this config."""
+    def projector_app(self, name: str, registry: CollectorRegistry | None = None) -> ProjectorApp:
+        """Projector `name` as registered in `projections.registry`, from this config, its
+        metrics on `registry` (default: a registry of its own)."""
         from projections.registry import projector_factory
 
-        return projector_factory(name)(self.config.projections())
+        return projector_factory(name)(self.config.projections(), registry)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from bench.config import BenchConfig
 from cqrs.settings import Settings
@@ -23,6 +24,10 @@ class Config:
     catalogue: Catalogue
     postgres: PostgresConfig
     search: SearchConfig
+    projector_metrics_ports: Mapping[str, int] = field(
+        default_factory=lambda: {"postgres": 9402, "search": 9403})
+    """Projector name → where `cqrs project <name>` serves `/metrics`, `/livez`, `/readyz`
+    (0 or absent: nowhere)."""
     processor_metrics_port: int = 9401
     """Where `cqrs processor` serves `/metrics`, `/livez`, `/readyz` (0: nowhere)."""
 
@@ -40,6 +45,9 @@ class Config:
                               replication_factor=settings.replication_factor)
         return cls(kafka, catalogue, PostgresConfig(settings.pg_dsn),
                    SearchConfig(settings.es_url, settings.es_api_key),
+                   projector_metrics_ports={
+                       "postgres": settings.projector_postgres_metrics_port,
+                       "search": settings.projector_search_metrics_port},
                    processor_metrics_port=settings.processor_metrics_port)
 
     @property

@@ -47,5 +47,9 @@ class Settings(BaseSettings):
     topic_prefix: str = "cqrs."
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    projector_postgres_metrics_port: int = Field(default=9402, ge=0, le=65535)
+    """`/metrics`, `/livez`, `/readyz` of `cqrs project postgres` (0: not served)."""
+    projector_search_metrics_port: int = Field(default=9403, ge=0, le=65535)
+    """`/metrics`, `/livez`, `/readyz` of `cqrs project search` (0: not served)."""
     processor_metrics_port: int = Field(default=9401, ge=0, le=65535)
     """`/metrics`, `/livez`, `/readyz` of `cqrs processor` (0: not served)."""

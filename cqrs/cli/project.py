@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import typer
+from prometheus_client import CollectorRegistry
 
 from cqrs.bootstrap import Bootstrap
 from cqrs.cli.boot import bootstrap
 from projections.registry import PROJECTORS
 from projections.runtime import run_worker
+from projections.runtime.health import Health
+from projections.runtime.serve import MetricsServer, serve
+
+logger = logging.getLogger("cqrs.project")
 
 app = typer.Typer(
     help="Run a projector (its own consumer group and DLQ) until stopped (Ctrl-C, SIGTERM).",
@@ -17,17 +23,45 @@ app = typer.Typer(
 )
 
 
-def run_projector(boot: Bootstrap, name: str, loglevel: str = "info") -> None:
-    """Build projector `name` from the bootstrap's config, and run its worker (blocks)."""
-    run_worker(boot.projector_app(name), loglevel)
+def run_projector(boot: Bootstrap, name: str, loglevel: str = "info",
+                  metrics_port: int | None = None) -> None:
+    """Build projector `name` from the bootstrap's config, and run its worker (blocks).
+    `/metrics`, `/livez` and `/readyz` are served on `metrics_port` (default: the config's port
+    of `name`; 0: not served)."""
+    registry = CollectorRegistry()
+    projector = boot.projector_app(name, registry)
+    if metrics_port is None:
+        metrics_port = boot.config.projector_metrics_ports.get(name, 0)
+    server = _serve(metrics_port, registry, projector.health or Health())
+    try:
+        run_worker(projector, loglevel)
+    finally:
+        if server is not None:
+            server.close()
 
 
-def _command(name: str) -> Callable[[typer.Context, str], None]:
+def _serve(port: int, registry: CollectorRegistry, health: Health) -> MetricsServer | None:
+    """The endpoints, or none: port 0, or a port taken (the projector projects all the same;
+    its scrape target shows down, and this error says why)."""
+    if port == 0:
+        return None
+    try:
+        return serve(port, registry, health)
+    except OSError as error:
+        logger.error("metrics, liveness and readiness NOT served: port %d: %s", port, error)
+        return None
+
+
+def _command(name: str) -> Callable[[typer.Context, str, int | None], None]:
     def command(
         ctx: typer.Context,
         loglevel: str = typer.Option("info", help="debug, info, warning or error."),
+        metrics_port: int | None = typer.Option(
+            None, "--metrics-port", min=0, max=65535,
+            help=f"Serve /metrics, /livez, /readyz here (default: "
+            f"CQRS_PROJECTOR_{name.upper()}_METRICS_PORT; 0: not served)."),
     ) -> None:
-        run_projector(bootstrap(ctx), name, loglevel)
+        run_projector(bootstrap(ctx), name, loglevel, metrics_port)
 
     command.__doc__ = f"Run the {name} projector (exits non-zero on an unexpected error)."
     return command

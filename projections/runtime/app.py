@@ -8,7 +8,8 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, cast
+from functools import partial
+from typing import Any, NoReturn
 
 import faust
 from aiokafka.errors import (  # type: ignore[import-untyped]
@@ -16,9 +17,13 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
     RecordTooLargeError,
 )
 from confluent_kafka.admin import AdminClient
+from prometheus_client import CollectorRegistry
 
 from projections.runtime.errors import TransientError
 from projections.runtime.faust_app import ProjectorApp
+from projections.runtime.health import Health
+from projections.runtime.metrics import ProjectorMetrics
+from projections.runtime.observe import REFRESH_INTERVAL, Refresher, dlq_depth_reader
 from projections.runtime.processor import Backoff, BatchProcessor
 from projections.runtime.records import SourceRecord, Store
 from topics import Catalogue, KafkaConnection, deadletter
@@ -72,12 +77,7 @@ class FaustDeadLetters:
                              headers=record.headers, error=error)
         try:
             await self._publish(letter.key, letter.value, letter.headers)
-        except TransientError:
-            raise
-        except Exception as failed:  # `_publish` lets only a size refusal through
-            refused = size_refusal(failed)
-            if refused is None:
-                raise
+        except (MessageSizeTooLargeError, RecordTooLargeError) as refused:
             # Cannot happen within the budgets; if it does, the record's own bytes are at
             # fault: publish its source, size and hash alone rather than retry forever.
             logger.error("dead letter refused (%s); publishing its headers alone",
@@ -91,27 +91,11 @@ class FaustDeadLetters:
         try:
             delivery = await self._topic.send(key=key, value=value, headers=headers)
             await delivery
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, MessageSizeTooLargeError, RecordTooLargeError):
             raise
         except Exception as failed:  # the broker or the producer: retried with backoff
-            if size_refusal(failed) is not None:
-                raise  # the record's own bytes: `send` publishes its headers alone
             raise TransientError(f"dead letter not published: {type(failed).__name__}: "
                                  f"{failed}") from failed
-
-
-def size_refusal(error: BaseException) -> BaseException | None:
-    """The aiokafka size refusal in `error` or its causes: Faust's `Producer.send` (0.15.3,
-    `transport/drivers/aiokafka.py`) re-raises every `KafkaError` of aiokafka's `send` as
-    `ProducerSendError(...) from exc`, so the refusal is found on `__cause__`, not as `error`."""
-    seen: set[int] = set()
-    found: BaseException | None = error
-    while found is not None and id(found) not in seen:
-        if isinstance(found, MessageSizeTooLargeError | RecordTooLargeError):
-            return cast(BaseException, found)
-        seen.add(id(found))
-        found = found.__cause__
-    return None
 
 
 def partition_counter(kafka: KafkaConnection, topic: str) -> Callable[[], Awaitable[int]]:
@@ -165,6 +149,7 @@ def make_projector_app(
     backoff: Backoff | None = None,
     checkpoint_wait: float | None = None,
     fatal: Callable[[BaseException], None] = exit_process,
+    registry: CollectorRegistry | None = None,
 ) -> ProjectorApp:
     """A Faust app projecting the catalogue's events topic through `store`, for `faust.Worker`.
 
@@ -174,6 +159,9 @@ def make_projector_app(
     parked streams read at start and the checkpoints read on every partition assignment alike.
     The checkpoints read (with the store's start) retries for at most `checkpoint_wait` seconds
     (default: Faust's `broker_request_timeout` less `CHECKPOINT_WAIT_MARGIN`), then `fatal`.
+    The projector's metrics (`ProjectorMetrics`, `app.metrics`) go on `registry` (default: a
+    registry of its own); `app.health` is its liveness and readiness (`projections.runtime.serve`
+    serves both); a timer refreshes the lag, DLQ depth and parked-streams gauges.
     """
     events = catalogue.events.name
     app = ProjectorApp(
@@ -194,8 +182,13 @@ def make_projector_app(
                        key_serializer="raw", value_serializer="raw")
     dlq = app.topic(catalogue.projection_dlq(name).name, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw")
+    metrics = ProjectorMetrics(registry or CollectorRegistry(), catalogue.prefix, name)
+    health = Health()
     processor = BatchProcessor(name, store, FaustDeadLetters(dlq), backoff=backoff or Backoff(),
-                               partitions=partition_counter(kafka, events))
+                               partitions=partition_counter(kafka, events), metrics=metrics,
+                               health=health)
+    refresher = Refresher(processor, events, partial(app.partition_offsets, events),
+                          dlq_depth_reader(kafka, catalogue.projection_dlq(name).name))
 
     # Faust's recovery gives the seek after a rebalance `broker_request_timeout` (90 s) and then
     # stops recovering without a word: the worker lives on but never consumes again. So the
@@ -236,5 +229,8 @@ def make_projector_app(
 
     app.checkpoint_source = checkpoints
     app.agent(source, name=f"{name}-projector", concurrency=1)(project)
+    app.timer(REFRESH_INTERVAL)(refresher.refresh)
     app.processor = processor
+    app.metrics = metrics
+    app.health = health
     return app

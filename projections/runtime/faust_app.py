@@ -15,6 +15,11 @@ faults itself (`BatchProcessor.checkpoints`: the store may be down during a reba
 step waits for the store's answer and never falls back to another position; if the store stays
 down until just before Faust's timeout of this step, the source exits the process instead
 (`make_projector_app`).
+
+For the metrics and health endpoints, `ProjectorApp` marks rebalances (`Health.rebalancing`, from
+Faust's `on_rebalance_start` until `on_rebalance_end`, which Faust calls after the seek) and reads
+what the consumer knows of each assigned partition (`partition_offsets`: aiokafka's high
+watermark and position, and the last offset delivered since the seek) for the lag gauge.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from projections.runtime.drain import drain_messages
+from projections.runtime.health import Health
+from projections.runtime.metrics import PartitionOffsets, ProjectorMetrics
 from projections.runtime.processor import BatchProcessor
 
 CheckpointSource = Callable[[str], Awaitable[dict[int, int]]]
@@ -49,8 +56,17 @@ class CheckpointConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> ReadCommittedConsumerThread:
         return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    @property
+    def delivered(self) -> dict[tuple[str, int], int]:
+        """Partition → the last offset handed to the agent since that partition's last seek."""
+        found: dict[tuple[str, int], int] | None = getattr(self, "_delivered_offsets", None)
+        if found is None:
+            found = {}
+            self._delivered_offsets = found
+        return found
+
     async def _drain_messages(self, fetcher: Any) -> None:
-        await drain_messages(self, fetcher)
+        await drain_messages(self, fetcher, self.delivered)
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         positions: dict[Any, int] = dict(await super().seek_to_committed())
@@ -58,6 +74,8 @@ class CheckpointConsumer(faust_aiokafka.Consumer):
         if source is None:
             return positions
         assigned = self.assignment()
+        for tp in assigned:
+            self.delivered.pop((tp.topic, tp.partition), None)
         for topic in {tp.topic for tp in assigned}:
             checkpoints = await source(topic)
             for tp in assigned:
@@ -83,6 +101,45 @@ class ProjectorApp(faust.App):
 
     checkpoint_source: CheckpointSource | None = None
     processor: BatchProcessor | None = None
+    health: Health | None = None
+    metrics: ProjectorMetrics | None = None
+
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        if self.health is not None:
+            self.health.rebalancing = True
+        if self.metrics is not None:
+            self.metrics.rebalance()
+
+    def on_rebalance_end(self) -> None:
+        super().on_rebalance_end()
+        if self.health is not None:
+            self.health.assigned = True
+            self.health.rebalancing = False
+
+    def partition_offsets(self, topic: str) -> dict[int, PartitionOffsets]:
+        """What the consumer knows of each assigned partition of `topic`, read without a
+        request: the high watermark aiokafka keeps from its last fetch response, its position
+        (next offset it hands over) and the last offset delivered to the agent. aiokafka's
+        state lives in the consumer thread; these are plain attribute reads (a value may be one
+        fetch old). Empty before the consumer runs."""
+        consumer = getattr(self, "_consumer", None)
+        kafka = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+        if not isinstance(consumer, CheckpointConsumer) or kafka is None:
+            return {}
+        found: dict[int, PartitionOffsets] = {}
+        try:
+            assignment = kafka._subscription.subscription.assignment
+            for tp in list(kafka.assignment()):
+                if tp.topic != topic:
+                    continue
+                state = assignment.state_value(tp)
+                position = state.position if state.has_valid_position else None
+                found[tp.partition] = PartitionOffsets(
+                    state.highwater, position, consumer.delivered.get((tp.topic, tp.partition)))
+        except (AttributeError, AssertionError, RuntimeError):  # between assignments
+            return {}
+        return found
 
     def on_init_dependencies(self) -> Any:
         dependencies = super().on_init_dependencies()

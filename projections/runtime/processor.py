@@ -16,20 +16,28 @@ Contract, per batch of records (in partition order):
   (`start`: parked streams, `checkpoints`) and of the partition count (first batch). Only a
   fault that no single record explains (the batch's parked records and checkpoints alone cannot
   be written, a reader fails) propagates: the process must stop rather than skip events.
-- Counters hold `consumed == applied + skipped + parked + dead_lettered` after every batch.
+- Counters hold `consumed == applied + skipped + parked + dead_lettered` after every batch,
+  and so do the Prometheus counters (`ProjectorMetrics`), with batch sizes, store commit
+  durations, event ages (of the items each committed apply held) and transient faults; `Health`
+  learns when the store started, when a batch is in progress, and while a fault is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from projections.runtime.classify import Classified, Poison, Skip, classify
 from projections.runtime.errors import PoisonEvent, TransientError
+from projections.runtime.health import Health
+from projections.runtime.metrics import ProjectorMetrics
 from projections.runtime.records import (
     Applied,
     Batch,
@@ -106,11 +114,19 @@ class BatchProcessor:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         *,
         partitions: Partitions = None,
+        metrics: ProjectorMetrics | None = None,
+        health: Health | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
         self.store = store
         self.dead_letters = dead_letters
         self.counters = Counters()
+        self.metrics = metrics or ProjectorMetrics(CollectorRegistry(), "", name)
+        self.health = health or Health()
+        self._clock = clock
+        self._checkpoints: dict[tuple[str, int], int] = {}
+        self._applied_at: dict[tuple[str, int], float] = {}
         self._backoff = backoff
         self._sleep = sleep
         self._partitions_source = partitions
@@ -127,13 +143,28 @@ class BatchProcessor:
             await self._retry(self.store.start, "store.start")
             self._parked = await self._retry(self.store.parked_streams, "store.parked_streams")
             self._started = True
+            self.health.store_started = True
+            self.metrics.parked_streams(len(self._parked))
 
     async def checkpoints(self, topic: str) -> dict[int, int]:
         """The store's checkpoints of `topic`, after `start`; `TransientError` is retried with
         the batch path's backoff until the store answers (or the task is cancelled), never
         answered with a guess: seeking anywhere but checkpoint + 1 would skip or replay events."""
         await self.start()
-        return await self._retry(partial(self.store.checkpoints, topic), "store.checkpoints")
+        found = await self._retry(partial(self.store.checkpoints, topic), "store.checkpoints")
+        self._checkpoints.update({(topic, partition): offset
+                                  for partition, offset in found.items()})
+        return found
+
+    def checkpoint(self, topic: str, partition: int) -> int | None:
+        """The last offset of `topic[partition]` the store accounts for, as this process knows
+        it (read on assignment, moved by every batch); `None` before either."""
+        return self._checkpoints.get((topic, partition))
+
+    def last_applied_at(self, topic: str, partition: int) -> float | None:
+        """`occurred_at` (epoch seconds) of the last event of `topic[partition]` this process
+        applied, or `None`."""
+        return self._applied_at.get((topic, partition))
 
     @property
     def parked_streams(self) -> frozenset[str]:
@@ -146,6 +177,13 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[SourceRecord]) -> Applied:
         """Account for every record of `records` exactly once (see the module contract)."""
+        self.health.busy(True)
+        try:
+            return await self._process(records)
+        finally:
+            self.health.busy(False)
+
+    async def _process(self, records: Sequence[SourceRecord]) -> Applied:
         source = self._partitions_source
         if self._partitions is None and source is not None and not isinstance(source, int):
             # Read once, with the first records (Kafka answers then), not at start: the start
@@ -158,7 +196,7 @@ class BatchProcessor:
             await self._send_dead(plan, sent)
             batch = plan.batch
             try:
-                result = await self._retry(partial(self.store.apply, batch), "store.apply")
+                result = await self._retry(partial(self._apply, batch), "store.apply")
             except PoisonEvent as poisoned:
                 if not 0 <= poisoned.index < len(batch.items):
                     plan, result = await self._isolate(records, classified, sent, poisoned)
@@ -172,7 +210,29 @@ class BatchProcessor:
         self._parked = plan.parked_streams
         total = Applied(result.applied, result.skipped + plan.skipped)
         self._count(len(records), total, len(plan.batch.parked), len(plan.dead))
+        self._observe(records, plan.batch)
         return total
+
+    async def _apply(self, batch: Batch) -> Applied:
+        """`store.apply`, its duration observed when it succeeds (a commit)."""
+        began = time.perf_counter()
+        result = await self.store.apply(batch)
+        self.metrics.committed(time.perf_counter() - began)
+        return result
+
+    def _observe(self, records: Sequence[SourceRecord], committed: Batch) -> None:
+        """Metrics of a batch the store committed: `committed.items` are exactly the items
+        applied (or skipped as already applied); its checkpoints are the new positions."""
+        now = self._clock()
+        ages = []
+        for item in committed.items:
+            occurred = item.envelope.occurred_at.timestamp()
+            ages.append(now - occurred)
+            self._applied_at[(item.record.topic, item.record.partition)] = occurred
+        self._checkpoints.update(committed.checkpoints)
+        self.metrics.batch(len(records))
+        self.metrics.event_ages(ages)
+        self.metrics.parked_streams(len(self._parked))
 
     async def _isolate(
         self,
@@ -197,7 +257,7 @@ class BatchProcessor:
                 continue
             try:
                 result = await self._retry(
-                    partial(self.store.apply, Batch([item])), "store.apply(item)")
+                    partial(self._apply, Batch([item])), "store.apply(item)")
             except Exception as failed:  # transient faults were retried: this one is the item's
                 cause = failed.cause if isinstance(failed, PoisonEvent) else failed
                 logger.error(
@@ -214,7 +274,7 @@ class BatchProcessor:
             skipped += result.skipped
         await self._send_dead(plan, sent)
         rest = Batch([], plan.batch.parked, plan.batch.blocked, plan.batch.checkpoints)
-        await self._retry(partial(self.store.apply, rest), "store.apply(rest)")
+        await self._retry(partial(self._apply, rest), "store.apply(rest)")
         return plan, Applied(applied, skipped)
 
     def _plan(self, records: Sequence[SourceRecord],
@@ -263,7 +323,7 @@ class BatchProcessor:
         attempt = 0
         while True:
             try:
-                return await operation()
+                result = await operation()
             except TransientError as error:
                 attempt += 1
                 delay = next_delay()
@@ -271,7 +331,14 @@ class BatchProcessor:
                     "transient fault projector=%s operation=%s attempt=%d retry_in=%.2fs: %s",
                     self.name, what, attempt, delay, error,
                 )
+                self.metrics.transient_fault()
+                self.health.fault = f"retrying {what} after {type(error).__name__}"
+                self.health.beat()
                 await self._sleep(delay)
+                continue
+            if attempt:
+                self.health.fault = None
+            return result
 
     def _count(self, consumed: int, result: Applied, parked: int, dead: int) -> None:
         counters = self.counters
@@ -280,6 +347,9 @@ class BatchProcessor:
         counters.skipped += result.skipped
         counters.parked += parked
         counters.dead_lettered += dead
+        for outcome, records in (("applied", result.applied), ("skipped", result.skipped),
+                                 ("parked", parked), ("dead_lettered", dead)):
+            self.metrics.count(outcome, records)
         logger.info(
             "batch projector=%s consumed=%d applied=%d skipped=%d parked=%d dead_lettered=%d "
             "total_consumed=%d total_applied=%d total_skipped=%d total_parked=%d total_dead=%d",

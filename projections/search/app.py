@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from elasticsearch import AsyncElasticsearch
+from prometheus_client import CollectorRegistry
 
 from projections.config import ProjectionsConfig, SearchConfig
 from projections.runtime import ProjectorApp, make_projector_app
@@ -18,7 +19,9 @@ def make_client(search: SearchConfig, request_timeout: float = 30) -> AsyncElast
                               request_timeout=request_timeout)
 
 
-def make_app(config: ProjectionsConfig) -> ProjectorApp:
-    """`cqrs project search`: the users search projector as its own Faust app."""
+def make_app(config: ProjectionsConfig,
+             registry: CollectorRegistry | None = None) -> ProjectorApp:
+    """`cqrs project search`: the users search projector as its own Faust app, its metrics on
+    `registry`."""
     store = SearchProjectorStore(make_client(config.search), IndexNames.for_prefix(config.prefix))
-    return make_projector_app(NAME, config.kafka, config.catalogue, store)
+    return make_projector_app(NAME, config.kafka, config.catalogue, store, registry=registry)

@@ -202,12 +202,10 @@ def running_in_thread(config: ProcessorConfig) -> Iterator[Processor]:
 
 
 class ProcessorProcess:
-    """`python -m cqrs processor` as a subprocess, its JSON log in `log_path`; metrics and health
-    on `metrics_port` (default 0: not served, so several run on one host)."""
+    """`python -m cqrs processor` as a subprocess, its JSON log in `log_path`."""
 
     def __init__(
-        self, kafka_config: dict[str, str], catalogue: Catalogue, log_path: Path, instance: str,
-        metrics_port: int = 0,
+        self, kafka_config: dict[str, str], catalogue: Catalogue, log_path: Path, instance: str
     ) -> None:
         env = {
             **os.environ,
@@ -218,8 +216,7 @@ class ProcessorProcess:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "cqrs", "processor", "--instance-id", instance,
-                 "--metrics-port", str(metrics_port)],
+                [sys.executable, "-m", "cqrs", "processor", "--instance-id", instance],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -1,0 +1,73 @@
+"""A projector's liveness and readiness, set from its event loop and read from the HTTP thread.
+
+Ready: the store started, partitions assigned and seeked to their checkpoints (a rebalance has
+completed), no rebalance under way, and no transient fault being retried (store or broker
+unreachable). Live: the agent's loop made progress within `LIVE_WITHIN` seconds; a loop waiting
+for records is idle, not stuck (the app's refresh timer beats for it while it waits, which also
+proves the event loop turns). A batch that stays in one await, without a retry, for longer is
+stuck. Each field is one attribute, written by one side: no lock is needed for these reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+LIVE_WITHIN = 60.0
+"""Seconds without progress after which the projector is reported not live."""
+
+
+@dataclass(frozen=True)
+class Status:
+    ok: bool
+    reason: str
+
+    def body(self, ready_word: str) -> dict[str, str]:
+        return {"status": ready_word if self.ok else f"not {ready_word}", "reason": self.reason}
+
+
+class Health:
+    """Liveness and readiness of one projector process."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 live_within: float = LIVE_WITHIN) -> None:
+        self._clock = clock
+        self._live_within = live_within
+        self._last_beat = clock()
+        self._busy = False
+        self.store_started = False
+        self.assigned = False
+        self.rebalancing = False
+        self.fault: str | None = None
+
+    def beat(self) -> None:
+        """The loop made progress (a batch began or ended, a retry was attempted)."""
+        self._last_beat = self._clock()
+
+    def idle_beat(self) -> None:
+        """A beat from the event loop's timer: counts only while no batch is in progress."""
+        if not self._busy:
+            self.beat()
+
+    def busy(self, busy: bool) -> None:
+        self._busy = busy
+        self.beat()
+
+    def liveness(self) -> Status:
+        silent = self._clock() - self._last_beat
+        if silent > self._live_within:
+            doing = "a batch" if self._busy else "the event loop"
+            return Status(False, f"no progress for {silent:.0f}s (in {doing})")
+        return Status(True, "batch in progress" if self._busy else "waiting for records")
+
+    def readiness(self) -> Status:
+        if not self.store_started:
+            return Status(False, "starting the store")
+        if self.rebalancing:
+            return Status(False, "rebalancing")
+        if not self.assigned:
+            return Status(False, "waiting for partition assignment")
+        if self.fault is not None:
+            return Status(False, self.fault)
+        return Status(True, "started")

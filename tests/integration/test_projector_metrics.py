@@ -1,0 +1,99 @@
+"""`cqrs project postgres --metrics-port N` as a process: /metrics, /livez, /readyz."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.projector_harness import PARTITIONS, Setup, setup, wait_until
+from tests.support.events import produce, user_created
+
+
+@pytest.fixture
+def env(kafka_config: dict[str, str], pg_dsn: str, topic_prefix: str) -> Iterator[Setup]:
+    with setup(kafka_config, pg_dsn, topic_prefix) as found:
+        yield found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, text = get(f"{base}/metrics")
+    assert status == 200
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def sample(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
+           **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def test_metrics_count_the_applied_events_and_lag_falls_to_zero(env: Setup,
+                                                                tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    labels = {"prefix": env.prefix, "projector": "postgres"}
+    produce(env.kafka_config, env.events, [user_created(f"m{n}") for n in range(10)], PARTITIONS)
+    produce(env.kafka_config, env.events, [user_created(f"t{n}") for n in range(10)], PARTITIONS,
+            transactional=True)  # commit markers take offsets: lag must still reach 0
+    log = tmp_path / "projector.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cqrs", "project", "postgres", "--metrics-port", str(port)],
+            env={**os.environ, **env.env}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def caught_up() -> bool:
+            try:
+                samples = scrape(base)
+            except OSError:
+                return False
+            lags = [sample(samples, "cqrs_projector_lag", **labels, partition=str(p))
+                    for p in range(PARTITIONS)]
+            applied = sample(samples, "cqrs_projector_records_total", **labels,
+                             outcome="applied")
+            return applied == 20 and lags == [0.0] * PARTITIONS
+
+        wait_until(caught_up, 90, "20 applied and lag 0 on every partition")
+        status, body = get(f"{base}/readyz")
+        assert (status, json.loads(body)["status"]) == (200, "ready")
+        assert get(f"{base}/livez")[0] == 200
+        samples = scrape(base)
+        assert sample(samples, "cqrs_projector_up", **labels) == 1
+        assert sample(samples, "cqrs_projector_batch_size_sum", **labels) == 20
+        assert sample(samples, "cqrs_projector_event_age_seconds_count", **labels) == 20
+        assert sample(samples, "cqrs_projector_lag_seconds", **labels) == 0
+        assert sample(samples, "cqrs_projector_rebalances_total", **labels) >= 1  # type: ignore[operator]
+        wait_until(lambda: sample(scrape(base), "cqrs_projector_dlq_depth", **labels) == 0, 30,
+                   "the DLQ depth read")
+        assert env.query("SELECT count(*) FROM users")[0][0] == 20
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from topics._limits import KAFKA_MAX_MESSAGE_BYTES
 from topics.errors import InvalidTopicName
 
 HOUR_MS = 60 * 60 * 1000
@@ -24,7 +25,7 @@ COMMAND_RESULTS_RETENTION_MS = 1 * HOUR_MS
 """Clients wait on a result for seconds; an hour is ample and keeps the topic small."""
 DLQ_RETENTION_MS = 30 * DAY_MS
 """Time for a human to notice, fix the cause and replay what was dead-lettered."""
-COMMANDS_MAX_MESSAGE_BYTES = 1024 * 1024 + 12
+COMMANDS_MAX_MESSAGE_BYTES = KAFKA_MAX_MESSAGE_BYTES
 """Kafka's default, stated. Not lowered to `MAX_COMMAND_BYTES` on purpose: this limit bounds a
 whole record *batch*, librdkafka batches up to `batch.size` (1,000,000 bytes) and fails rather
 than splits a batch the broker refuses, so a lower value would fail honest small commands under

@@ -7,7 +7,9 @@ error names what was wrong without echoing the input back (safe in a DLQ header 
 from __future__ import annotations
 
 import json
+import json.decoder
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -165,7 +167,94 @@ def peek_command_id(raw: bytes) -> str | None:
         document = json.loads(raw)
     except ValueError:
         return None
-    command_id = document.get("command_id") if isinstance(document, dict) else None
+    except RecursionError:  # nested deeper than Python's parser recurses: read the top level only
+        try:
+            command_id: object = _top_level_string(raw.decode("utf-8"), "command_id")
+        except (ValueError, IndexError):
+            return None
+    else:
+        command_id = document.get("command_id") if isinstance(document, dict) else None
     if isinstance(command_id, str) and _MESSAGE_ID_RE.fullmatch(command_id):
         return command_id
     return None
+
+
+scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+"""The JSON string reader `json` itself uses (C): the string starting after the quote at `end`."""
+_WHITESPACE = " \t\n\r"
+_CLOSING = {"[": "]", "{": "}"}
+
+
+def _skip_whitespace(text: str, at: int) -> int:
+    while at < len(text) and text[at] in _WHITESPACE:
+        at += 1
+    return at
+
+
+def _top_level_string(text: str, name: str) -> str | None:
+    """The string value of key `name` of the JSON object `text` (the last one, as `json.loads`
+    keeps), read without recursion: nested values are skipped by bracket matching (their
+    strings decoded, their scalars not checked). `ValueError` when the top level is not an
+    object of that shape."""
+    at = _skip_whitespace(text, 0)
+    if text[at] != "{":
+        raise ValueError("not an object")
+    found: str | None = None
+    at = _skip_whitespace(text, at + 1)
+    if text[at] == "}":
+        at += 1
+    else:
+        while True:
+            if text[at] != '"':
+                raise ValueError("expected a key")
+            key, at = scanstring(text, at + 1)
+            at = _skip_whitespace(text, at)
+            if text[at] != ":":
+                raise ValueError("expected ':'")
+            at = _skip_whitespace(text, at + 1)
+            if text[at] == '"':
+                value, at = scanstring(text, at + 1)
+                if key == name:
+                    found = value
+            else:
+                if key == name:
+                    found = None
+                at = _skip_value(text, at)
+            at = _skip_whitespace(text, at)
+            if text[at] == "}":
+                at += 1
+                break
+            if text[at] != ",":
+                raise ValueError("expected ',' or '}'")
+            at = _skip_whitespace(text, at + 1)
+    if _skip_whitespace(text, at) != len(text):
+        raise ValueError("data after the object")
+    return found
+
+
+def _skip_value(text: str, at: int) -> int:
+    """The index after the (non-string) JSON value at `at`, with an explicit stack."""
+    open_: list[str] = []
+    while True:
+        char = text[at]
+        if char == '"':
+            _, at = scanstring(text, at + 1)
+        elif char in _CLOSING:
+            open_.append(_CLOSING[char])
+            at += 1
+        elif char in "]}":
+            if not open_ or open_.pop() != char:
+                raise ValueError("unbalanced brackets")
+            at += 1
+        elif char in _WHITESPACE or char in ",:":
+            if not open_:
+                raise ValueError("expected a value")
+            at += 1
+        else:  # a scalar: up to the next delimiter
+            start = at
+            while at < len(text) and text[at] not in _WHITESPACE and text[at] not in ",:]}[{\"":
+                at += 1
+            if at == start:
+                raise ValueError("expected a value")
+        if not open_:
+            return at

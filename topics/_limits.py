@@ -39,6 +39,10 @@ MAX_COMMAND_BYTES: Final = 64 * 1024
 """Largest command accepted at decode; bigger ones are rejected as `TooLarge`."""
 MAX_RECORD_BYTES: Final = 1024 * 1024
 """Largest event, result or snapshot accepted at decode (Kafka's default `max.message.bytes`)."""
+KAFKA_MAX_MESSAGE_BYTES: Final = 1024 * 1024 + 12
+"""Kafka's default `max.message.bytes` (1,048,588): the largest record batch a topic of the
+project takes, stated on every topic the catalogue creates, and the record size every producer
+and dead letter of the project is bounded by."""
 RECENT_COMMANDS_WINDOW: Final = 100
 """How many recent command ids a snapshot keeps per stream for duplicate detection."""
 

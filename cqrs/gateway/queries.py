@@ -33,10 +33,11 @@ from projections.queries import (
 from projections.runtime.errors import TransientError
 from projections.search import InvalidSearch, SearchUnavailable, UserSearchResult
 from projections.search.query import MAX_LIMIT, MAX_TEXT_LENGTH, MAX_WINDOW
+from topics import limits
 
 MAX_WAIT = 30.0
-MAX_VERSION = 2**63 - 1
-"""Stream versions are PostgreSQL bigints."""
+MAX_VERSION = limits.MAX_VERSION
+"""Stream versions are PostgreSQL bigints (`topics.limits`)."""
 
 router = APIRouter(tags=["queries"])
 
@@ -44,7 +45,7 @@ MinVersion = Annotated[int | None, Query(
     ge=0, le=MAX_VERSION,
     description="Wait until the projection has reached this version (read-your-writes).")]
 RowId = Annotated[str, Path(
-    min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$",
+    min_length=1, max_length=limits.READ_MAX_AGGREGATE_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$",
     description="An id as the command gave it (no control characters: none can be stored).")]
 Wait = Annotated[float, Query(gt=0, le=MAX_WAIT, description="Bound of the min_version wait (s).")]
 RowResponses: dict[int | str, dict[str, Any]] = {

@@ -10,9 +10,13 @@ cause is not fixed the event is still poison and nothing changes. The store is t
 record whose stream is no longer blocked by it shows `released`, and retrying it is a no-op.
 
 Dead letters are bounded copies (`topics.deadletter`): a record too large for its DLQ is kept as a
-prefix, with `dlq.truncated` naming what was cut and the original's size and sha256. Retrying a
-truncated copy reads the original from its source position (and checks its sha256); if the
-source topic no longer holds it (retention, compaction), the retry refuses and changes nothing.
+prefix (or, as a pointer, not at all), with `dlq.truncated` naming what was cut and the original's
+size and sha256. A letter whose value is not `dlq.original.value.bytes` long is treated as cut
+too, with or without that header. Retrying a cut copy, for a projector or the processor alike,
+reads the original from its source position and checks its sha256 (and its key against the
+copy's prefix); if the source topic no longer holds it (retention, compaction) or holds another
+record there, the retry answers `not retried: …` and changes nothing; a cut copy is never
+re-applied or re-produced.
 Headers are read by their current names (`dlq.source.topic`, `dlq.error.class`, ...) and by the
 names older versions wrote (`source_topic`, `error_class`, ...), so older dead letters still list
 and retry.
@@ -119,11 +123,24 @@ def entry_of(message: Message) -> DlqEntry:
     if found[0] and found[1] and found[2] and found[1].isdigit() and found[2].isdigit():
         source = (found[0], int(found[1]), int(found[2]))
     cut = tuple(part for part in (record.header(deadletter.TRUNCATED) or "").split(",") if part)
+    if "value" not in cut and _value_differs(record):
+        cut = (*cut, "value")
     own = SourceRecord("", 0, 0, record.key, record.value,
                        tuple((k, v) for k, v in headers if k not in DLQ_HEADERS))
     stream_id = stream_of(own) if cut else named_stream(own)
     return DlqEntry(message.partition() or 0, message.offset() or 0, _bytes(message.key()),
                     _bytes(message.value()), headers, source, stream_id, truncated=cut)
+
+
+def _value_differs(letter: SourceRecord) -> bool:
+    """Whether the letter's value is not the original's whole (`dlq.original.value.bytes` names
+    another size, or the letter has no value where the original had one): a cut copy or a pointer
+    even if no `dlq.truncated` header says so."""
+    size = letter.header(deadletter.ORIGINAL_VALUE_BYTES)
+    if size is None:
+        return False
+    held = None if letter.value is None else len(letter.value)
+    return not size.isdigit() or int(size) != held
 
 
 def _bytes(raw: str | bytes | None) -> bytes | None:
@@ -202,16 +219,20 @@ def original_record(entry: DlqEntry, kafka: KafkaOps | None) -> SourceRecord:
         raise OperationsError(
             f"the DLQ holds a truncated copy of {where} ({', '.join(entry.truncated)} cut) and "
             f"{topic} no longer holds the original (retention or compaction): cannot retry it")
-    value = _bytes(message.value())
+    value, key = _bytes(message.value()), _bytes(message.key())
     expected = entry.header(deadletter.ORIGINAL_VALUE_SHA256)
-    if expected and value is not None and hashlib.sha256(value).hexdigest() != expected:
+    found = None if value is None else hashlib.sha256(value).hexdigest()
+    if found != expected:  # no sha256 header: the original value was null
         raise OperationsError(f"the record now at {where} is not the dead-lettered one "
                               "(sha256 differs): cannot retry it")
+    if entry.key is not None and (key is None or not key.startswith(entry.key)):
+        raise OperationsError(f"the record now at {where} is not the dead-lettered one "
+                              "(key differs): cannot retry it")
     raw = message.headers() or []
     pairs = raw.items() if isinstance(raw, dict) else raw
     headers = tuple((str(k), v.encode() if isinstance(v, str) else bytes(v or b""))
                     for k, v in pairs)
-    return SourceRecord(topic, partition, offset, _bytes(message.key()), value, headers)
+    return SourceRecord(topic, partition, offset, key, value, headers)
 
 
 async def retry_projector(store: OperableStore, entry: DlqEntry,
@@ -244,10 +265,15 @@ def _version(item: Item) -> int:
 
 
 def retry_command(kafka: KafkaOps, dlq: str, commands: str, entry: DlqEntry) -> RetryOutcome:
-    """Re-produce the dead-lettered command to its partition of `commands` (a truncated copy's
-    original read back from its source; `OperationsError` if it is gone)."""
-    original = original_record(entry, kafka)
-    headers = [*original.headers,
-               ("dlq.retry.of", f"{dlq}:{entry.partition}:{entry.offset}".encode())]
-    kafka.produce(commands, original.partition, original.key, original.value, headers)
+    """Re-produce the dead-lettered command to its partition of `commands`: the letter's copy
+    when whole, else the original read back from its source and checked by sha256 (a cut copy
+    or a pointer is never re-produced). `not retried: …` (as `retry_projector` answers) when the
+    original is gone or differs, or the produce fails; the next entries are still tried."""
+    try:
+        original = original_record(entry, kafka)
+        headers = [*original.headers,
+                   ("dlq.retry.of", f"{dlq}:{entry.partition}:{entry.offset}".encode())]
+        kafka.produce(commands, original.partition, original.key, original.value, headers)
+    except OperationsError as error:
+        return RetryOutcome(entry, f"not retried: {error}")
     return RetryOutcome(entry, f"republished to {commands}[{original.partition}]")

@@ -55,9 +55,16 @@ def evolve_row(row: Row | None, operation: RowOp) -> Row | None:
     version guard keeps the row as it is (its version is not below the operation's).
 
     A `Put*` inserts or overwrites the row, keeping its `created_at` and, for an order, its
-    `payment_ref` and `tracking`; a `Patch` sets only its columns. Raises `InvalidHistory` for a
-    patch of a missing row, `ValueError` for a patch of columns that may not be patched.
+    `payment_ref` and `tracking`; a `Patch` sets only its columns. Every event of a stream changes
+    its row, so a row's version is its stream's: an operation more than one version ahead of the
+    row (or than 0, for a missing row) follows a gap, as the search document rule also decides.
+    Raises `InvalidHistory` for a gap and for a patch of a missing row, `ValueError` for a patch
+    of columns that may not be patched.
     """
+    known = row["version"] if row is not None else 0
+    if operation.version > known + 1:
+        raise InvalidHistory(f"{row_key(operation)[0]} row {row_key(operation)[1]!r} is at "
+                             f"version {known}: version {operation.version} follows a gap")
     if isinstance(operation, Patch):
         if not set(operation.changes) <= PATCHABLE[operation.table]:
             raise ValueError(f"cannot patch {sorted(operation.changes)} of {operation.table}")

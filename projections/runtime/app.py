@@ -9,7 +9,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import faust
 from aiokafka.errors import (  # type: ignore[import-untyped]
@@ -77,7 +77,12 @@ class FaustDeadLetters:
                              headers=record.headers, error=error)
         try:
             await self._publish(letter.key, letter.value, letter.headers)
-        except (MessageSizeTooLargeError, RecordTooLargeError) as refused:
+        except TransientError:
+            raise
+        except Exception as failed:  # `_publish` lets only a size refusal through
+            refused = size_refusal(failed)
+            if refused is None:
+                raise
             # Cannot happen within the budgets; if it does, the record's own bytes are at
             # fault: publish its source, size and hash alone rather than retry forever.
             logger.error("dead letter refused (%s); publishing its headers alone",
@@ -91,11 +96,27 @@ class FaustDeadLetters:
         try:
             delivery = await self._topic.send(key=key, value=value, headers=headers)
             await delivery
-        except (asyncio.CancelledError, MessageSizeTooLargeError, RecordTooLargeError):
+        except asyncio.CancelledError:
             raise
         except Exception as failed:  # the broker or the producer: retried with backoff
+            if size_refusal(failed) is not None:
+                raise  # the record's own bytes: `send` publishes its headers alone
             raise TransientError(f"dead letter not published: {type(failed).__name__}: "
                                  f"{failed}") from failed
+
+
+def size_refusal(error: BaseException) -> BaseException | None:
+    """The aiokafka size refusal in `error` or its causes: Faust's `Producer.send` (0.15.3,
+    `transport/drivers/aiokafka.py`) re-raises every `KafkaError` of aiokafka's `send` as
+    `ProducerSendError(...) from exc`, so the refusal is found on `__cause__`, not as `error`."""
+    seen: set[int] = set()
+    found: BaseException | None = error
+    while found is not None and id(found) not in seen:
+        if isinstance(found, MessageSizeTooLargeError | RecordTooLargeError):
+            return cast(BaseException, found)
+        seen.add(id(found))
+        found = found.__cause__
+    return None
 
 
 def partition_counter(kafka: KafkaConnection, topic: str) -> Callable[[], Awaitable[int]]:

@@ -5,6 +5,9 @@ SearchError
 ├── SearchUnavailable   transient: connection refused/reset, timeout, 429, 5xx; retry the
 │                       whole batch (idempotent: already-written documents answer 409)
 ├── UnprojectableEvent  the cause inside `PoisonEvent` for an event the projector cannot apply
+├── StateWriteRefused   the state index refused the projector's own bookkeeping (parked,
+│                       blocked, checkpoints) for a reason a retry cannot cure: a setting or
+│                       a permission, no event's fault (the projector stops, status 70)
 ├── IndexConflict       the alias or index is in a state `ensure_index` will not repair
 │                       (alias name held by a concrete index, another mapping version)
 └── InvalidSearch       query parameters out of range (also a `ValueError`)
@@ -31,3 +34,8 @@ class InvalidSearch(SearchError, ValueError):
 
 class UnprojectableEvent(SearchError):
     """The cause carried by `PoisonEvent` for an event the search projector cannot apply."""
+
+
+class StateWriteRefused(SearchError):
+    """The state index refused a write of the projector's own records, not transiently (a
+    403, a 400, a 413 for a single record under a lowered `http.max_content_length`)."""

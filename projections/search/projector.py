@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import Any, cast
 
 from elasticsearch import ApiError, AsyncElasticsearch, ConnectionError, ConnectionTimeout
 
 from projections.runtime.errors import TransientError
 from projections.runtime.records import Applied, Batch, Item, SourceRecord
-from projections.search.errors import SearchError, SearchUnavailable
+from projections.search.errors import SearchError, SearchUnavailable, StateWriteRefused
 from projections.search.index import IndexNames, alias_target, create_index, ensure_index
-from projections.search.store import ElasticsearchUserStore, Refresh
+from projections.search.store import WRITE_BLOCK, ElasticsearchUserStore, Refresh
 from projections.search.tracking import (
+    bulk_chunks,
     checkpoint_operations,
     ensure_state_index,
+    halves,
     record_of,
     record_operations,
     set_checkpoint_documents,
@@ -156,13 +158,36 @@ class SearchProjectorStore:
         return applied
 
     async def _bulk(self, operations: list[Any], refresh: Refresh) -> None:
-        response = await self._client.bulk(
-            index=self.state_index, operations=operations, refresh=refresh
-        )
-        for item in response.body["items"]:
-            status = int(item["index"]["status"])
-            if status >= 300 and status != 409:
-                raise SearchUnavailable(f"state write failed: {item['index'].get('error')}")
+        """Write the state `operations` in requests of at most `MAX_STATE_BULK_BYTES`; a request
+        the cluster still finds too large (413: a lower `http.max_content_length`) is split in
+        two and sent again, down to one record. Transient faults raise as such (the batch is
+        retried); any other refusal is `StateWriteRefused`: the projector's own bookkeeping, no
+        event's fault, so never a dead letter."""
+        pending = bulk_chunks(operations)
+        while pending:
+            lines = pending.pop(0)
+            try:
+                response = await self._client.bulk(
+                    index=self.state_index, operations=cast(Any, lines), refresh=refresh)
+            except ApiError as error:
+                if _transient_api_error(error):
+                    raise
+                if error.status_code == 413 and len(lines) > 2:
+                    pending[:0] = halves(lines)
+                    continue
+                raise StateWriteRefused(
+                    f"state index {self.state_index} refused a bulk of "
+                    f"{sum(len(line) + 1 for line in lines)} bytes ({len(lines) // 2} "
+                    f"record(s)): {error.status_code} {error.error}") from error
+            for item in response.body["items"]:
+                result = item["index"]
+                status = int(result["status"])
+                if status < 300 or status == 409:
+                    continue
+                kind = str((result.get("error") or {}).get("type", status))
+                if status in (408, 429) or status >= 500 or kind == WRITE_BLOCK:
+                    raise SearchUnavailable(f"state write failed: {result.get('error')}")
+                raise StateWriteRefused(f"state write refused: {result.get('error')}")
 
     async def _state_search(self, query: dict[str, Any], topic: str | None) -> list[Any]:
         filters = [query] + ([{"term": {"topic": topic}}] if topic is not None else [])
@@ -170,6 +195,11 @@ class SearchProjectorStore:
             index=self.state_index, query={"bool": {"filter": filters}}, size=10_000
         )
         return [hit["_source"] for hit in response.body["hits"]["hits"]]
+
+
+def _transient_api_error(error: ApiError) -> bool:
+    return (error.status_code in (408, 429) or error.status_code >= 500
+            or error.error == WRITE_BLOCK)
 
 
 class _transient:
@@ -184,7 +214,5 @@ class _transient:
     async def __aexit__(self, kind: type[BaseException] | None, error: Any, trace: Any) -> None:
         if isinstance(error, SearchUnavailable | ConnectionError | ConnectionTimeout):
             raise TransientError(f"search {self._what}: {error}") from error
-        if isinstance(error, ApiError) and (
-            error.status_code in (408, 429) or error.status_code >= 500
-        ):
+        if isinstance(error, ApiError) and _transient_api_error(error):
             raise TransientError(f"search {self._what}: {error}") from error

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,6 +70,41 @@ def record_operations(kind: str, records: Sequence[tuple[str, SourceRecord]]) ->
             }
         )
     return operations
+
+
+MAX_STATE_BULK_BYTES = 10 * 1024 * 1024
+"""Bytes of one `_bulk` request to the state index. Parked and blocked records are kept whole
+(base64), up to the events topic's 1,048,588 bytes each (about 1.4 MB as base64, plus headers),
+so a batch of them in one request could pass Elasticsearch's `http.max_content_length`
+(100 MB by default, answered 413) and stop the projector on that batch at every restart.
+10 MB stays far below it and holds at least six of the largest records."""
+
+
+def bulk_chunks(
+    operations: Sequence[Any], max_bytes: int = MAX_STATE_BULK_BYTES
+) -> list[list[str]]:
+    """`operations` (action, source pairs) as NDJSON lines, cut between pairs into requests of
+    at most `max_bytes` (a pair larger than that goes alone)."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for at in range(0, len(operations), 2):
+        pair = [json.dumps(operation) for operation in operations[at:at + 2]]
+        pair_size = sum(len(line) + 1 for line in pair)  # ASCII (json.dumps escapes), + "\n"
+        if current and size + pair_size > max_bytes:
+            chunks.append(current)
+            current, size = [], 0
+        current += pair
+        size += pair_size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def halves(lines: list[str]) -> tuple[list[str], list[str]]:
+    """A request's lines cut in two between pairs (for a 413: too large for the cluster)."""
+    middle = (len(lines) // 2) // 2 * 2 or 2
+    return lines[:middle], lines[middle:]
 
 
 def checkpoint_operations(checkpoints: Mapping[tuple[str, int], int]) -> list[Any]:

@@ -202,10 +202,12 @@ def running_in_thread(config: ProcessorConfig) -> Iterator[Processor]:
 
 
 class ProcessorProcess:
-    """`python -m cqrs processor` as a subprocess, its JSON log in `log_path`."""
+    """`python -m cqrs processor` as a subprocess, its JSON log in `log_path`; metrics and health
+    on `metrics_port` (default 0: not served, so several run on one host)."""
 
     def __init__(
-        self, kafka_config: dict[str, str], catalogue: Catalogue, log_path: Path, instance: str
+        self, kafka_config: dict[str, str], catalogue: Catalogue, log_path: Path, instance: str,
+        metrics_port: int = 0,
     ) -> None:
         env = {
             **os.environ,
@@ -216,7 +218,8 @@ class ProcessorProcess:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "cqrs", "processor", "--instance-id", instance],
+                [sys.executable, "-m", "cqrs", "processor", "--instance-id", instance,
+                 "--metrics-port", str(metrics_port)],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

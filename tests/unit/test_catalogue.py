@@ -13,6 +13,7 @@ from topics import (
     TopicsError,
     TopicState,
     copartition_drift,
+    limits,
     topic_drift,
 )
 
@@ -167,3 +168,8 @@ def test_commands_and_events_with_different_counts_drift() -> None:
     [drift] = copartition_drift(catalogue, states)
     assert drift.setting == "co-partitioning"
     assert drift.topic == catalogue.events.name
+
+
+def test_the_kafka_record_limit_is_defined_once_in_the_limits() -> None:
+    assert limits.KAFKA_MAX_MESSAGE_BYTES == 1024 * 1024 + 12
+    assert int(Catalogue().commands.configs["max.message.bytes"]) == limits.KAFKA_MAX_MESSAGE_BYTES

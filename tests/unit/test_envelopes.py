@@ -130,6 +130,19 @@ def test_peek_command_id_from_a_broken_command() -> None:
     assert peek_command_id(b"[1]") is None
 
 
+def test_peek_command_id_of_a_deeply_nested_command() -> None:
+    # 20,000 levels (40 KB, under the command limit): `json.loads` raises RecursionError.
+    deep = b"[" * 20_000 + b"]" * 20_000
+    assert peek_command_id(b'{"command_id": "c-9", "data": ' + deep + b"}") == "c-9"
+    assert peek_command_id(b'{"data": {"a": ' + deep + b'}, "command_id":"c-8"}') == "c-8"
+    objects = b'{"a": [1, "]}", ' * 3000 + b"true" + b"]}" * 3000
+    assert peek_command_id(b'{"command_id": "c-7", "data": ' + objects + b"}") == "c-7"
+    assert peek_command_id(b'{"command_id": "c-9", "command_id": 1, "d": ' + deep + b"}") is None
+    assert peek_command_id(b'{"command_id": "c-9", "data": ' + deep[:-1] + b"}") is None
+    assert peek_command_id(b'{"command_id": "c-9", "data": ' + deep + b"} x") is None
+    assert peek_command_id(b"[" + deep + b"]") is None
+
+
 def test_stream_ids_and_event_keys() -> None:
     assert make_stream_id("user", "u001") == "user-u001"
     assert parse_stream_id("order-o-42") == ("order", "o-42")

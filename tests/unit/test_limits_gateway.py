@@ -44,3 +44,15 @@ def test_invalid_data_is_422_with_the_error_type(
     assert response.status_code == 422
     assert error in {problem["type"] for problem in response.json()["detail"]}
     assert fakes.commands.sent == []
+
+
+def test_row_ids_are_bounded_by_the_read_side_aggregate_id_limit(client: TestClient) -> None:
+    from cqrs.gateway import queries
+
+    assert queries.MAX_VERSION == limits.MAX_VERSION
+    longest = "u" * limits.READ_MAX_AGGREGATE_ID_LENGTH
+    assert client.get(f"/users/{longest}").status_code == 404
+    assert client.get(f"/orders/{longest}").status_code == 404
+    too_long = longest + "u"
+    assert client.get(f"/users/{too_long}").status_code == 422
+    assert client.get(f"/users/{too_long}/orders").status_code == 422

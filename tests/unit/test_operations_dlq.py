@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from projections.operations.dlq import DlqEntry, retry_projector
 from projections.runtime.errors import PoisonEvent
@@ -176,6 +177,71 @@ def test_a_truncated_copy_is_retried_from_its_source_or_refused_when_gone() -> N
     assert "sha256 differs" in changed.result
 
 
+class ProducingKafka(FakeKafka):
+    """`FakeKafka` that also records `produce` (as `KafkaOps.produce` takes it)."""
+
+    def __init__(self, records: dict[tuple[str, int, int], FakeMessage]) -> None:
+        super().__init__(records)
+        self.produced: list[tuple[str, int, bytes | None, bytes | None]] = []
+
+    def produce(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
+                headers: list[tuple[str, bytes]]) -> None:
+        self.produced.append((topic, partition, key, value))
+
+
+def command_letter(key: bytes, value: bytes, offset: int, *, cut: int | None,
+                   pointer_header: bool = True) -> FakeMessage:
+    """A commands-DLQ letter of the command at `t.commands[1]@offset`: whole (`cut=None`), its
+    value cut to `cut` bytes, or (`cut=0`) a pointer with no value; `pointer_header=False`
+    leaves `dlq.truncated` out (only `dlq.original.value.bytes` tells)."""
+    from topics import deadletter
+    letter = deadletter.dead_letter(topic="t.commands", partition=1, offset=offset, key=key,
+                                    value=value, headers=(), error=ValueError("boom"))
+    headers = [(n, v) for n, v in letter.headers if n != deadletter.TRUNCATED]
+    if cut is None:
+        return FakeMessage(letter.key, letter.value, headers, offset)
+    if pointer_header:
+        headers.append((deadletter.TRUNCATED, b"value"))
+    return FakeMessage(letter.key, value[:cut] if cut else None, headers, offset)
+
+
+def test_retry_command_never_reproduces_a_cut_copy_or_a_pointer() -> None:
+    from projections.operations.dlq import entry_of, retry_command
+    command = b'{"command_id": "c1", "type": "CreateUser"' + b" " * 5000 + b"}"
+    source = {("t.commands", 1, 5): FakeMessage(b"user-a", command, [], 5)}
+    letters = [command_letter(b"user-a", command, 5, cut=100),
+               command_letter(b"user-a", command, 5, cut=0),
+               command_letter(b"user-a", command, 5, cut=100, pointer_header=False),
+               command_letter(b"user-a", command, 5, cut=0, pointer_header=False)]
+    for letter in letters:
+        entry = entry_of(letter)  # type: ignore[arg-type]
+        assert "value" in entry.truncated
+        kafka = ProducingKafka(source)
+        outcome = retry_command(kafka, "t.dlq", "t.commands", entry)  # type: ignore[arg-type]
+        assert outcome.result == "republished to t.commands[1]"
+        assert kafka.produced == [("t.commands", 1, b"user-a", command)]
+        changed = ProducingKafka({("t.commands", 1, 5): FakeMessage(b"user-a", b"{}", [], 5)})
+        refused = retry_command(changed, "t.dlq", "t.commands", entry)  # type: ignore[arg-type]
+        assert refused.failed
+        assert refused.result.startswith("not retried:")
+        assert "sha256 differs" in refused.result
+        assert changed.produced == []
+
+
+def test_retry_command_answers_not_retried_and_goes_on_with_the_list() -> None:
+    from projections.operations.dlq import entry_of, retry_command
+    command = b'{"command_id": "c2"}'
+    gone = entry_of(command_letter(b"user-b", command * 50, 3, cut=10))  # type: ignore[arg-type]
+    whole = entry_of(command_letter(b"user-b", command, 4, cut=None))  # type: ignore[arg-type]
+    kafka = ProducingKafka({})
+    outcomes = [retry_command(kafka, "t.dlq", "t.commands", e)  # type: ignore[arg-type]
+                for e in (gone, whole)]
+    assert [o.failed for o in outcomes] == [True, False]
+    assert outcomes[0].result.startswith("not retried:")
+    assert "no longer holds the original" in outcomes[0].result
+    assert kafka.produced == [("t.commands", 1, b"user-b", command)]
+
+
 def test_faust_dead_letters_send_a_bounded_copy_of_a_topic_max_size_record() -> None:
     from projections.runtime.app import PRODUCER_MAX_REQUEST, FaustDeadLetters
     from topics import deadletter
@@ -201,3 +267,56 @@ def test_faust_dead_letters_send_a_bounded_copy_of_a_topic_max_size_record() -> 
     assert headers[deadletter.TRUNCATED] == b"value,key,headers"
     assert headers[deadletter.ORIGINAL_VALUE_BYTES] == str(len(value)).encode()
     assert headers[deadletter.SOURCE_OFFSET] == b"7"
+
+
+def test_faust_dead_letters_fall_back_when_faust_wraps_the_size_refusal() -> None:
+    """faust-streaming 0.15.3's `Producer.send` re-raises aiokafka's `MessageSizeTooLargeError`
+    as `ProducerSendError(...) from exc`: run that very code over a stub aiokafka producer."""
+    from types import SimpleNamespace
+
+    from aiokafka.errors import MessageSizeTooLargeError  # type: ignore[import-untyped]
+    from faust.exceptions import ProducerSendError
+    from faust.transport.drivers.aiokafka import Producer
+
+    from projections.runtime.app import FaustDeadLetters, size_refusal
+    from topics import deadletter
+
+    sent: list[tuple[bytes | None, list[tuple[str, bytes]]]] = []
+
+    class AiokafkaProducer:
+        async def send(self, topic: str, value: bytes | None, **fields: Any) -> object:
+            if value is not None:
+                raise MessageSizeTooLargeError("The message is too large")
+            sent.append((value, fields["headers"]))
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.set_result(None)
+            return future
+
+    aiokafka = AiokafkaProducer()
+    faust_producer = SimpleNamespace(
+        _ensure_producer=lambda: aiokafka, _send_on_produce_message=lambda **_: None,
+        allow_headers=True)
+
+    class Topic:
+        async def send(self, *, key: bytes | None, value: bytes | None,
+                       headers: list[tuple[str, bytes]]) -> Any:
+            return await Producer.send(faust_producer, "dlq", key, value,  # type: ignore[arg-type]
+                                       None, None, headers)
+
+    async def wrapped() -> BaseException:
+        try:
+            await Topic().send(key=b"k", value=b"v", headers=[])
+        except ProducerSendError as error:
+            return error
+        raise AssertionError("faust did not raise")
+
+    error = asyncio.run(wrapped())
+    assert isinstance(error.__cause__, MessageSizeTooLargeError)
+    assert size_refusal(error) is error.__cause__
+
+    record = SourceRecord(TOPIC, 0, 7, b"k", b"v" * 100, ())
+    asyncio.run(FaustDeadLetters(Topic()).send(record, ValueError("poison")))
+    [(value, headers)] = sent
+    assert value is None
+    assert dict(headers)[deadletter.TRUNCATED] == b"key,value,headers"
+    assert dict(headers)[deadletter.SOURCE_OFFSET] == b"7"

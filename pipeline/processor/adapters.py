@@ -22,15 +22,44 @@ log = logging.getLogger(__name__)
 
 
 def inbound(message: Any) -> InboundRecord:
-    """A confluent-kafka `Message` as plain data."""
+    """A confluent-kafka `Message` as plain data.
+
+    Headers are read once, inside a try: a header name that is not UTF-8 (kcat or librdkafka C
+    can write one) makes `Message.headers()` raise `SystemError`, and return a `NULL` name on a
+    second call. Such a record gets no headers and `unreadable_headers` says why, so the loop
+    dead-letters it instead of the process dying on it at every restart."""
+    headers, unreadable = _headers(message)
     return InboundRecord(
         message.topic(),
         message.partition(),
         message.offset(),
         message.key(),
         message.value(),
-        list(message.headers() or []),
+        headers,
+        unreadable,
     )
+
+
+def _headers(message: Any) -> tuple[list[tuple[str, bytes | None]], str | None]:
+    """The message's headers, or none and the reason they cannot be read."""
+    try:
+        raw = message.headers()
+        headers = list(raw or [])
+        for name, value in headers:
+            if not isinstance(name, str) or not isinstance(value, bytes | None):
+                raise TypeError(
+                    f"a header is {type(name).__name__}={type(value).__name__}, "
+                    "not str=bytes"
+                )
+    except Exception as error:
+        reason = f"headers cannot be read ({type(error).__name__}: {error})"
+        log.warning(
+            "unreadable headers",
+            extra={"partition": message.partition(), "offset": message.offset(),
+                   "error": reason},
+        )
+        return [], reason
+    return headers, None
 
 
 def _records(messages: list[Any]) -> list[InboundRecord]:

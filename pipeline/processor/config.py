@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 from dataclasses import dataclass, field
@@ -13,15 +14,29 @@ KafkaValue = str | int | float | bool
 
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_ID_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_INSTANCE_ID = 100
+"""Characters of a default instance id (a transactional-id fragment: `[A-Za-z0-9._-]`)."""
 
 
 def default_instance_id(hostname: str | None = None) -> str:
-    """This host's name as an instance id: distinct per container or pod when a scaling tool
-    starts several (`docker compose --scale`, Kubernetes replicas), and stable across restarts of
-    the same container, so a restart still fences its predecessor. Two processes on one host
-    need explicit, distinct ids."""
-    name = _ID_UNSAFE.sub("-", hostname if hostname is not None else socket.gethostname())
-    return name.strip("-")[:100] or "0"
+    """This host's name (`socket.gethostname()` unless given) as an instance id: distinct per
+    container or pod when a scaling tool starts several (`docker compose --scale`, Kubernetes
+    replicas), and stable across restarts of the same container, so a restart still fences its
+    predecessor. Two processes on one host need explicit, distinct ids.
+
+    A host name that is already a valid fragment (up to 100 of `[A-Za-z0-9._-]`, a letter or
+    digit first) is the id as it is; any other is sanitised (runs of other characters become
+    `-`, cut) and suffixed with 8 hex digits of its sha256, so distinct host names give distinct
+    ids even when their sanitised forms agree. An empty name gives `0`."""
+    name = hostname if hostname is not None else socket.gethostname()
+    if not name:
+        return "0"
+    if _ID_SAFE.match(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", errors="surrogatepass")).hexdigest()[:8]
+    safe = _ID_UNSAFE.sub("-", name).strip("-._")[: MAX_INSTANCE_ID - 9]
+    return f"{safe}-{digest}" if safe else digest
 
 
 @dataclass(frozen=True)

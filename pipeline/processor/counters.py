@@ -1,5 +1,6 @@
-"""The processor's counts of record outcomes: every consumed command ends as exactly one of these
-(forwarded ones later end as one of the others once re-consumed on their own partition)."""
+"""The processor's counts of record outcomes: every consumed command ends as exactly one of
+`accepted`, `rejected`, `duplicate`, `dead_lettered`, `forwarded` or `skipped` (forwarded ones
+later end as one of the others once re-consumed on their own partition)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class ProcessorCounts:
     """Dead letters (also in `dead_lettered`) that are pointers only: the record's own
     transaction kept failing with a fault that implicates it (see `caution`)."""
     skipped: int = 0
-    """Records (also in `dead_lettered`) whose pointer dead letter kept failing too."""
+    """Records whose pointer dead letter kept failing too: no dead letter exists for them (not in
+    `dead_lettered`), only their offset was committed; each is logged at error."""
 
     def count(self, outcome: RecordOutcome) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)

@@ -4,6 +4,8 @@ Error tree of a record's own faults (each ends the record as dead-lettered, neve
 
     Exception                  anything raised while building a record's outputs
     ├── DecodeError            not JSON, wrong envelope, too large  command.<ErrorClass>
+    ├── UnreadableHeaders      headers the client cannot read       command.UnreadableHeaders
+    │                          (a header name that is not UTF-8)
     ├── UnknownCommandType     no aggregate handles the type        command.unknown_type
     │                          (the client's, `pipeline.client.errors`: one class, one name)
     ├── StreamQuarantined      the stream's state is unreadable     processor.stream_quarantined
@@ -21,12 +23,13 @@ from pipeline.processor import records
 from pipeline.processor.config import TopicNames
 from pipeline.processor.outcome import Handled
 from pipeline.processor.records import InboundRecord, OutboundRecord
-from topics import DecodeError, deadletter, peek_command_id
+from topics import DecodeError, deadletter, limits, peek_command_id
 
 log = logging.getLogger(__name__)
 
-MAX_REASON = 1000
-"""`CommandResult.reason`'s bound."""
+class UnreadableHeaders(Exception):
+    """The record's headers could not be read (confluent-kafka raises on a header name that is
+    not UTF-8): the record is dead-lettered without them."""
 
 
 class StreamQuarantined(Exception):
@@ -44,6 +47,7 @@ class UnwritableRecord(Exception):
 UNWRITABLE = "the producer kept refusing this record's own transaction (see the processor log)"
 
 _CODES: dict[type[BaseException], str] = {
+    UnreadableHeaders: "command.UnreadableHeaders",
     UnknownCommandType: "command.unknown_type",
     StreamQuarantined: "processor.stream_quarantined",
     OutputTooLarge: "processor.output_too_large",
@@ -62,7 +66,7 @@ def reason_for(error: BaseException) -> str:
     text = deadletter.error_text(error)
     if code_for(error) == "processor.internal_error":
         text = f"{type(error).__name__}: {text}"
-    return text[:MAX_REASON]
+    return text[: limits.MAX_ENVELOPE_TEXT_LENGTH]  # `CommandResult.reason`'s bound
 
 
 def check_fits(outputs: list[OutboundRecord]) -> None:
@@ -105,7 +109,7 @@ def failed(
 
 
 def pointer(record: InboundRecord, topics: TopicNames, error: BaseException) -> Handled:
-    """The record as a pointer-only dead letter (no value, no copied headers, no result)."""
+    """The record as a pointer dead letter (no value, no copied headers, no result)."""
     return Handled(
         "dead_lettered",
         [records.pointer_dead_letter(record, topics, error)],

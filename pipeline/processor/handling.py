@@ -1,9 +1,9 @@
 """Deciding one command record: pure, no Kafka. Every record ends in exactly one `RecordOutcome`.
 
-Order of checks: decode -> known type -> right partition (else forwarded, answered once
-re-consumed there) -> stream not quarantined -> duplicate command id -> expected version -> the
-aggregate's `decide`. A failed check that is not a domain rejection raises, and `handle` turns
-whatever was raised into a dead letter (+ rejected result): see `failures`.
+Order of checks: readable headers -> decode -> known type -> right partition (else forwarded,
+answered once re-consumed there) -> stream not quarantined -> duplicate command id -> expected
+version -> the aggregate's `decide`. A failed check that is not a domain rejection raises, and
+`handle` turns whatever was raised into a dead letter (+ rejected result): see `failures`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pipeline.domain.common import (
 )
 from pipeline.processor import failures, records
 from pipeline.processor.config import TopicNames
-from pipeline.processor.failures import StreamQuarantined
+from pipeline.processor.failures import StreamQuarantined, UnreadableHeaders
 from pipeline.processor.outcome import Handled, RecordOutcome
 from pipeline.processor.records import InboundRecord, OutboundRecord
 from pipeline.processor.state import Overlay, StreamState, customer_status_of
@@ -34,6 +34,7 @@ from topics import (
     aggregate_type_of,
     decode_command,
     event_id_for,
+    limits,
     make_stream_id,
     partition_for,
 )
@@ -69,6 +70,8 @@ def handle(record: InboundRecord, context: BatchContext) -> Handled:
 
 
 def _handle(record: InboundRecord, context: BatchContext) -> Handled:
+    if record.unreadable_headers is not None:
+        raise UnreadableHeaders(record.unreadable_headers)
     command = decode_command(record.value or b"")
     aggregate_type = aggregate_type_of(command.type)
     if aggregate_type is None:
@@ -184,7 +187,7 @@ def _reply(
         version,
         event_ids,
         code,
-        None if reason is None else reason[: failures.MAX_REASON],
+        None if reason is None else reason[: limits.MAX_ENVELOPE_TEXT_LENGTH],
     )
 
 
@@ -209,5 +212,6 @@ __all__ = [
     "RecordOutcome",
     "StreamQuarantined",
     "UnknownCommandType",
+    "UnreadableHeaders",
     "handle",
 ]

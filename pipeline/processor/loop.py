@@ -226,9 +226,13 @@ class Processor:
             log.error("record keeps failing its transaction: pointer dead letter", extra=fields)
             counts.unwritable += 1
             return pointer(record, context.topics, UnwritableRecord(UNWRITABLE))
-        log.error("record and its pointer dead letter keep failing: skipped", extra=fields)
-        counts.skipped += 1
-        return Handled("dead_lettered", [])
+        # Nothing is written for it: its offset is committed alone, and the original stays at
+        # its source position (named in the log, since no dead letter names it).
+        log.error(
+            "record and its pointer dead letter keep failing: skipped, no dead letter",
+            extra={**fields, "fields": {"topic": record.topic}},
+        )
+        return Handled("skipped", [])
 
     def _committed(
         self, overlay: Overlay, counts: ProcessorCounts, records: list[InboundRecord]

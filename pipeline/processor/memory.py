@@ -15,6 +15,9 @@ and builds every port of `ports.ProcessorPorts` over them: `broker.processor(con
 whose outcome is unknown (raised as a `FatalFault`) though it did (`commit_landed`) or did not
 (`commit_lost`) happen. Each fault fires `times` times (`None`: always) on the calls of its
 `point` that `matches` (produce only) after skipping the first `skip` of them.
+`broker.fail_reads(topic, error)` makes the next read of `topic` by the `PartitionReader` (a
+restore or a rebuild) raise `error` once it has yielded what it holds, as a read that does not
+reach its end in time would; `broker.reads` lists every read (topic, partitions).
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class MemoryBroker:
         self._epochs: dict[str, int] = {}
         self.faults: list[Fault] = []
         self.fired: list[Fault] = []
+        self.reads: list[tuple[str, list[int]]] = []
+        self._read_faults: dict[str, list[Exception]] = {}
 
     @classmethod
     def for_config(cls, config: ProcessorConfig, partitions: int) -> MemoryBroker:
@@ -148,6 +153,16 @@ class MemoryBroker:
                 self.fired.append(fault)
                 return fault
         return None
+
+    def fail_reads(self, topic: str, *errors: Exception) -> None:
+        """The next `len(errors)` reads of `topic` raise these, in order (see the docstring)."""
+        self._read_faults.setdefault(topic, []).extend(errors)
+
+    def read_fault(self, topic: str, partitions: list[int]) -> Exception | None:
+        """Note a read of `topic`; the error it must end with, if one is pending."""
+        self.reads.append((topic, list(partitions)))
+        pending = self._read_faults.get(topic)
+        return pending.pop(0) if pending else None
 
     def start_producer(self, transactional_id: str) -> int:
         """A new epoch of `transactional_id`: every older producer of it is fenced."""

@@ -91,8 +91,11 @@ class MemoryPartitionReader:
         self._broker = broker
 
     def read(self, topic: str, partitions: list[int], timeout_s: float) -> Iterator[InboundRecord]:
+        error = self._broker.read_fault(topic, partitions)
         for partition in partitions:
             yield from list(self._broker.records(topic, partition))
+        if error is not None:
+            raise error
 
 
 class MemorySnapshotTail:

@@ -8,7 +8,11 @@ from typing import Literal
 from pipeline.processor.records import OutboundRecord
 from pipeline.processor.state import StreamState
 
-RecordOutcome = Literal["accepted", "rejected", "duplicate", "dead_lettered", "forwarded"]
+RecordOutcome = Literal[
+    "accepted", "rejected", "duplicate", "dead_lettered", "forwarded", "skipped"
+]
+"""`skipped`: the last resort of `caution`, a record whose pointer dead letter kept failing too;
+nothing is written for it but its offset."""
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,53 @@
-"""Rebuilding a stream whose snapshot cannot be read, from its events.
+"""Rebuilding streams whose snapshot cannot be read, from their events.
 
-A snapshot that does not decode, or whose state does not validate (a rolling upgrade that added
-a state field the older model forbids, a foreign writer), must not stop the processor. The
-stream's events are on the same partition of the events topic, keyed `<stream_id>@<version>`:
-they are decoded and upcast (`contracts.from_envelope`) and folded (`contracts.evolve`), and the
-duplicate window is rebuilt from their `causation_id`s. A stream whose events are missing, out of
-sequence or unreadable too cannot be rebuilt: the caller quarantines it.
+A snapshot that does not decode, whose state does not validate (a rolling upgrade that added a
+state field the older model forbids, a foreign writer), or whose content names another stream
+than its key must not stop the processor. A stream's events are on its partition of the events
+topic, keyed `<stream_id>@<version>`: they are decoded and upcast (`from_envelope`) and folded
+(`aggregates.evolve`), and the duplicate window is rebuilt from their `causation_id`s. An event
+whose key is not `event_key` of its own stream id and version is skipped (and logged).
+
+Only a deterministic failure quarantines a stream (no events, versions not 1..n, an event that
+does not decode): reading again would give the same answer. A read that does not finish (a
+timeout, a broker fault) decides nothing: `RebuildInterrupted` is raised, as a restore timeout
+is, so no stream is quarantined and no honest command dead-lettered because the broker was slow.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from pipeline.domain import aggregates
 from pipeline.processor.ports import PartitionReader
 from pipeline.processor.state import StreamState
-from topics import EventEnvelope, decode_event, from_envelope, parse_stream_id, remember_command
+from topics import (
+    EventEnvelope,
+    decode_event,
+    event_key,
+    from_envelope,
+    parse_stream_id,
+    remember_command,
+)
 
 log = logging.getLogger(__name__)
 
 
 class RebuildFailed(Exception):
     """The stream's events do not make a state (missing, out of sequence, or unreadable)."""
+
+
+class RebuildInterrupted(Exception):
+    """Reading the events did not finish (timeout, broker fault): nothing was decided."""
+
+
+@dataclass
+class Rebuilt:
+    """One partition's rebuilt streams, and those whose events do not rebuild them."""
+
+    streams: dict[str, StreamState] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
 
 
 def fold_stream(stream_id: str, envelopes: Iterable[EventEnvelope]) -> StreamState:
@@ -47,42 +72,63 @@ def fold_stream(stream_id: str, envelopes: Iterable[EventEnvelope]) -> StreamSta
 def rebuild(
     reader: PartitionReader,
     events_topic: str,
-    partition: int,
-    stream_ids: set[str],
+    wanted: dict[int, set[str]],
     timeout_s: float,
-) -> tuple[dict[str, StreamState], set[str]]:
-    """The states of `stream_ids` folded from `partition` of the events topic, and the ids that
-    could not be rebuilt (each logged with its reason). Reads the whole partition once."""
-    found: dict[str, list[EventEnvelope]] = {stream_id: [] for stream_id in stream_ids}
-    failed: dict[str, str] = {}
+) -> dict[int, Rebuilt]:
+    """The streams of `wanted` (partition -> stream ids) folded from their partitions of the
+    events topic, read in one pass within one `timeout_s`; the ids that cannot be rebuilt are
+    logged with their reason. Raises `RebuildInterrupted` when the read does not finish."""
+    envelopes: dict[tuple[int, str], list[EventEnvelope]] = {
+        (partition, stream_id): [] for partition, ids in wanted.items() for stream_id in ids
+    }
+    reasons: dict[tuple[int, str], str] = {}
     try:
-        for record in reader.read(events_topic, [partition], timeout_s):
-            stream_id = (record.key or b"").decode("utf-8", errors="replace").rpartition("@")[0]
-            if stream_id not in found or stream_id in failed:
+        for record in reader.read(events_topic, sorted(wanted), timeout_s):
+            key = (record.key or b"").decode("utf-8", errors="replace")
+            slot = (record.partition, key.rpartition("@")[0])
+            if slot not in envelopes or slot in reasons:
                 continue
             try:
-                found[stream_id].append(decode_event(record.value or b""))
+                envelope = decode_event(record.value or b"")
             except Exception as error:
-                failed[stream_id] = f"event at offset {record.offset}: {error}"
-    except Exception as error:  # a timeout or a broker fault: none of them is rebuilt
-        failed.update({stream_id: f"reading events: {error}" for stream_id in stream_ids})
-    states: dict[str, StreamState] = {}
-    for stream_id, envelopes in found.items():
-        if stream_id in failed:
-            continue
-        try:
-            states[stream_id] = fold_stream(stream_id, envelopes)
-        except Exception as error:
-            failed[stream_id] = f"{type(error).__name__}: {error}"
-    for stream_id, stream in states.items():
-        log.warning(
-            "stream rebuilt from its events (unreadable snapshot)",
-            extra={"stream_id": stream_id, "partition": partition,
-                   "fields": {"version": stream.version}},
+                reasons[slot] = f"event at offset {record.offset}: {error}"
+                continue
+            if key != event_key(envelope.stream_id, envelope.version):
+                log.warning(
+                    "event skipped in a rebuild: its key is not its stream id and version",
+                    extra={"stream_id": slot[1], "partition": record.partition,
+                           "offset": record.offset,
+                           "fields": {"event_stream_id": envelope.stream_id,
+                                      "event_version": envelope.version}},
+                )
+                continue
+            envelopes[slot].append(envelope)
+    except Exception as error:
+        log.error(
+            "rebuild interrupted: events not read to their end, no stream quarantined",
+            extra={"partition": sorted(wanted), "error": f"{type(error).__name__}: {error}"},
         )
-    for stream_id, reason in failed.items():
+        raise RebuildInterrupted(
+            f"reading {events_topic} partitions {sorted(wanted)}: {type(error).__name__}: {error}"
+        ) from error
+    rebuilt = {partition: Rebuilt() for partition in wanted}
+    for slot, found in envelopes.items():
+        if slot not in reasons:
+            try:
+                rebuilt[slot[0]].streams[slot[1]] = fold_stream(slot[1], found)
+            except Exception as error:
+                reasons[slot] = f"{type(error).__name__}: {error}"
+    for (partition, stream_id), reason in reasons.items():
+        rebuilt[partition].failed.add(stream_id)
         log.error(
             "stream quarantined: unreadable snapshot, events do not rebuild it",
             extra={"stream_id": stream_id, "partition": partition, "error": reason},
         )
-    return states, set(failed)
+    for partition, done in rebuilt.items():
+        for stream_id, stream in done.streams.items():
+            log.warning(
+                "stream rebuilt from its events (unreadable snapshot)",
+                extra={"stream_id": stream_id, "partition": partition,
+                       "fields": {"version": stream.version}},
+            )
+    return rebuilt

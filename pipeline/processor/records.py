@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,6 +21,7 @@ from topics import (
     event_id_for,
     event_key,
     headers_for_event,
+    limits,
     to_envelope,
 )
 
@@ -36,6 +36,9 @@ class InboundRecord:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    unreadable_headers: str | None = None
+    """Why the record's headers could not be read (`headers` is then empty): the record is
+    dead-lettered as `UnreadableHeaders` (see `adapters.inbound`)."""
 
 
 @dataclass(frozen=True)
@@ -75,37 +78,30 @@ def dead_letter(record: InboundRecord, topics: TopicNames, error: BaseException)
 def pointer_dead_letter(
     record: InboundRecord, topics: TopicNames, error: BaseException
 ) -> OutboundRecord:
-    """A dead letter naming the record without copying it (no value, no copied headers), for a
-    record that the producer keeps refusing: the original stays at its source position."""
+    """A dead letter naming the record without copying it (`topics.deadletter`'s pointer mode:
+    no value, no copied headers, `dlq.truncated` naming them; size and sha256 of the value), for
+    a record that the producer keeps refusing: the original stays at its source position."""
     letter = deadletter.dead_letter(
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
         key=record.key,
-        value=None,
+        value=record.value,
+        headers=record.headers,
         error=error,
+        pointer=True,
     )
-    headers = list(letter.headers)
-    if record.value is not None:
-        headers.append((deadletter.ORIGINAL_VALUE_BYTES, str(len(record.value)).encode()))
-        digest = hashlib.sha256(record.value).hexdigest()
-        headers.append((deadletter.ORIGINAL_VALUE_SHA256, digest.encode()))
-    return OutboundRecord(topics.commands_dlq, record.partition, letter.key, None, headers)
+    return OutboundRecord(topics.commands_dlq, record.partition, letter.key, None, letter.headers)
 
 
 MAX_OUTPUT_BYTES = deadletter.RECORD_LIMIT - 1024
 """Largest `size_of` an output may have: the producers' and topics' record limit less a margin
 for the record batch's own framing (61 bytes) and the record's length fields."""
-_HEADER_FRAMING = 10
-"""Upper bound of one header's length fields (two varints) in a record."""
 
 
 def size_of(output: OutboundRecord) -> int:
     """The bytes `output` takes in a record: key, value and headers with their framing."""
-    headers = sum(
-        len(name.encode("utf-8", errors="replace")) + len(value or b"") + _HEADER_FRAMING
-        for name, value in output.headers
-    )
+    headers = sum(deadletter.header_size(name, value) for name, value in output.headers)
     return len(output.key or b"") + len(output.value or b"") + headers
 
 
@@ -166,10 +162,6 @@ def event(envelope: EventEnvelope, topics: TopicNames, partition: int) -> Outbou
     )
 
 
-_MAX_EVENT_ID = 128
-"""`MessageId`'s bound; a longer event id (a very long aggregate id) fails the envelope model."""
-
-
 def domain_event(
     event_data: Event,
     stream_id: str,
@@ -182,8 +174,8 @@ def domain_event(
 ) -> OutboundRecord:
     """`event(contracts.to_envelope(...))`, the same bytes, without building the envelope."""
     event_id = event_id_for(stream_id, version)
-    if len(event_id) > _MAX_EVENT_ID:
-        # Invalid as an envelope: the model path raises the same ValidationError as before.
+    if len(event_id) > limits.MAX_MESSAGE_ID_LENGTH:
+        # Past `MessageId`'s bound: the model path raises the same ValidationError as before.
         envelope = to_envelope(
             event_data, stream_id, version, event_id, now, causation_id, correlation_id
         )

@@ -2,8 +2,10 @@
 
 Snapshots are the latest state per stream, so a restore costs O(streams), not O(events). A
 stream whose latest snapshot cannot be read (not JSON, unknown shape, a state that does not
-validate) is rebuilt from its events (`rebuild`), or quarantined when even that fails: neither
-stops the processor. Both read through a `ports.PartitionReader`.
+validate, content of another stream than its key) is rebuilt from its events (`rebuild`, every
+partition in one read), or quarantined when its events do not rebuild it: neither stops the
+processor. A read that times out raises (the assignment is restored again later). Both read
+through a `ports.PartitionReader`.
 """
 
 from __future__ import annotations
@@ -16,20 +18,33 @@ from pipeline.processor.ports import PartitionReader
 from pipeline.processor.rebuild import rebuild
 from pipeline.processor.records import InboundRecord
 from pipeline.processor.state import StreamState
-from topics import decode_snapshot
+from topics import decode_snapshot, parse_stream_id
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Restored", "restore", "snapshot_of"]
+__all__ = ["Restored", "SnapshotMismatch", "restore", "snapshot_of"]
+
+
+class SnapshotMismatch(Exception):
+    """A snapshot's content names another stream or aggregate type than its key."""
 
 
 def snapshot_of(record: InboundRecord) -> tuple[str, StreamState | None]:
     """The stream id and state of an aggregates record (`None` for a tombstone); raises
-    `DecodeError`, or pydantic's `ValidationError` for a state its model refuses."""
+    `DecodeError`, pydantic's `ValidationError` for a state its model refuses, or
+    `SnapshotMismatch` for a snapshot of another stream (or type) than its key says."""
     key = (record.key or b"").decode("utf-8", errors="replace")
     if record.value is None:
         return key, None
-    return key, StreamState.from_snapshot(decode_snapshot(record.value))
+    snapshot = decode_snapshot(record.value)
+    if snapshot.stream_id != key:
+        raise SnapshotMismatch(f"snapshot of {snapshot.stream_id!r} under the key {key!r}")
+    key_type, _ = parse_stream_id(key)
+    if snapshot.aggregate_type != key_type:
+        raise SnapshotMismatch(
+            f"snapshot of aggregate type {snapshot.aggregate_type!r} under the key {key!r}"
+        )
+    return key, StreamState.from_snapshot(snapshot)
 
 
 @dataclass
@@ -68,16 +83,17 @@ def restore(
     timeout_s: float,
     events_topic: str,
 ) -> dict[int, Restored]:
-    """The committed stream states of `partitions`, read from the aggregates topic."""
+    """The committed stream states of `partitions`, read from the aggregates topic. Raises
+    when a read does not finish (`RestoreTimeout`, `rebuild.RebuildInterrupted`)."""
     started = time.monotonic()
     restored = {partition: Restored() for partition in partitions}
     for record in reader.read(topic, partitions, timeout_s):
         restored[record.partition].apply(record)
-    for partition, found in restored.items():
-        if found.unreadable:
-            rebuilt, failed = rebuild(reader, events_topic, partition, found.unreadable, timeout_s)
-            found.streams.update(rebuilt)
-            found.quarantined = frozenset(failed)
+    unreadable = {p: found.unreadable for p, found in restored.items() if found.unreadable}
+    if unreadable:
+        for partition, rebuilt in rebuild(reader, events_topic, unreadable, timeout_s).items():
+            restored[partition].streams.update(rebuilt.streams)
+            restored[partition].quarantined = frozenset(rebuilt.failed)
     counts = {str(partition): len(found.streams) for partition, found in restored.items()}
     log.info(
         "restored",

@@ -104,3 +104,88 @@ def test_decode_failures_keep_their_codes() -> None:
     assert decode_result(failed.outputs[1].value or b"").code == "command.InvalidEnvelope"
     unknown = handle(record(command("FlyToMoon", "u1")), batch())
     assert decode_result(unknown.outputs[1].value or b"").code == "command.unknown_type"
+
+
+class StubMessage:
+    """What `adapters.inbound` reads of a confluent-kafka `Message`, with hostile headers: a
+    header name that is not UTF-8 makes `headers()` raise, then return a NULL name."""
+
+    def __init__(self, value: bytes, partition: int, headers_fail: bool = True) -> None:
+        self._value = value
+        self._partition = partition
+        self._fail = headers_fail
+        self.header_calls = 0
+
+    def topic(self) -> str:
+        return "c"
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return 11
+
+    def key(self) -> bytes:
+        return b"user-u1"
+
+    def value(self) -> bytes:
+        return self._value
+
+    def error(self) -> None:
+        return None
+
+    def headers(self) -> list[tuple[object, bytes]]:
+        self.header_calls += 1
+        if self._fail and self.header_calls == 1:
+            raise SystemError("<built-in method headers> returned a result with an exception set")
+        return [(None, b"x")]
+
+
+@pytest.mark.parametrize("first_call_raises", [True, False], ids=["raises", "null-name"])
+def test_unreadable_headers_are_a_dead_letter_not_a_crash(first_call_raises: bool) -> None:
+    from pipeline.processor.adapters import inbound
+
+    partition = partition_for("user-u1", PARTITIONS)
+    message = StubMessage(command("CreateUser", "u1", "h-1", **CREATE), partition,
+                          first_call_raises)
+    converted = inbound(message)
+    assert message.header_calls == 1  # read once: a second call gives a NULL name
+    assert converted.headers == []
+    assert converted.unreadable_headers is not None
+    failed = handle(converted, batch())
+    assert failed.outcome == "dead_lettered"
+    dlq, reply = failed.outputs
+    headers = read_headers(list(dlq.headers))
+    assert headers["dlq.error.class"] == "UnreadableHeaders"
+    assert headers["dlq.source.offset"] == "11"
+    assert dlq.value == message.value()
+    result = decode_result(reply.value or b"")
+    assert (result.command_id, result.status, result.code) == (
+        "h-1", "rejected", "command.UnreadableHeaders"
+    )
+
+
+def test_readable_headers_pass_through_the_adapter() -> None:
+    from pipeline.processor.adapters import inbound
+
+    class Fine(StubMessage):
+        def headers(self) -> list[tuple[object, bytes]]:
+            return [("trace", b"t1")]
+
+    converted = inbound(Fine(b"{}", 0))
+    assert (converted.headers, converted.unreadable_headers) == ([("trace", b"t1")], None)
+
+
+def test_a_pointer_dead_letter_names_what_it_left_out() -> None:
+    from pipeline.processor.failures import UnwritableRecord
+
+    value = command("CreateUser", "u1", "p-1", **CREATE)
+    original = InboundRecord("c", 0, 5, b"user-u1", value, [("trace", b"t1")])
+    pointer = outbound.pointer_dead_letter(original, batch().topics, UnwritableRecord("x"))
+    headers = read_headers(list(pointer.headers))
+    assert pointer.value is None
+    assert "trace" not in headers
+    # `dlq retry` must not re-produce an empty command: the copy says it is not the original.
+    assert headers["dlq.truncated"] == "value,headers"
+    assert headers["dlq.original.value.bytes"] == str(len(value))
+    assert headers["dlq.error.class"] == "UnwritableRecord"

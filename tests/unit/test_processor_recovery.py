@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
+import socket
 from datetime import UTC, datetime
 
 import pytest
@@ -91,15 +94,26 @@ def test_faults_that_do_not_implicate_a_record_dead_letter_nothing() -> None:
     assert not broker.records("dlq")
 
 
-def test_a_record_whose_pointer_fails_too_is_skipped_and_the_loop_ends() -> None:
+def test_a_record_whose_pointer_fails_too_is_skipped_and_the_loop_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     refuse = Fault(
         "abortable", times=None, implicates_record=True, message="Broker: Invalid record",
         matches=lambda record: b"poison" in (record.value or b"") or record.topic == "dlq",
     )
     values = [create(i, "poison" if i == 1 else "") for i in range(3)]
-    processor, broker = run_until_drained(values, refuse)
-    assert (processor.counters.accepted, processor.counters.skipped) == (2, 1)
+    with caplog.at_level(logging.ERROR, logger="pipeline.processor.loop"):
+        processor, broker = run_until_drained(values, refuse)
+    counters = processor.counters
+    assert (counters.accepted, counters.skipped) == (2, 1)
     assert len(broker.fired) == 1 + 2 * MAX_STRIKES
+    # Skipped is its own outcome: no dead letter exists, so none is counted.
+    assert not broker.records("dlq")
+    assert (counters.dead_lettered, counters.unwritable) == (0, 0)  # no pointer committed
+    assert counters.accepted + counters.skipped == len(values)
+    (skipped,) = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped.levelno == logging.ERROR
+    assert (getattr(skipped, "partition", None), getattr(skipped, "offset", None)) == (0, 1)
 
 
 def test_a_fenced_producer_is_not_recovered() -> None:
@@ -200,8 +214,26 @@ def test_caution_ranges_end_once_passed_or_committed_past() -> None:
     assert [len(chunk) for chunk in caution.chunks(later)] == [4]
 
 
-def test_the_default_instance_id_comes_from_the_host_name() -> None:
+TRANSACTIONAL_ID_FRAGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def test_the_default_instance_id_is_this_hosts_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "processor-7f9c.pod")
+    assert default_instance_id() == "processor-7f9c.pod"
+    config = ProcessorConfig(kafka={}, topics=TOPICS, instance_id=default_instance_id())
+    assert config.transactional_id == "cqrs.processor-processor-7f9c.pod"
+
+
+HOSTS = ["a b/c", "a-b-c", "a/b c", "a--b--c", "-a-b-c-", "é", "è", " ", "..", "p" * 150,
+         "p" * 150 + "q", "host_1", "HOST_1", "0"]
+
+
+def test_distinct_host_names_give_distinct_valid_ids() -> None:
+    ids = [default_instance_id(host) for host in HOSTS]
+    assert len(set(ids)) == len(HOSTS)
+    for host, instance_id in zip(HOSTS, ids, strict=True):
+        assert TRANSACTIONAL_ID_FRAGMENT.match(instance_id), (host, instance_id)
+        assert default_instance_id(host) == instance_id  # stable: a restart fences its own
     assert default_instance_id("processor-7f9c") == "processor-7f9c"
-    assert default_instance_id("a b/c") == "a-b-c"
+    assert default_instance_id("a b/c").startswith("a-b-c-")
     assert default_instance_id("") == "0"
-    assert default_instance_id() == default_instance_id()

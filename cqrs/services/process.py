@@ -13,6 +13,11 @@ from pathlib import Path
 
 from cqrs.services.errors import StartFailed
 
+# The services this process started, kept until stopped: a daemon outlives `spawn`, and a
+# dropped Popen would be a ResourceWarning (and, once the service exits, a zombie) in a
+# long-lived caller such as a test session. `stop_group` reaps them.
+_spawned: dict[int, subprocess.Popen[bytes]] = {}
+
 
 def port_open(host: str, port: int) -> bool:
     """True when something accepts TCP connections on ``host:port``."""
@@ -123,6 +128,7 @@ def spawn(
             start_new_session=True,
         )
     write_pid_file(pid_file, proc.pid)
+    _spawned[proc.pid] = proc
     return proc.pid
 
 
@@ -166,9 +172,20 @@ def stop_group(
         deadline = time.monotonic() + (timeout if current is sig else 10.0)
         while time.monotonic() < deadline:
             if not group_alive(pid):
+                _reap(pid)
                 return True
             time.sleep(0.2)
-    return not group_alive(pid)
+    gone = not group_alive(pid)
+    if gone:
+        _reap(pid)
+    return gone
+
+
+def _reap(pid: int) -> None:
+    child = _spawned.pop(pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(5)
 
 
 def group_alive(pgid: int) -> bool:

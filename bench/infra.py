@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -34,7 +33,6 @@ from projections.search.index import IndexNames
 from topics import Catalogue, apply
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECTOR_TOTALS = re.compile(r"^\[([0-9-]+ [0-9:]+),(\d{3})\].*total_consumed=(\d+)")
 
 
 @dataclass
@@ -184,14 +182,16 @@ class Worker:
         return self._total
 
     def projector_consumed(self) -> int:
-        """Events accounted for so far, from the projector's per-batch counters line."""
+        """Events accounted for so far, from the projector's per-batch `batch` JSON lines."""
         for line in self.new_lines():
-            found = PROJECTOR_TOTALS.search(line)
-            if found:
-                stamp, millis, total = found.groups()
-                at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").timestamp() + int(millis) / 1e3
-                self._total = int(total)
-                self.points.append((at, self._total))
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                document = json.loads(line)
+                if document["event"] == "batch":
+                    at = datetime.fromisoformat(document["ts"]).timestamp()
+                    self._total = int(document["totals"]["consumed"])
+                    self.points.append((at, self._total))
         return self._total
 
     def stop(self, timeout: float = 30) -> int:

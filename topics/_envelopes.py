@@ -177,21 +177,33 @@ Headers = list[tuple[str, bytes]]
 
 
 def headers_for_event(envelope: EventEnvelope) -> Headers:
-    """Headers that let tools route an event without decoding its value."""
-    return [
+    """Headers that let tools route an event without decoding its value; `correlation_id` (the
+    command's, see `correlation_of`) when the event has one."""
+    headers = [
         ("type", envelope.type.encode()),
         ("stream_id", envelope.stream_id.encode()),
         ("version", str(envelope.version).encode()),
         ("schema_version", str(envelope.schema_version).encode()),
     ]
+    if envelope.correlation_id is not None:
+        headers.append(("correlation_id", envelope.correlation_id.encode()))
+    return headers
+
+
+def correlation_of(envelope: CommandEnvelope) -> str:
+    """The command's correlation id: its own, or else its command id (a command that names none
+    starts its own conversation). Its events carry it, in their value and their headers."""
+    return envelope.correlation_id or envelope.command_id
 
 
 def headers_for_command(envelope: CommandEnvelope, stream_id: str) -> Headers:
-    """Headers that let tools route a command without decoding its value."""
+    """Headers that let tools route a command without decoding its value, and follow it
+    (`correlation_id`, see `correlation_of`)."""
     return [
         ("type", envelope.type.encode()),
         ("stream_id", stream_id.encode()),
         ("command_id", envelope.command_id.encode()),
+        ("correlation_id", correlation_of(envelope).encode()),
     ]
 
 

@@ -6,10 +6,24 @@ every command takes its dependencies from there (`cqrs.cli.boot.bootstrap`).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cqrs.bootstrap import Bootstrap
-from cqrs.cli import bench, demo, gateway, processor, project, query, send, services, smoke, topics
+from cqrs.cli import (
+    bench,
+    boot,
+    demo,
+    gateway,
+    processor,
+    project,
+    query,
+    send,
+    services,
+    smoke,
+    topics,
+)
 from cqrs.cli.dlq import app as dlq_app
 from cqrs.cli.lag import lag
 from cqrs.cli.rebuild import rebuild_command
@@ -25,8 +39,21 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(ctx: typer.Context) -> None:
+def _root(
+    ctx: typer.Context,
+    log_format: Annotated[
+        str | None,
+        typer.Option(envvar="CQRS_LOG_FORMAT", help="Log lines of the long-running processes "
+                     "(processor, projectors, gateway): json (default) or text."),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(envvar="CQRS_LOG_LEVEL", help="debug, info, warning or error (default "
+                     "info); debug logs one line per command or event."),
+    ] = None,
+) -> None:
     ctx.ensure_object(Bootstrap)
+    boot.keep_log_options(ctx, log_level, log_format)
 
 
 app.add_typer(services.app, name="services")

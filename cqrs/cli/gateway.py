@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from cqrs.cli.boot import bootstrap
+from cqrs.cli.boot import bootstrap, configure_logging
 from cqrs.gateway import create_app
 
 
@@ -15,7 +15,14 @@ def gateway(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
-    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+    log_level: Annotated[str | None, typer.Option(
+        help="debug logs one line per command (default: `cqrs --log-level`, else info).",
+    )] = None,
 ) -> None:
-    """Serve the commands and queries over HTTP (OpenAPI docs at /docs, health at /healthz)."""
-    uvicorn.run(create_app(bootstrap(ctx).open_services), host=host, port=port, log_level=log_level)
+    """Serve the commands and queries over HTTP (OpenAPI docs at /docs, health at /healthz,
+    /livez and /readyz, Prometheus metrics at /metrics)."""
+    level = configure_logging(ctx, log_level)["root"]["level"].lower()
+    boot = bootstrap(ctx)
+    app = create_app(boot.open_services, prefix=boot.config.prefix)
+    # log_config=None: uvicorn's records go through the process's handler (JSON lines).
+    uvicorn.run(app, host=host, port=port, log_level=level, log_config=None)

@@ -11,12 +11,11 @@ from typing import Annotated
 
 import typer
 
-from cqrs.cli.boot import bootstrap
+from cqrs.cli.boot import bootstrap, configure_logging
 from cqrs.config import Config
 from pipeline.processor import Processor, ProcessorConfig, TopicNames
 from pipeline.processor.bootstrap import kafka_processor, serve_health
 from pipeline.processor.config import default_instance_id
-from pipeline.processor.logs import configure
 from pipeline.processor.transactions import ProducerFenced
 
 
@@ -80,7 +79,9 @@ def processor(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Most commands per transaction.")] = 500,
     batch_ms: Annotated[int, typer.Option(min=1, help="Longest wait to fill a batch (ms).")] = 100,
-    log_level: Annotated[str, typer.Option(help="DEBUG logs one line per command.")] = "INFO",
+    log_level: Annotated[str | None, typer.Option(
+        help="DEBUG logs one line per command (default: `cqrs --log-level`, else INFO).",
+    )] = None,
     metrics_port: Annotated[int | None, typer.Option(
         min=0, max=65535,
         help="Serve /metrics, /livez, /readyz on this port; 0 disables. Default: "
@@ -90,7 +91,7 @@ def processor(
     """Run the aggregate processor until SIGTERM/SIGINT (then finish the batch and exit 0).
 
     Exits 78 when another processor with the same transactional id fenced this one."""
-    configure(log_level.upper())
+    configure_logging(ctx, log_level)
     settings = bootstrap(ctx).config
     config = config_from(settings, instance_id or default_instance_id(), batch_size, batch_ms)
     port = settings.processor_metrics_port if metrics_port is None else metrics_port

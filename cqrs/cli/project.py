@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import typer
 from prometheus_client import CollectorRegistry
 
 from cqrs.bootstrap import Bootstrap
-from cqrs.cli.boot import bootstrap
+from cqrs.cli.boot import bootstrap, configure_logging
 from projections.registry import PROJECTORS
 from projections.runtime import run_worker
 from projections.runtime.health import Health
@@ -24,17 +25,19 @@ app = typer.Typer(
 
 
 def run_projector(boot: Bootstrap, name: str, loglevel: str = "info",
+                  log_config: dict[str, Any] | None = None,
                   metrics_port: int | None = None) -> None:
-    """Build projector `name` from the bootstrap's config, and run its worker (blocks).
-    `/metrics`, `/livez` and `/readyz` are served on `metrics_port` (default: the config's port
-    of `name`; 0: not served)."""
+    """Build projector `name` from the bootstrap's config, and run its worker (blocks); the
+    worker installs `log_config` (`cqrs.logs.logging_config`) when given. `/metrics`, `/livez`
+    and `/readyz` are served on `metrics_port` (default: the config's port of `name`; 0: not
+    served)."""
     registry = CollectorRegistry()
     projector = boot.projector_app(name, registry)
     if metrics_port is None:
         metrics_port = boot.config.projector_metrics_ports.get(name, 0)
     server = _serve(metrics_port, registry, projector.health or Health())
     try:
-        run_worker(projector, loglevel)
+        run_worker(projector, loglevel, log_config)
     finally:
         if server is not None:
             server.close()
@@ -52,16 +55,21 @@ def _serve(port: int, registry: CollectorRegistry, health: Health) -> MetricsSer
         return None
 
 
-def _command(name: str) -> Callable[[typer.Context, str, int | None], None]:
+def _command(name: str) -> Callable[[typer.Context, str | None, int | None], None]:
     def command(
         ctx: typer.Context,
-        loglevel: str = typer.Option("info", help="debug, info, warning or error."),
+        loglevel: str | None = typer.Option(
+            None, "--log-level", "--loglevel",
+            help="debug, info, warning or error (default: `cqrs --log-level`, else info); "
+            "debug logs one line per applied event."),
         metrics_port: int | None = typer.Option(
             None, "--metrics-port", min=0, max=65535,
             help=f"Serve /metrics, /livez, /readyz here (default: "
             f"CQRS_PROJECTOR_{name.upper()}_METRICS_PORT; 0: not served)."),
     ) -> None:
-        run_projector(bootstrap(ctx), name, loglevel, metrics_port)
+        log_config = configure_logging(ctx, loglevel)
+        run_projector(bootstrap(ctx), name, log_config["root"]["level"].lower(), log_config,
+                      metrics_port)
 
     command.__doc__ = f"Run the {name} projector (exits non-zero on an unexpected error)."
     return command

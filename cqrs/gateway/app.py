@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from cqrs.gateway import commands, queries
 from cqrs.gateway.bodies import BodyGuard
 from cqrs.gateway.compose import Services
+from cqrs.gateway.metrics import GatewayMetrics, RequestMetrics, serve_metrics
 
 HEALTH_TIMEOUT = 6.0
 
@@ -29,9 +30,9 @@ nesting deeper than 32) 400.
 """
 
 
-def create_app(services: Callable[[], Awaitable[Services]]) -> FastAPI:
+def create_app(services: Callable[[], Awaitable[Services]], *, prefix: str = "cqrs.") -> FastAPI:
     """The gateway over what `services` builds: `Bootstrap.open_services` (of `cqrs.bootstrap`,
-    whose seams take fakes in tests)."""
+    whose seams take fakes in tests). `prefix` (the topic prefix) labels its metrics."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,17 +46,51 @@ def create_app(services: Callable[[], Awaitable[Services]]) -> FastAPI:
     app = FastAPI(
         title="cqrs gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
     )
+    app.state.metrics = GatewayMetrics(prefix)
     app.add_middleware(BodyGuard)
+    app.add_middleware(RequestMetrics)  # outermost: also counts what BodyGuard answers
     app.include_router(commands.router())
     app.include_router(queries.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"],
                       summary="Check Kafka, PostgreSQL and Elasticsearch")
+    app.add_api_route("/livez", livez, methods=["GET"], tags=["health"],
+                      summary="200 while the process serves requests")
+    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"],
+                      summary="200 once the Kafka producer and the read side answer")
+    app.add_api_route("/metrics", serve_metrics, methods=["GET"], tags=["health"],
+                      summary="Prometheus metrics", include_in_schema=False)
     return app
+
+
+async def livez() -> JSONResponse:
+    """200: answering is the proof that the event loop is alive."""
+    return JSONResponse({"status": "alive"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """200 once the services are built and every one (Kafka, PostgreSQL, Elasticsearch) answers;
+    503 with the reason before (starting) or while one does not."""
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        return JSONResponse({"status": "not ready", "reason": "starting"}, status_code=503)
+    checks = await _checks(services)
+    failing = {name: check["error"] for name, check in checks.items() if not check["ok"]}
+    if failing:
+        reason = "; ".join(f"{name}: {error}" for name, error in failing.items())
+        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+    return JSONResponse({"status": "ready", "reason": None})
 
 
 async def healthz(request: Request) -> JSONResponse:
     """200 when every service answers, 503 naming the ones that do not."""
     services: Services = request.app.state.services
+    checks = await _checks(services)
+    healthy = all(check["ok"] for check in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
+                        status_code=200 if healthy else 503)
+
+
+async def _checks(services: Services) -> dict[str, Any]:
     names = list(services.health)
     outcomes = await asyncio.gather(
         *(asyncio.wait_for(services.health[name](), HEALTH_TIMEOUT) for name in names),
@@ -67,6 +102,4 @@ async def healthz(request: Request) -> JSONResponse:
             checks[name] = {"ok": False, "error": f"{type(outcome).__name__}: {outcome}"}
         else:
             checks[name] = {"ok": True}
-    healthy = all(check["ok"] for check in checks.values())
-    return JSONResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
-                        status_code=200 if healthy else 503)
+    return checks

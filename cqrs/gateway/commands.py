@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -26,7 +27,9 @@ from pipeline.client import (
     new_command,
     stream_id_of,
 )
-from topics import COMMANDS, CommandEnvelope, CommandResult, CommandSpec
+from topics import COMMANDS, CommandEnvelope, CommandResult, CommandSpec, correlation_of
+
+log = logging.getLogger(__name__)
 
 MAX_WAIT = 60.0
 INVALID_CODES = ("validation.", "command.unknown_type")
@@ -46,7 +49,9 @@ class CommandRequest(BaseModel, Generic[D]):
         default=None, ge=0, description="Reject unless the stream is at this version.")
     command_id: str | None = Field(
         default=None, description="Idempotency key (default: a new uuid4); reuse it to retry.")
-    correlation_id: str | None = None
+    correlation_id: str | None = Field(
+        default=None, description="Follows the command into its events' headers and every log "
+        "(default: the `X-Correlation-ID` request header, else the command id).")
 
 
 class Submitted(BaseModel):
@@ -108,12 +113,16 @@ async def submit(request: Request, name: str, body: CommandRequest[Any],
         command = new_command(
             name, body.aggregate_id, body.data.model_dump(mode="json", exclude_unset=True),
             command_id=body.command_id, expected_version=body.expected_version,
-            correlation_id=body.correlation_id, issued_by="gateway")
+            correlation_id=body.correlation_id or request.headers.get("x-correlation-id"),
+            issued_by="gateway")
         check_command(command)
         stream_id = stream_id_of(command)
     except InvalidCommand as error:
         raise HTTPException(422,
                             {"code": error.code, "reason": str(error)}) from None
+    log.debug("command accepted for sending", extra={
+        "command_id": command.command_id, "correlation_id": correlation_of(command),
+        "stream_id": stream_id, "type": name})
     pool = request.app.state.services.commands
     try:
         async with pool.borrow() as client:

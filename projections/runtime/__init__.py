@@ -33,7 +33,7 @@ before the checkpoint passes them, counters with
 from projections.runtime.app import BatchOptions, exit_process, make_projector_app
 from projections.runtime.classify import Classified, Poison, Skip, classify, stream_of
 from projections.runtime.errors import PoisonEvent, ProjectionError, QueryTimeout, TransientError
-from projections.runtime.faust_app import ProjectorApp, run_worker
+from projections.runtime.faust_app import ProjectorApp, make_worker, run_worker
 from projections.runtime.processor import Backoff, BatchProcessor, Counters
 from projections.runtime.records import (
     Applied,
@@ -66,6 +66,7 @@ __all__ = [
     "classify",
     "exit_process",
     "make_projector_app",
+    "make_worker",
     "run_worker",
     "stream_of",
 ]

@@ -24,6 +24,7 @@ watermark and position, and the last offset delivered since the seek) for the la
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -151,7 +152,22 @@ class ProjectorApp(faust.App):
         return ReadCommittedTransport(self.conf.broker_consumer, self)
 
 
-def run_worker(app: ProjectorApp, loglevel: str = "info") -> None:
-    """Run `app` in a Faust worker until stopped (SIGTERM, SIGINT); blocks."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+def make_worker(app: ProjectorApp, loglevel: str = "info",
+                logging_config: Mapping[str, Any] | None = None) -> faust.Worker:
+    """The Faust worker of `app`. Faust (mode) replaces the root logger's handlers with its own
+    coloured ones when the worker starts; given `logging_config` (a `logging.config.dictConfig`
+    document, the entry point's: `cqrs.logs.logging_config`) it installs that one instead, so
+    Faust's, mode's and aiokafka's records are written like every other record. The terminal
+    spinner is off then: it writes cursor codes between the lines at levels above info."""
+    if logging_config is None:
+        return faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True,
+                          logging_config=copy.deepcopy(dict(logging_config)))
+    worker.spinner = None
+    return worker
+
+
+def run_worker(app: ProjectorApp, loglevel: str = "info",
+               logging_config: Mapping[str, Any] | None = None) -> None:
+    """Run `app` in a Faust worker until stopped (SIGTERM, SIGINT); blocks (see `make_worker`)."""
+    make_worker(app, loglevel, logging_config).execute_from_commandline()

@@ -208,6 +208,9 @@ class BatchProcessor:
                 plan, result = await self._isolate(records, classified, sent, error)
             break
         self._parked = plan.parked_streams
+        if logger.isEnabledFor(logging.DEBUG):
+            for item in plan.batch.items:
+                logger.debug("applied", extra={**_ids(item), "projector": self.name})
         total = Applied(result.applied, result.skipped + plan.skipped)
         self._count(len(records), total, len(plan.batch.parked), len(plan.dead))
         self._observe(records, plan.batch)
@@ -244,8 +247,8 @@ class BatchProcessor:
         """The batch item by item (each its own `apply`), so an exception that names no item
         is pinned on the item(s) that raise it alone; then the parked, blocked and checkpoints."""
         logger.error(
-            "store.apply failed projector=%s error=%s: %s; applying the batch item by item",
-            self.name, type(error).__name__, error, exc_info=error)
+            "store.apply failed: applying the batch item by item", exc_info=error,
+            extra={"projector": self.name, "error": f"{type(error).__name__}: {error}"})
         done: set[Position] = set()
         applied = skipped = 0
         plan = self._plan(records, classified)
@@ -261,10 +264,9 @@ class BatchProcessor:
             except Exception as failed:  # transient faults were retried: this one is the item's
                 cause = failed.cause if isinstance(failed, PoisonEvent) else failed
                 logger.error(
-                    "store refused one event projector=%s topic=%s partition=%d offset=%d "
-                    "stream_id=%s error=%s: %s", self.name, item.record.topic,
-                    item.record.partition, item.record.offset, item.stream_id,
-                    type(cause).__name__, cause)
+                    "store refused one event",
+                    extra={**_ids(item), "projector": self.name, "topic": item.record.topic,
+                           "error": f"{type(cause).__name__}: {cause}"})
                 classified[where] = Poison(cause, item.stream_id)
                 plan = self._plan(records, classified)
                 pending = [i for i in plan.batch.items if _position(i.record) not in done]
@@ -312,9 +314,10 @@ class BatchProcessor:
     async def _dead_letter(self, record: SourceRecord, poison: Poison) -> None:
         error = poison.error
         logger.warning(
-            "dead-lettered projector=%s topic=%s partition=%d offset=%d stream_id=%s error=%s: %s",
-            self.name, record.topic, record.partition, record.offset, poison.stream_id,
-            type(error).__name__, _text(error),
+            "dead-lettered",
+            extra={"stream_id": poison.stream_id, "partition": record.partition,
+                   "offset": record.offset, "projector": self.name, "topic": record.topic,
+                   "error": f"{type(error).__name__}: {_text(error)}"},
         )
         await self._retry(partial(self.dead_letters.send, record, error), "dlq.send")
 
@@ -328,8 +331,9 @@ class BatchProcessor:
                 attempt += 1
                 delay = next_delay()
                 logger.warning(
-                    "transient fault projector=%s operation=%s attempt=%d retry_in=%.2fs: %s",
-                    self.name, what, attempt, delay, error,
+                    "transient fault",
+                    extra={"projector": self.name, "operation": what, "attempt": attempt,
+                           "retry_in": round(delay, 3), "error": str(error)},
                 )
                 self.metrics.transient_fault()
                 self.health.fault = f"retrying {what} after {type(error).__name__}"
@@ -351,12 +355,21 @@ class BatchProcessor:
                                  ("parked", parked), ("dead_lettered", dead)):
             self.metrics.count(outcome, records)
         logger.info(
-            "batch projector=%s consumed=%d applied=%d skipped=%d parked=%d dead_lettered=%d "
-            "total_consumed=%d total_applied=%d total_skipped=%d total_parked=%d total_dead=%d",
-            self.name, consumed, result.applied, result.skipped, parked, dead,
-            counters.consumed, counters.applied, counters.skipped, counters.parked,
-            counters.dead_lettered,
+            "batch",
+            extra={"projector": self.name,
+                   "counts": {"consumed": consumed, "applied": result.applied,
+                              "skipped": result.skipped, "parked": parked,
+                              "dead_lettered": dead},
+                   "totals": counters.snapshot()},
         )
+
+
+def _ids(item: Item) -> dict[str, object]:
+    """The shared log fields of an event: its ids, its command's (causation) and position."""
+    envelope = item.envelope
+    return {"command_id": envelope.causation_id, "correlation_id": envelope.correlation_id,
+            "stream_id": envelope.stream_id, "event_id": envelope.event_id,
+            "partition": item.record.partition, "offset": item.record.offset}
 
 
 def _text(error: BaseException) -> str:

@@ -3,8 +3,8 @@ per test (the projector runs as `python -m cqrs project postgres`, as in product
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,9 +23,23 @@ from bench.infra import drop_database
 from tests.support.events import create_topics, delete_topics
 
 PARTITIONS = 3
-TOTALS = re.compile(
-    r"total_consumed=(\d+) total_applied=(\d+) total_skipped=(\d+) total_parked=(\d+) "
-    r"total_dead=(\d+)")
+TOTAL_NAMES = ("consumed", "applied", "skipped", "parked", "dead_lettered")
+
+
+def log_totals(log: str) -> dict[str, int]:
+    """The projector's last logged totals: the `totals` of its last JSON `batch` line
+    (`projections.runtime.processor`), zeros before the first batch."""
+    found: dict[str, int] = dict.fromkeys(TOTAL_NAMES, 0)
+    for line in log.splitlines():
+        if not line.startswith("{") or '"batch"' not in line:
+            continue
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if document.get("event") == "batch" and isinstance(document.get("totals"), dict):
+            found = {name: int(document["totals"][name]) for name in TOTAL_NAMES}
+    return found
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -55,10 +69,7 @@ class Projector:
     log: Path
 
     def totals(self) -> dict[str, int]:
-        found = TOTALS.findall(self.log.read_text(errors="replace"))
-        names = ("consumed", "applied", "skipped", "parked", "dead_lettered")
-        return dict(zip(names, map(int, found[-1]), strict=True)) if found else dict.fromkeys(
-            names, 0)
+        return log_totals(self.log.read_text(errors="replace"))
 
     def stop(self) -> int:
         if self.process.poll() is None:

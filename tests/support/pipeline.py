@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -30,16 +29,13 @@ from elasticsearch import AsyncElasticsearch, Elasticsearch
 
 from cqrs.settings import Settings
 from projections.search.index import IndexNames, drop_indices
-from tests.integration.projector_harness import fresh_database
+from tests.integration.projector_harness import fresh_database, log_totals
 from tests.support.services import Endpoints
 from topics import Catalogue, apply
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = {"processor": ["processor"], "postgres": ["project", "postgres"],
            "search": ["project", "search"]}
-TOTALS = re.compile(
-    r"total_consumed=(\d+) total_applied=(\d+) total_skipped=(\d+) total_parked=(\d+) "
-    r"total_dead=(\d+)")
 
 
 @dataclass
@@ -67,10 +63,7 @@ class Pipeline:
 
     def totals(self, projector: str) -> dict[str, int]:
         """The projector's last logged totals (consumed, applied, skipped, parked, dead)."""
-        found = TOTALS.findall((self.logs / f"{projector}.log").read_text(errors="replace"))
-        names = ("consumed", "applied", "skipped", "parked", "dead_lettered")
-        last = found[-1] if found else ("0",) * len(names)
-        return dict(zip(names, map(int, last), strict=True))
+        return log_totals((self.logs / f"{projector}.log").read_text(errors="replace"))
 
     def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.settings.pg_dsn) as connection:
@@ -101,8 +94,9 @@ class Pipeline:
 
 @contextmanager
 def running_pipeline(endpoints: Endpoints, logs: Path, partitions: int = 3,
-                     kind: str = "e2e") -> Iterator[Pipeline]:
-    """Topics, a database and the three workers under a fresh prefix; all removed on exit."""
+                     kind: str = "e2e", log_level: str | None = None) -> Iterator[Pipeline]:
+    """Topics, a database and the three workers under a fresh prefix; all removed on exit.
+    `log_level` (`CQRS_LOG_LEVEL`, `cqrs --log-level`): DEBUG logs a line per command/event."""
     prefix = f"{kind}-{uuid.uuid4().hex[:10]}."
     kafka_config = {"bootstrap.servers": endpoints.kafka_bootstrap}
     admin = AdminClient(kafka_config)
@@ -114,6 +108,8 @@ def running_pipeline(endpoints: Endpoints, logs: Path, partitions: int = 3,
             env = {"CQRS_TOPIC_PREFIX": prefix, "CQRS_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
                    "CQRS_PG_DSN": dsn, "CQRS_ES_URL": endpoints.es_url,
                    "CQRS_PARTITIONS": str(partitions)}
+            if log_level is not None:
+                env["CQRS_LOG_LEVEL"] = log_level
             settings = Settings(kafka_bootstrap=endpoints.kafka_bootstrap, pg_dsn=dsn,
                                 es_url=endpoints.es_url, topic_prefix=prefix,
                                 partitions=partitions)

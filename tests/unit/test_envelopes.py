@@ -170,7 +170,13 @@ def test_headers_route_without_decoding() -> None:
         "schema_version": "1",
     }
     command_headers = read_headers(list(headers_for_command(command(), "user-u001")))
-    assert command_headers == {"type": "CreateUser", "stream_id": "user-u001", "command_id": "c-1"}
+    # no correlation id of its own: the command's id starts the conversation
+    assert command_headers == {"type": "CreateUser", "stream_id": "user-u001", "command_id": "c-1",
+                               "correlation_id": "c-1"}
+    correlated = command().model_copy(update={"correlation_id": "req-7"})
+    assert read_headers(list(headers_for_command(correlated, "u")))["correlation_id"] == "req-7"
+    with_correlation = event().model_copy(update={"correlation_id": "req-7"})
+    assert read_headers(list(headers_for_event(with_correlation)))["correlation_id"] == "req-7"
     assert read_headers(None) == {}
     assert read_headers([("k", None)]) == {"k": ""}
 

@@ -204,9 +204,12 @@ class Processor:
                 extra={
                     "stream_id": handled.stream_id,
                     "command_id": handled.command_id,
+                    "correlation_id": _correlation_id(record, handled, events_topic),
                     "partition": record.partition,
                     "offset": record.offset,
                     "code": handled.code,
+                    "event_ids": [output.key.decode() for output in handled.outputs
+                                  if output.topic == events_topic and output.key] or None,
                 },
             )
         offsets = _next_offsets(records)
@@ -291,6 +294,15 @@ class Processor:
         self._consumer.close()
         self._replica.close()
         log.info("stopped", extra={"counts": self.counters.as_dict()})
+
+
+def _correlation_id(record: InboundRecord, handled: Handled, events_topic: str) -> str | None:
+    """For the debug line: the correlation id its events carry, else the command's header."""
+    headers = [output.headers for output in handled.outputs if output.topic == events_topic]
+    for name, value in [*(headers[0] if headers else []), *record.headers]:
+        if name == "correlation_id" and value:
+            return value.decode("utf-8", errors="replace")
+    return None
 
 
 def _next_offsets(records: list[InboundRecord]) -> list[TopicPosition]:

@@ -198,6 +198,7 @@ def domain_event(
         ("stream_id", stream_id.encode()),
         ("version", str(version).encode()),
         ("schema_version", str(schema_version).encode()),
+        ("correlation_id", correlation_id.encode()),
     ]
     key = event_key(stream_id, version).encode()
     return OutboundRecord(topics.events, partition, key, value, headers)

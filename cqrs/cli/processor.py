@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from pipeline.processor import Processor, ProcessorConfig, TopicNames
 from pipeline.processor.bootstrap import kafka_processor, serve_health
 from pipeline.processor.config import default_instance_id
 from pipeline.processor.transactions import ProducerFenced
+
+log = logging.getLogger(__name__)
 
 
 def config_from(
@@ -47,20 +50,19 @@ FENCED_EXIT = 78
 
 @contextmanager
 def health_served(processor: Processor, port: int) -> Iterator[None]:
-    """`/metrics`, `/livez`, `/readyz` on `port` while the block runs (0: not served); a port
-    that cannot be bound is a clear error (exit 1), before anything connects to Kafka."""
+    """`/metrics`, `/livez`, `/readyz` on `port` while the block runs (0: not served). A port
+    that cannot be bound is logged as an error and the processor runs without the endpoint, as
+    the projectors do: several workers on one host must not stop each other from starting."""
     if port == 0:
         yield
         return
     try:
         server = serve_health(processor, port)
     except OSError as error:
-        typer.echo(
-            f"error: cannot serve metrics on port {port}: {error} (a second processor on this "
-            "host needs another --metrics-port; 0 disables)",
-            err=True,
-        )
-        raise typer.Exit(1) from None
+        log.error("metrics not served: port %d cannot be bound (%s); a second processor on this "
+                  "host needs another --metrics-port, 0 disables", port, error)
+        yield
+        return
     try:
         yield
     finally:

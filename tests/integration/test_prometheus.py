@@ -30,20 +30,11 @@ import yaml
 
 from cqrs.services import Layout, Runner
 from cqrs.services.layout import PROMETHEUS_RULES
-from tests.support.pipeline import Pipeline, running_pipeline
+from tests.support.pipeline import Pipeline, free_port, running_pipeline
 from tests.support.processor import command, produce
 from tests.support.services import Endpoints
 
-pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None,
-                                reason="prometheus is not installed (.ci/setup installs it)")
-
 RECORDING, ALERTS = PROMETHEUS_RULES
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class CuttableProxy:
@@ -180,24 +171,24 @@ def state_dir() -> Iterator[Path]:
 
 
 def test_prometheus_scrapes_the_pipeline_and_raises_the_alerts(
-    endpoints: Endpoints, tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    endpoints: Endpoints, tmp_path: Path, state_dir: Path
 ) -> None:
-    ports = {"cqrs-processor": _free_port(), "cqrs-projector-postgres": _free_port(),
-             "cqrs-projector-search": _free_port()}
-    monkeypatch.setenv("CQRS_PROCESSOR_METRICS_PORT", str(ports["cqrs-processor"]))
-    monkeypatch.setenv("CQRS_PROJECTOR_POSTGRES_METRICS_PORT",
-                       str(ports["cqrs-projector-postgres"]))
-    monkeypatch.setenv("CQRS_PROJECTOR_SEARCH_METRICS_PORT", str(ports["cqrs-projector-search"]))
+    assert shutil.which("prometheus"), "prometheus is not installed: bash .ci/setup installs it"
+    workers = {"processor": free_port(), "postgres": free_port(), "search": free_port()}
+    ports = {"cqrs-processor": workers["processor"],
+             "cqrs-projector-postgres": workers["postgres"],
+             "cqrs-projector-search": workers["search"]}
     es = urllib.parse.urlsplit(endpoints.es_url)
     proxy = CuttableProxy((es.hostname or "127.0.0.1", es.port or 9200))
     through_proxy = dataclasses.replace(endpoints, es_url=f"http://127.0.0.1:{proxy.port}")
     layout = Layout(state_dir=state_dir, cache_dir=state_dir / "cache",
-                    prometheus_port=_free_port(), scrape_interval_s=1.0,
+                    prometheus_port=free_port(), scrape_interval_s=1.0,
                     metrics_targets={job: (f"127.0.0.1:{port}",) for job, port in ports.items()},
                     prometheus_rules=(RECORDING, _test_alerts(tmp_path)))
     runner, said = Runner(layout, ["prometheus"]), []
     try:
-        with running_pipeline(through_proxy, tmp_path, kind="prom") as pipeline:
+        with running_pipeline(through_proxy, tmp_path, kind="prom",
+                              metrics_ports=workers) as pipeline:
             runner.up(said.append)
             try:
                 prometheus = PromAPI(layout.prometheus_url)

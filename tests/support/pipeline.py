@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -94,9 +95,12 @@ class Pipeline:
 
 @contextmanager
 def running_pipeline(endpoints: Endpoints, logs: Path, partitions: int = 3,
-                     kind: str = "e2e", log_level: str | None = None) -> Iterator[Pipeline]:
+                     kind: str = "e2e", log_level: str | None = None,
+                     metrics_ports: dict[str, int] | None = None) -> Iterator[Pipeline]:
     """Topics, a database and the three workers under a fresh prefix; all removed on exit.
-    `log_level` (`CQRS_LOG_LEVEL`, `cqrs --log-level`): DEBUG logs a line per command/event."""
+    `log_level` (`CQRS_LOG_LEVEL`, `cqrs --log-level`): DEBUG logs a line per command/event.
+    `metrics_ports`: each worker's (`processor`, `postgres`, `search`) /metrics port; free ports
+    by default, so pipelines never collide."""
     prefix = f"{kind}-{uuid.uuid4().hex[:10]}."
     kafka_config = {"bootstrap.servers": endpoints.kafka_bootstrap}
     admin = AdminClient(kafka_config)
@@ -110,6 +114,10 @@ def running_pipeline(endpoints: Endpoints, logs: Path, partitions: int = 3,
                    "CQRS_PARTITIONS": str(partitions)}
             if log_level is not None:
                 env["CQRS_LOG_LEVEL"] = log_level
+            metrics_ports = metrics_ports or {name: free_port() for name in WORKERS}
+            env.update({"CQRS_PROCESSOR_METRICS_PORT": str(metrics_ports["processor"]),
+                        "CQRS_PROJECTOR_POSTGRES_METRICS_PORT": str(metrics_ports["postgres"]),
+                        "CQRS_PROJECTOR_SEARCH_METRICS_PORT": str(metrics_ports["search"])})
             settings = Settings(kafka_bootstrap=endpoints.kafka_bootstrap, pg_dsn=dsn,
                                 es_url=endpoints.es_url, topic_prefix=prefix,
                                 partitions=partitions)
@@ -146,6 +154,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 async def _drop_index(es_url: str, names: IndexNames) -> None:
     async with AsyncElasticsearch(es_url) as client:
         await drop_indices(client, names)
+
+
+def free_port() -> int:
+    """A TCP port free on this host right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from rich.text import Text
 from cqrs.bootstrap import Bootstrap
 from cqrs.cli.boot import bootstrap
 from projections.rebuild import Bounds, PositionError, parse_offsets, parse_until
-from projections.rebuild.build import Outcome, rebuild
+from projections.rebuild.build import RebuildReport, rebuild
 from projections.rebuild.source import EventSource
 from projections.rebuild.target import RebuildError
 
@@ -75,7 +75,7 @@ def _bounds(from_offset: str | None, until: str | None) -> Bounds:
     return Bounds(start=start, until_time=bound)
 
 
-async def _build(projection: str, boot: Bootstrap, bounds: Bounds, keep: bool) -> Outcome:
+async def _build(projection: str, boot: Bootstrap, bounds: Bounds, keep: bool) -> RebuildReport:
     target = boot.rebuild_target(projection)
     source = EventSource(boot.config.kafka.client_config(), boot.config.catalogue.events.name)
     try:
@@ -115,7 +115,7 @@ async def _drop(projection: str, boot: Bootstrap, names: list[str] | None) -> No
         await target.close()
 
 
-def _report(projection: str, outcome: Outcome) -> None:
+def _report(projection: str, outcome: RebuildReport) -> None:
     out.print(f"built {outcome.model}: {outcome.events:,} events in {outcome.seconds:.1f}s "
               f"({outcome.rate:,.0f} events/s); counters {outcome.counters}")
     for line in outcome.dead_lettered:

@@ -28,7 +28,7 @@ MAX_ROUNDS = 50
 
 
 @dataclass
-class Outcome:
+class RebuildReport:
     """What a rebuild did: the model built, what it replaced, and how fast."""
 
     model: str
@@ -46,7 +46,7 @@ class Outcome:
 
 
 async def rebuild(target: Target, source: EventSource, projector: str, bounds: Bounds,
-                  progress: Progress | None = None, *, keep: bool = True) -> Outcome:
+                  progress: Progress | None = None, *, keep: bool = True) -> RebuildReport:
     """Build `projector`'s model into a new side model of `target`; see the module contract."""
     started = time.monotonic()
     name = await target.create("pit" if bounds.point_in_time else "rebuild")
@@ -80,7 +80,7 @@ async def rebuild(target: Target, source: EventSource, projector: str, bounds: B
                 dropped = True
     finally:
         await store.close()
-    return Outcome(name, swapped, retired, dropped, reader.read, time.monotonic() - started,
+    return RebuildReport(name, swapped, retired, dropped, reader.read, time.monotonic() - started,
                    processor.counters.snapshot(),
                    [f"{r.topic}:{r.partition}:{r.offset} {why}" for r, why in dead.records])
 

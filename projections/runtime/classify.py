@@ -6,6 +6,8 @@ same way, so nothing here is ever retried.
 
 Record (whoever wrote it) → outcome (error class in the dead letter):
 
+- a header name that is not UTF-8 (the fetch reads it with `surrogateescape`,
+  `projections.runtime.drain`) → `Poison` (`UnreadableHeaders`), whatever else the record is;
 - null value (a tombstone: how a stream's keys are erased) → `Skip("tombstone")`;
 - over the size limit, not UTF-8 JSON, not an event envelope → `Poison` (`TooLarge`, `NotJson`,
   `InvalidEnvelope`);
@@ -29,7 +31,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from projections.runtime.errors import HeaderMismatch, KeyMismatch, WrongPartition
+from projections.runtime.errors import (
+    HeaderMismatch,
+    KeyMismatch,
+    UnreadableHeaders,
+    WrongPartition,
+)
 from projections.runtime.records import Item, SourceRecord
 from topics import (
     EventEnvelope,
@@ -65,6 +72,9 @@ Classified = Item | Skip | Poison
 def classify(record: SourceRecord, partitions: int | None = None) -> Classified:
     """The fate of `record` read from an events topic of `partitions` partitions (`None`: the
     partition is not checked). Never raises: whatever decoding raises is the record's poison."""
+    unreadable = unreadable_headers(record)
+    if unreadable is not None:
+        return Poison(unreadable, stream_of(record))
     if record.value is None:
         return Skip("tombstone")
     try:
@@ -116,6 +126,22 @@ def stream_of(record: SourceRecord) -> str | None:
                 return valid_stream_id(value.decode("utf-8"))
             except Exception:
                 return None
+    return None
+
+
+def unreadable_headers(record: SourceRecord) -> UnreadableHeaders | None:
+    """The fault of the first header name that is not UTF-8 (lone surrogates), if any."""
+    for name, _ in record.headers:
+        if name.isascii():
+            continue
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                raw = name.encode("utf-8", "surrogateescape")  # the bytes as read
+            except UnicodeEncodeError:
+                raw = name.encode("utf-8", "backslashreplace")
+            return UnreadableHeaders(f"header name {raw[:200]!r} is not UTF-8")
     return None
 
 

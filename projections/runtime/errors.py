@@ -12,6 +12,8 @@ Exception tree::
     │   ├── HeaderMismatch   a routing header (type, stream_id, version, schema_version)
     │   │                    disagrees with its value
     │   └── WrongPartition   not on `partition_for(stream_id, partitions)` of the events topic
+    ├── UnreadableHeaders  a header name is not UTF-8 (read with `surrogateescape`, see
+    │                      `projections.runtime.drain`): the record is dead-lettered unread
     └── QueryTimeout       a query's `min_version` was not reached within its bound
 
 Whatever a record's content makes decoding or a store raise (other than `TransientError`) is that
@@ -57,6 +59,10 @@ class HeaderMismatch(UnfitRecord):
 
 class WrongPartition(UnfitRecord):
     """The event is not on its stream's partition: its stream has another writer's order."""
+
+
+class UnreadableHeaders(ProjectionError):
+    """A header name of the record is not UTF-8 (Kafka's header names are UTF-8 strings)."""
 
 
 class QueryTimeout(ProjectionError, TimeoutError):

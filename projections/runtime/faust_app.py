@@ -31,7 +31,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from projections.runtime.drain import drain_messages
+from projections.runtime.drain import drain_messages, read_header_names_leniently
 from projections.runtime.health import Health
 from projections.runtime.metrics import PartitionOffsets, ProjectorMetrics
 from projections.runtime.processor import BatchProcessor
@@ -41,9 +41,11 @@ CheckpointSource = Callable[[str], Awaitable[dict[int, int]]]
 
 
 class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's aiokafka consumer thread, reading only committed records."""
+    """Faust's aiokafka consumer thread, reading only committed records, and reading a header
+    name that is not UTF-8 instead of crashing (`drain.read_header_names_leniently`)."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
+        read_header_names_leniently()  # before the fetcher starts (projections.runtime.drain)
         consumer = super()._create_worker_consumer(transport)
         # aiokafka passes this to its Fetcher in start(), which Faust calls after this returns.
         consumer._isolation_level = "read_committed"

@@ -66,7 +66,7 @@ def record_operations(kind: str, records: Sequence[tuple[str, SourceRecord]]) ->
                 "offset": record.offset,
                 "key": _b64(record.key),
                 "value": _b64(record.value),
-                "headers": [[name, _b64(value)] for name, value in record.headers],
+                "headers": [_header_document(name, value) for name, value in record.headers],
             }
         )
     return operations
@@ -130,9 +130,30 @@ def _b64(raw: bytes | None) -> str | None:
     return None if raw is None else base64.b64encode(raw).decode("ascii")
 
 
+def _header_document(name: str, value: bytes) -> list[str | None]:
+    """`[name, value as base64]`; a name that is not UTF-8 (read with `surrogateescape`,
+    `projections.runtime.drain`) cannot be JSON text: it is kept as base64 in a third element
+    and replaced in the first."""
+    if name.isascii():
+        return [name, _b64(value)]
+    try:
+        name.encode("utf-8")
+        return [name, _b64(value)]
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "surrogateescape")
+        return [raw.decode("utf-8", "replace"), _b64(value), _b64(raw)]
+
+
+def _header_of(kept: Sequence[Any]) -> tuple[str, bytes]:
+    name = kept[0]
+    if len(kept) > 2 and kept[2] is not None:
+        name = (_unb64(kept[2]) or b"").decode("utf-8", "surrogateescape")
+    return name, _unb64(kept[1]) or b""
+
+
 def record_of(source: Mapping[str, Any]) -> SourceRecord:
     """A kept (parked or blocked) record as it was read from Kafka."""
-    headers = tuple((name, _unb64(value) or b"") for name, value in source.get("headers") or ())
+    headers = tuple(_header_of(kept) for kept in source.get("headers") or ())
     return SourceRecord(source["topic"], source["partition"], source["offset"],
                         _unb64(source.get("key")), _unb64(source.get("value")), headers)
 

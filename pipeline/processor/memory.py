@@ -6,18 +6,28 @@ and builds every port of `ports.ProcessorPorts` over them: `broker.processor(con
 
 - read_committed: a transaction's records (and its offsets) become visible at its commit, all at
   once; an aborted or abandoned transaction's never do.
-- group offsets move only with a committed transaction (`send_offsets` + `commit`).
+- group offsets move only with a committed transaction (`send_offsets` + `commit`), and only
+  when the offsets were sent with the group's current generation (`memory_group`): a member that
+  kept a batch open across a rebalance gets an `AbortableFault` from `send_offsets`, or from
+  `commit` when the rebalance came between the two. (The real broker accepts offsets sent before
+  the rebalance and makes the new owner's offset fetch wait for that transaction, KIP-447
+  `require_stable`; refusing at commit is the single-threaded fake's way to the same guarantee:
+  never two commits of one offset range.)
 - fencing: a producer started with a transactional id fences every older one of that id, whose
   next call raises `ProducerFenced`; `reset` starts over with a new epoch.
 - after a `FatalFault` only `reset` may be called; any other misuse raises `ProducerMisuse`.
 
 `broker.inject(Fault(...))` makes a coming call fail: abortable, fatal, fenced, or a commit
 whose outcome is unknown (raised as a `FatalFault`) though it did (`commit_landed`) or did not
-(`commit_lost`) happen. Each fault fires `times` times (`None`: always) on the calls of its
-`point` that `matches` (produce only) after skipping the first `skip` of them.
+(`commit_lost`) happen; at the `init` point (a producer's start or `reset`, `init_transactions`)
+a `fatal` fault leaves the producer unusable, as a process whose start failed. Each fault fires
+`times` times (`None`: always) on the calls of its `point` that `matches` (produce only) after
+skipping the first `skip` of them.
 `broker.fail_reads(topic, error)` makes the next read of `topic` by the `PartitionReader` (a
 restore or a rebuild) raise `error` once it has yielded what it holds, as a read that does not
 reach its end in time would; `broker.reads` lists every read (topic, partitions).
+`broker.stall(Stall(...))` runs an action (a rebalance, another processor's steps) in the middle
+of one producer's call, as a process that stalls there while the group moves on.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from typing import Any, Literal
 from pipeline.processor.config import ProcessorConfig
 from pipeline.processor.faults import AbortableFault, FatalFault, ProducerFault, ProducerFenced
 from pipeline.processor.loop import Clock, Processor, utc_now
+from pipeline.processor.memory_group import MemoryGroup
 from pipeline.processor.memory_readers import (
     MemoryCommandSource,
     MemoryPartitionReader,
@@ -40,9 +51,9 @@ from pipeline.processor.records import InboundRecord, OutboundRecord
 from pipeline.processor.replica import CustomerReplica
 
 FaultKind = Literal["abortable", "fatal", "fenced", "commit_landed", "commit_lost"]
-FaultPoint = Literal["begin", "produce", "send_offsets", "commit", "abort"]
+FaultPoint = Literal["init", "begin", "produce", "send_offsets", "commit", "abort"]
 
-__all__ = ["Fault", "MemoryBroker", "MemoryProducer", "ProducerMisuse", "drain"]
+__all__ = ["Fault", "MemoryBroker", "MemoryProducer", "ProducerMisuse", "Stall", "drain"]
 
 
 class ProducerMisuse(Exception):
@@ -64,6 +75,8 @@ class Fault:
     def __post_init__(self) -> None:
         if self.kind.startswith("commit_") and self.point != "commit":
             raise ValueError(f"{self.kind} is a commit's outcome: point must be 'commit'")
+        if self.point == "init" and self.kind != "fatal":
+            raise ValueError("an init fault is fatal (init_transactions failed)")
 
     def fires(self, point: FaultPoint, record: OutboundRecord | None) -> bool:
         if point != self.point or self.times == 0:
@@ -88,9 +101,21 @@ class Fault:
 
 
 @dataclass
+class Stall:
+    """`action` runs once, inside the call at `point` of the producer of `transactional_id`
+    after skipping `skip` of them, before that call goes on (stalls do not nest)."""
+
+    transactional_id: str
+    point: FaultPoint
+    action: Callable[[], None]
+    skip: int = 0
+
+
+@dataclass
 class _Transaction:
     records: list[OutboundRecord] = field(default_factory=list)
     offsets: list[TopicPosition] = field(default_factory=list)
+    group_metadata: Any = None
 
 
 class MemoryBroker:
@@ -107,6 +132,10 @@ class MemoryBroker:
         self.fired: list[Fault] = []
         self.reads: list[tuple[str, list[int]]] = []
         self._read_faults: dict[str, list[Exception]] = {}
+        self.group = MemoryGroup(partitions)
+        self._stalls: list[Stall] = []
+        self._stalling = False
+        self.stale_refusals = 0
 
     @classmethod
     def for_config(cls, config: ProcessorConfig, partitions: int) -> MemoryBroker:
@@ -154,6 +183,27 @@ class MemoryBroker:
                 return fault
         return None
 
+    def stall(self, *stalls: Stall) -> None:
+        self._stalls.extend(stalls)
+
+    def stalled(self, transactional_id: str, point: FaultPoint) -> None:
+        """Run the first stall due at this call of this producer, if any (never nested)."""
+        if self._stalling:
+            return
+        for stall in self._stalls:
+            if (stall.transactional_id, stall.point) != (transactional_id, point):
+                continue
+            if stall.skip > 0:
+                stall.skip -= 1
+                return
+            self._stalls.remove(stall)
+            self._stalling = True
+            try:
+                stall.action()
+            finally:
+                self._stalling = False
+            return
+
     def fail_reads(self, topic: str, *errors: Exception) -> None:
         """The next `len(errors)` reads of `topic` raise these, in order (see the docstring)."""
         self._read_faults.setdefault(topic, []).extend(errors)
@@ -172,8 +222,19 @@ class MemoryBroker:
     def epoch(self, transactional_id: str) -> int:
         return self._epochs.get(transactional_id, 0)
 
+    def accepts(self, transaction: _Transaction) -> bool:
+        """Whether the group takes the transaction's offsets (none, or of its generation)."""
+        return not transaction.offsets or self.group.current(transaction.group_metadata)
+
+    def stale(self, group_metadata: Any) -> AbortableFault:
+        """The error of offsets sent with a stale generation (counted in `stale_refusals`)."""
+        self.stale_refusals += 1
+        return AbortableFault(f"ILLEGAL_GENERATION: offsets of a stale member {group_metadata}")
+
     def commit(self, transaction: _Transaction) -> None:
         """Make a transaction's records and offsets visible at once."""
+        if not self.accepts(transaction):
+            raise self.stale(transaction.group_metadata)
         for output in transaction.records:
             self.append(output.topic, output.partition, output.key, output.value,
                         list(output.headers))
@@ -206,11 +267,21 @@ class MemoryProducer:
     def __init__(self, broker: MemoryBroker, transactional_id: str) -> None:
         self._broker = broker
         self.transactional_id = transactional_id
-        self._epoch = broker.start_producer(transactional_id)
         self._open: _Transaction | None = None
         self._broken = False
+        self._epoch = self._init()
+
+    def _init(self) -> int:
+        """init_transactions: a new epoch of the id, or the `init` fault due."""
+        self._broker.stalled(self.transactional_id, "init")
+        fault = self._broker.fault_at("init")
+        if fault is not None:
+            self._broken = True
+            raise fault.error()
+        return self._broker.start_producer(self.transactional_id)
 
     def _call(self, point: FaultPoint, record: OutboundRecord | None = None) -> None:
+        self._broker.stalled(self.transactional_id, point)
         if self._broken:
             raise ProducerMisuse(f"{point} after a fatal fault: only reset is allowed")
         if self._broker.epoch(self.transactional_id) != self._epoch:
@@ -223,8 +294,9 @@ class MemoryProducer:
 
     def _fail(self, fault: Fault) -> None:
         error = fault.error()
-        if fault.kind == "commit_landed" and self._open is not None:
-            self._broker.commit(self._open)
+        open_ = self._open
+        if fault.kind == "commit_landed" and open_ is not None and self._broker.accepts(open_):
+            self._broker.commit(open_)
         if isinstance(error, FatalFault):
             self._open, self._broken = None, True
         raise error
@@ -243,11 +315,16 @@ class MemoryProducer:
     def send_offsets(self, offsets: list[TopicPosition], group_metadata: Any) -> None:
         self._call("send_offsets")
         assert self._open is not None
+        if not self._broker.group.current(group_metadata):
+            raise self._broker.stale(group_metadata)
         self._open.offsets.extend(offsets)
+        self._open.group_metadata = group_metadata
 
     def commit(self) -> None:
         self._call("commit")
         assert self._open is not None
+        if not self._broker.accepts(self._open):
+            raise self._broker.stale(self._open.group_metadata)
         transaction, self._open = self._open, None
         self._broker.commit(transaction)
 
@@ -257,8 +334,8 @@ class MemoryProducer:
 
     def reset(self) -> None:
         """A new producer of the same id: what was open is abandoned, older epochs fenced."""
-        self._epoch = self._broker.start_producer(self.transactional_id)
         self._open, self._broken = None, False
+        self._epoch = self._init()
 
 
 def drain(processor: Processor, broker: MemoryBroker, max_steps: int = 1000) -> int:

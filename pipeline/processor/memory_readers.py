@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from pipeline.processor.memory_group import GroupMetadata
 from pipeline.processor.ports import PartitionsCallback
 from pipeline.processor.records import InboundRecord
 
@@ -17,30 +18,36 @@ if TYPE_CHECKING:
 
 
 class MemoryCommandSource:
-    """`ports.CommandSource`: the only member of its group, so it is assigned every partition
-    at its first `poll`/`consume`; `reassign` moves partitions as a rebalance would."""
+    """`ports.CommandSource`: a member of the broker's group (`memory_group.MemoryGroup`), which
+    it joins at `subscribe` and leaves at `close`; its partitions and generation change at its
+    next `poll`/`consume` after a rebalance; `reassign` moves its partitions alone."""
 
     def __init__(self, broker: MemoryBroker, topic: str) -> None:
         self._broker = broker
         self._topic = topic
+        self.member_id = broker.group.new_member_id()
+        self._generation = 0
         self._on_assign: PartitionsCallback | None = None
         self._on_revoke: PartitionsCallback | None = None
-        self._next: list[int] | None = None
+        self._next: tuple[list[int], int] | None = None
         self._positions: dict[int, int] = {}
         self.closed = False
 
     def subscribe(self, on_assign: PartitionsCallback, on_revoke: PartitionsCallback) -> None:
         self._on_assign, self._on_revoke = on_assign, on_revoke
-        self._next = list(range(self._broker.partitions))
+        self._broker.group.join(self)
 
-    def reassign(self, partitions: list[int]) -> None:
-        """At the next `poll`/`consume`: revoke every partition, then assign `partitions`."""
-        self._next = list(partitions)
+    def reassign(self, partitions: list[int], generation: int | None = None) -> None:
+        """At the next `poll`/`consume`: revoke every partition, then assign `partitions` (a
+        rebalance: without `generation`, the group's moves on)."""
+        if generation is None:
+            generation = self._broker.group.moved_on()
+        self._next = (list(partitions), generation)
 
     def _rebalance(self) -> None:
         if self._next is None or self._on_assign is None or self._on_revoke is None:
             return
-        partitions, self._next = self._next, None
+        (partitions, self._generation), self._next = self._next, None
         if self._positions:
             revoked, self._positions = sorted(self._positions), {}
             self._on_revoke(revoked)
@@ -71,8 +78,8 @@ class MemoryCommandSource:
     def seek(self, partition: int, offset: int | None) -> None:
         self._positions[partition] = offset or 0
 
-    def group_metadata(self) -> object:
-        return ("memory-group", self._topic)
+    def group_metadata(self) -> GroupMetadata:
+        return GroupMetadata(self.member_id, self._generation)
 
     def lag(self) -> dict[int, int]:
         return {
@@ -82,6 +89,7 @@ class MemoryCommandSource:
 
     def close(self) -> None:
         self.closed = True
+        self._broker.group.leave(self)
 
 
 class MemoryPartitionReader:

@@ -1,5 +1,11 @@
-"""Exactly once under any faults: commands and injected producer faults drawn by hypothesis, run
-on the in-memory broker (`pipeline.processor.memory`) until the group has committed everything.
+"""Exactly once under any faults: commands, injected producer faults (fenced and init included)
+and rebalances of a group of two processors drawn by hypothesis, run on the in-memory broker
+(`pipeline.processor.memory`) until the group has committed everything.
+
+A processor whose step (or start) raises stops, as the process does (`Processor.run` closes it on
+the way out, so it leaves the group), and a restart with the same instance id replaces it. A
+stall keeps one processor's batch open while the group rebalances and the other processor runs:
+its offsets then carry a stale generation, which the broker refuses (KIP-447).
 
 After draining: one result per command record sent (by command id), every stream's events are
 versions 1..n with distinct event ids, and each stream's latest snapshot holds the fold of its
@@ -16,8 +22,9 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pipeline.processor import ProcessorConfig, StreamState, TopicNames
-from pipeline.processor.memory import Fault, MemoryBroker, drain
+from pipeline.processor import Processor, ProcessorConfig, StreamState, TopicNames
+from pipeline.processor.faults import ProducerFault, ProducerFenced
+from pipeline.processor.memory import Fault, MemoryBroker, Stall
 from pipeline.processor.rebuild import fold_stream
 from topics import (
     EventEnvelope,
@@ -80,9 +87,22 @@ FAULTS = st.lists(
         st.builds(Fault, st.sampled_from(["commit_landed", "commit_lost"]), st.just("commit"),
                   skip=st.integers(0, 6)),
         st.builds(Fault, st.just("fatal"), st.just("abort"), skip=st.integers(0, 2)),
+        st.builds(Fault, st.just("fenced"), st.sampled_from(["begin", "produce", "commit"]),
+                  skip=st.integers(0, 20)),
+        st.builds(Fault, st.just("fatal"), st.just("init"), skip=st.integers(0, 3)),
     ),
     max_size=5,
 )
+SLOTS = ("p0", "p1")
+STALLS = st.lists(
+    st.tuples(st.sampled_from([0, 1]), st.sampled_from(["produce", "send_offsets", "commit"]),
+              st.integers(0, 6), st.integers(0, 2), st.integers(0, 4)),
+    max_size=2,
+)
+"""(slot, point, calls skipped, rotation of the rebalance, steps of the other slot meanwhile)."""
+SCHEDULE = st.lists(st.one_of(st.sampled_from([0, 1]), st.integers(0, 2).map(lambda s: -1 - s)),
+                    max_size=8)
+"""Before draining: a slot's step (0, 1), or a rebalance with rotation `-1 - n`."""
 
 
 def send(
@@ -129,21 +149,94 @@ def check_streams(broker: MemoryBroker) -> None:
         assert set(rebuilt.recent_command_ids) <= set(snapshot.recent_command_ids), stream_id
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(STEPS, FAULTS, st.lists(st.booleans(), max_size=5), st.integers(1, 5))
+class Group:
+    """Two processor slots of one group; a slot whose processor stops is restarted."""
+
+    def __init__(self, broker: MemoryBroker, batch_size: int) -> None:
+        self.broker = broker
+        self.configs = [
+            ProcessorConfig(kafka={}, topics=TOPICS, instance_id=slot, batch_size=batch_size,
+                            batch_ms=1)
+            for slot in SLOTS
+        ]
+        self.processors: list[Processor] = [self.start(index) for index in range(len(SLOTS))]
+        self.restarts = 0
+
+    def start(self, index: int) -> Processor:
+        """A process of slot `index`: restarted until its start succeeds (faults are finite)."""
+        while True:
+            processor = self.broker.processor(self.configs[index], lambda: NOW)
+            try:
+                processor.start()
+                return processor
+            except (ProducerFault, ProducerFenced):
+                processor.close()
+
+    def step(self, index: int) -> None:
+        try:
+            self.processors[index].step()
+        except (ProducerFault, ProducerFenced):
+            self.processors[index].close()  # the process stops, leaving the group
+            self.restarts += 1
+            self.processors[index] = self.start(index)
+
+    def stall(self, index: int, point: str, skip: int, shift: int, steps: int) -> None:
+        def meanwhile() -> None:
+            self.broker.group.rebalance(shift)
+            for _ in range(steps):
+                self.step(1 - index)
+
+        config = self.configs[index]
+        self.broker.stall(Stall(config.transactional_id, point, meanwhile, skip))  # type: ignore[arg-type]
+
+    def drain(self, max_steps: int) -> None:
+        for steps in range(max_steps):
+            if self.broker.drained("c"):
+                return
+            self.step(steps % len(SLOTS))
+        raise AssertionError(f"not drained in {max_steps} steps")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(STEPS, FAULTS, st.lists(st.booleans(), max_size=5), st.integers(1, 5), STALLS, SCHEDULE)
 def test_any_faults_leave_one_result_per_command_and_consistent_streams(
-    steps: list[tuple[str, int, int]], faults: list[Fault], misplace: list[bool], batch_size: int
+    steps: list[tuple[str, int, int]], faults: list[Fault], misplace: list[bool],
+    batch_size: int, stalls: list[tuple[int, str, int, int, int]], schedule: list[int],
 ) -> None:
-    config = ProcessorConfig(kafka={}, topics=TOPICS, instance_id="p", batch_size=batch_size,
-                             batch_ms=1)
-    broker = MemoryBroker.for_config(config, PARTITIONS)
+    broker = MemoryBroker.for_config(
+        ProcessorConfig(kafka={}, topics=TOPICS), PARTITIONS
+    )
     sends = send(broker, steps, misplace)
     broker.inject(*faults)
-    processor = broker.processor(config, lambda: NOW)
-    processor.start()
-    drain(processor, broker, max_steps=500)
+    group = Group(broker, batch_size)
+    for stall in stalls:
+        group.stall(*stall)
+    for entry in schedule:
+        if entry >= 0:
+            group.step(entry)
+        else:
+            broker.group.rebalance(-1 - entry)
+    group.drain(max_steps=1000)
     results = Counter(read_headers(list(r.headers))["command_id"] for r in broker.records("r"))
     assert results == sends
     check_streams(broker)
     event(f"faults fired: {len(broker.fired)}")
-    event(f"accepted: {min(processor.counters.accepted, 5)}+")
+    event(f"restarts: {min(group.restarts, 3)}+")
+    event(f"stale offsets refused: {min(broker.stale_refusals, 2)}+")
+    event(f"accepted: {min(sum(p.counters.accepted for p in group.processors), 5)}+")
+
+
+def test_a_batch_kept_open_across_a_rebalance_does_not_commit() -> None:
+    """The zombie of KIP-447: its partitions went to the other member while it stalled."""
+    broker = MemoryBroker.for_config(ProcessorConfig(kafka={}, topics=TOPICS), PARTITIONS)
+    sends = send(broker, [("create_user", n, 1) for n in range(3)], [])
+    group = Group(broker, batch_size=5)
+    group.stall(0, "send_offsets", skip=0, shift=1, steps=3)
+    group.step(0)  # stalls before its offsets; the group moves on and p1 commits meanwhile
+    zombie = group.processors[0]
+    assert zombie.counters.aborted_batches == 1  # its offsets carried the old generation
+    assert broker.stale_refusals == 1
+    group.drain(max_steps=50)
+    results = Counter(read_headers(list(r.headers))["command_id"] for r in broker.records("r"))
+    assert results == sends
+    check_streams(broker)

@@ -131,6 +131,7 @@ def test_a_second_producer_of_the_same_slot_fences_the_first() -> None:
     second.start()  # init_transactions of the same transactional id: a new epoch
     with pytest.raises(ProducerFenced):
         first.step()
+    first.close()  # the fenced process exits (`Processor.run` closes it): it leaves the group
     drain(second, broker)
     assert statuses(broker) == ["accepted", "accepted"]
 

@@ -49,7 +49,7 @@ from topics._commands import (
     UpdateUser,
     UserCommand,
 )
-from topics._connection import ClientConfig, KafkaConnection
+from topics._connection import CLIENT_LOGGER, ClientConfig, KafkaConnection
 from topics._conversion import event_id_for, from_envelope, to_envelope
 from topics._envelopes import (
     CommandEnvelope,
@@ -153,6 +153,7 @@ _LAZY = {
 
 __all__ = [
     "ADMIN_TIMEOUT_S",
+    "CLIENT_LOGGER",
     "COMMANDS",
     "COMMANDS_RETENTION_MS",
     "COMMAND_RESULTS_RETENTION_MS",

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from typing import Any
 
-ClientConfig = dict[str, str | int | float | bool]
+ClientConfig = dict[str, Any]
+"""librdkafka properties (str, int, float, bool) and the Python objects confluent-kafka takes
+beside them (`logger`)."""
+
+CLIENT_LOGGER = "confluent_kafka"
+"""The Python logger every confluent-kafka client of the project logs through (librdkafka's
+own lines, levels mapped from syslog's), so they reach the process's formatter instead of
+being written raw to stderr. librdkafka hands them over when the client is polled."""
 
 
 @dataclass(frozen=True)
@@ -24,10 +33,12 @@ class KafkaConnection:
     ssl_ca_location: str | None = None
 
     def client_config(self) -> ClientConfig:
-        """The librdkafka connection properties (`bootstrap.servers`, `security.protocol`, …)."""
+        """The librdkafka connection properties (`bootstrap.servers`, `security.protocol`, …)
+        and `logger`, the `CLIENT_LOGGER` Python logger."""
         config: ClientConfig = {
             "bootstrap.servers": self.bootstrap,
             "security.protocol": self.security_protocol,
+            "logger": logging.getLogger(CLIENT_LOGGER),
         }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from pipeline.client.commands import stream_id_of
 from pipeline.client.errors import DeliveryFailed, KafkaUnavailable, ResultTimeout, TopicMissing
 from topics import (
+    CLIENT_LOGGER,
     Catalogue,
     CommandEnvelope,
     CommandResult,
@@ -55,7 +56,8 @@ class CommandClient:
         metadata_timeout: float = 10.0,
         delivery_timeout: float = 30.0,
     ) -> None:
-        self._kafka_config = dict(kafka_config)
+        # librdkafka's log lines go through Python logging unless the caller chose a logger.
+        self._kafka_config = {"logger": logging.getLogger(CLIENT_LOGGER), **kafka_config}
         self._commands_topic = catalogue.commands.name
         self._results_topic = catalogue.command_results.name
         self._metadata_timeout = metadata_timeout

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import socket
 from dataclasses import dataclass, field
 
-from topics import deadletter
+from topics import CLIENT_LOGGER, deadletter
 
-KafkaValue = str | int | float | bool
-"""A librdkafka property value."""
+KafkaValue = str | int | float | bool | logging.Logger
+"""A librdkafka property value (or `logger`, the Python logger its log lines go to)."""
 
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -92,6 +93,7 @@ class ProcessorConfig:
     def command_consumer(self) -> dict[str, KafkaValue]:
         """The commands consumer: committed reads only, offsets committed only in transactions."""
         return {
+            "logger": logging.getLogger(CLIENT_LOGGER),
             **self.kafka,
             "group.id": self.consumer_group,
             "isolation.level": "read_committed",
@@ -107,6 +109,7 @@ class ProcessorConfig:
     def reader(self, purpose: str) -> dict[str, KafkaValue]:
         """A group-less read_committed consumer (restore, replica): assigned, never subscribed."""
         return {
+            "logger": logging.getLogger(CLIENT_LOGGER),
             **self.kafka,
             "group.id": f"{self.consumer_group}-{purpose}-unused",
             "isolation.level": "read_committed",
@@ -122,6 +125,7 @@ class ProcessorConfig:
         `message.max.bytes` is the topics' record limit, so a record the broker would refuse is
         refused at `produce` (outputs are checked against it before, see `records.size_of`)."""
         return {
+            "logger": logging.getLogger(CLIENT_LOGGER),
             **self.kafka,
             "transactional.id": self.transactional_id,
             "transaction.timeout.ms": self.transaction_timeout_ms,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from cqrs.bootstrap import Bootstrap
 from cqrs.cli import app
 from cqrs.config import Config
 from cqrs.settings import Settings
-from topics import KafkaConnection
+from topics import CLIENT_LOGGER, KafkaConnection
 
 ROOT = Path(__file__).resolve().parents[2]
 SECURE = Settings(kafka_bootstrap="k1:9093,k2:9093", kafka_security_protocol="SASL_SSL",
@@ -28,7 +29,8 @@ def test_settings_become_the_narrow_configs() -> None:
     assert config.kafka.client_config() == {
         "bootstrap.servers": "k1:9093,k2:9093", "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "projector",
-        "sasl.password": "s3cret", "ssl.ca.location": "/ca.pem"}
+        "sasl.password": "s3cret", "ssl.ca.location": "/ca.pem",
+        "logger": logging.getLogger(CLIENT_LOGGER)}
     assert (config.catalogue.events.name, config.catalogue.partitions) == ("prod.events", 12)
     assert config.postgres.dsn == "postgresql://u:pw@db/cqrs"
     assert (config.search.url, config.search.api_key) == ("https://es:9200", "key")
@@ -40,7 +42,8 @@ def test_settings_become_the_narrow_configs() -> None:
 
 def test_plaintext_kafka_needs_only_the_bootstrap() -> None:
     assert KafkaConnection("b:9092").client_config() == {
-        "bootstrap.servers": "b:9092", "security.protocol": "PLAINTEXT"}
+        "bootstrap.servers": "b:9092", "security.protocol": "PLAINTEXT",
+        "logger": logging.getLogger(CLIENT_LOGGER)}
 
 
 def test_secrets_stay_out_of_reprs() -> None:

@@ -78,12 +78,16 @@ class ProjectorMetrics:
             [*names, "partition"], registry=registry)
         self._lag_seconds = Gauge(
             "cqrs_projector_lag_seconds",
-            "Age of the oldest unapplied event (now - occurred_at of the last applied one on "
-            "a partition that lags), 0 when caught up.", names, registry=registry,
+            "Age of the oldest unapplied event, approximated per lagging partition: now - "
+            "occurred_at of the last applied event if a batch was applied since the lag was "
+            "first seen, else now - when the lag was first seen; 0 when caught up.",
+            names, registry=registry,
         ).labels(*self._labels)
+        # No child until the first read: a 0 before it would be a reading nobody made.
         self._dlq_depth = Gauge(
-            "cqrs_projector_dlq_depth", "Records in the projector's DLQ topic (end - start).",
-            names, registry=registry).labels(*self._labels)
+            "cqrs_projector_dlq_depth",
+            "Records in the projector's DLQ topic (end - start); absent until first read.",
+            names, registry=registry)
         self._parked = Gauge(
             "cqrs_projector_parked_streams", "Streams parked behind a dead-lettered event.",
             names, registry=registry).labels(*self._labels)
@@ -125,7 +129,7 @@ class ProjectorMetrics:
         self._parked.set(count)
 
     def dlq_depth(self, records: int) -> None:
-        self._dlq_depth.set(records)
+        self._dlq_depth.labels(*self._labels).set(records)
 
     def lag(self, behind: Mapping[int, int], seconds: float) -> None:
         """Set the lag of the partitions in `behind` (the assigned ones); drop the others'."""

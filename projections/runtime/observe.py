@@ -48,6 +48,8 @@ class Refresher:
         self._monotonic = monotonic
         self._dlq_interval = dlq_interval
         self._dlq_read_at: float | None = None
+        self._lag_seen: dict[int, tuple[float, int | None]] = {}
+        """Per lagging partition: when its lag was first seen above 0, and its checkpoint then."""
 
     async def refresh(self) -> None:
         """One tick; never raises (a timer task that raised would stop the app)."""
@@ -63,17 +65,25 @@ class Refresher:
             logger.warning("metrics refresh failed: %s: %s", type(error).__name__, error)
 
     def refresh_lag(self) -> None:
+        """Lag per partition, and `lag_seconds`: the largest `unapplied_age` of a lagging one."""
         processor, now = self._processor, self._clock()
         behind: dict[int, int] = {}
         oldest = 0.0
         for partition, offsets in self._offsets().items():
-            lag = records_behind(offsets, processor.checkpoint(self._topic, partition))
+            checkpoint = processor.checkpoint(self._topic, partition)
+            lag = records_behind(offsets, checkpoint)
             if lag is None:
                 continue
             behind[partition] = lag
+            if lag == 0:
+                self._lag_seen.pop(partition, None)
+                continue
+            seen_at, checkpoint_then = self._lag_seen.setdefault(partition, (now, checkpoint))
             applied_at = processor.last_applied_at(self._topic, partition)
-            if lag > 0 and applied_at is not None:
-                oldest = max(oldest, now - applied_at)
+            oldest = max(oldest, unapplied_age(now, seen_at, checkpoint_then != checkpoint,
+                                               applied_at))
+        for partition in set(self._lag_seen) - set(behind):  # revoked
+            del self._lag_seen[partition]
         processor.metrics.lag(behind, oldest)
 
     async def _refresh_dlq(self) -> None:
@@ -84,6 +94,21 @@ class Refresher:
             return
         self._dlq_read_at = now
         self._processor.metrics.dlq_depth(await self._dlq_depth())
+
+
+def unapplied_age(now: float, lag_seen_at: float, applied_since: bool,
+                  last_applied_at: float | None) -> float:
+    """The age of a lagging partition's oldest unapplied event, approximated without a fetch.
+
+    Exact would be the Kafka timestamp of the record at checkpoint + 1. Instead: when a batch
+    was applied since the lag was first seen (and its events' time is known), now - `occurred_at`
+    of the last applied event (the next one is at least about as old); otherwise now - when the
+    lag was first seen above 0, which never spikes when a record was just fetched after a quiet
+    spell, nor reads 0 while a process that has applied nothing yet lags behind (it
+    under-reports a backlog found at start by the backlog's age until the first apply)."""
+    if applied_since and last_applied_at is not None:
+        return max(0.0, now - last_applied_at)
+    return max(0.0, now - lag_seen_at)
 
 
 def dlq_depth_reader(kafka: KafkaConnection, topic: str, timeout: float = 5.0) -> DepthSource:

@@ -322,27 +322,30 @@ class BatchProcessor:
         await self._retry(partial(self.dead_letters.send, record, error), "dlq.send")
 
     async def _retry(self, operation: Callable[[], Awaitable[_T]], what: str) -> _T:
+        """`operation`, retried with backoff while it raises `TransientError`. `health.fault`
+        is set while it is retried and cleared however the retry ends (a success, or any other
+        exception, such as `PoisonEvent`, that the caller handles)."""
         next_delay = self._backoff.delays()
         attempt = 0
-        while True:
-            try:
-                result = await operation()
-            except TransientError as error:
-                attempt += 1
-                delay = next_delay()
-                logger.warning(
-                    "transient fault",
-                    extra={"projector": self.name, "operation": what, "attempt": attempt,
-                           "retry_in": round(delay, 3), "error": str(error)},
-                )
-                self.metrics.transient_fault()
-                self.health.fault = f"retrying {what} after {type(error).__name__}"
-                self.health.beat()
-                await self._sleep(delay)
-                continue
+        try:
+            while True:
+                try:
+                    return await operation()
+                except TransientError as error:
+                    attempt += 1
+                    delay = next_delay()
+                    logger.warning(
+                        "transient fault",
+                        extra={"projector": self.name, "operation": what, "attempt": attempt,
+                               "retry_in": round(delay, 3), "error": str(error)},
+                    )
+                    self.metrics.transient_fault()
+                    self.health.fault = f"retrying {what} after {type(error).__name__}"
+                    self.health.beat()
+                    await self._sleep(delay)
+        finally:
             if attempt:
                 self.health.fault = None
-            return result
 
     def _count(self, consumed: int, result: Applied, parked: int, dead: int) -> None:
         counters = self.counters

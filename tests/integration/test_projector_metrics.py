@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.projector_harness import PARTITIONS, Setup, setup, wait_until
-from tests.support.events import produce, user_created
+from tests.support.events import produce, produce_raw, user_created
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def sample(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: 
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
-def test_metrics_count_the_applied_events_and_lag_falls_to_zero(env: Setup,
+def test_metrics_count_applied_events_lag_falls_to_zero_and_a_dead_letter_shows(env: Setup,
                                                                 tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -87,9 +87,19 @@ def test_metrics_count_the_applied_events_and_lag_falls_to_zero(env: Setup,
         assert sample(samples, "cqrs_projector_event_age_seconds_count", **labels) == 20
         assert sample(samples, "cqrs_projector_lag_seconds", **labels) == 0
         assert sample(samples, "cqrs_projector_rebalances_total", **labels) >= 1  # type: ignore[operator]
-        wait_until(lambda: sample(scrape(base), "cqrs_projector_dlq_depth", **labels) == 0, 30,
-                   "the DLQ depth read")
         assert env.query("SELECT count(*) FROM users")[0][0] == 20
+
+        produce_raw(env.kafka_config, env.events, b"user-poison", b"{not json", 0)
+
+        def dead_lettered() -> bool:
+            samples = scrape(base)
+            return (sample(samples, "cqrs_projector_records_total", **labels,
+                           outcome="dead_lettered") == 1
+                    and sample(samples, "cqrs_projector_dlq_depth", **labels) == 1)
+
+        # The depth is read every 10 s (observe.DLQ_INTERVAL): a 0 read before the dead letter
+        # must give way to 1.
+        wait_until(dead_lettered, 60, "one record dead-lettered and the DLQ depth 1")
     finally:
         process.send_signal(signal.SIGTERM)
         try:

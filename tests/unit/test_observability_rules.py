@@ -99,7 +99,10 @@ def test_recording_rules_are_named_level_metric_operation() -> None:
 def test_the_alerts_the_pipeline_needs_are_shipped() -> None:
     alerts = {rule["alert"]: rule for rule in _rules(ALERTS)}
     assert "cqrs_projector_lag_seconds" in alerts["CqrsProjectorLagging"]["expr"]
-    assert "delta(cqrs_projector_dlq_depth[5m]) > 0" in alerts["CqrsProjectorDlqGrowing"]["expr"]
+    assert alerts["CqrsProjectorDlqGrowing"]["expr"] == (
+        'increase(cqrs_projector_records_total{outcome="dead_lettered"}[5m]) > 0')
+    assert "cqrs_projector_lag) > 0" in alerts["CqrsProjectorStalled"]["expr"]
+    assert alerts["CqrsProjectorStalled"]["for"] == "2m"
     assert 'up{job="cqrs-processor"} == 0' in alerts["CqrsProcessorDown"]["expr"]
     assert "absent(" in alerts["CqrsProcessorDown"]["expr"]
     assert "increase(cqrs_processor_producer_restarts_total[5m]) > 3" in (

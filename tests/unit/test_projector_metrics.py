@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from projections.postgres.fake import FakeStore
-from projections.runtime import Batch, BatchProcessor, SourceRecord, TransientError
+from projections.runtime import Batch, BatchProcessor, PoisonEvent, SourceRecord, TransientError
 from projections.runtime.health import Health
 from projections.runtime.metrics import PartitionOffsets, ProjectorMetrics, records_behind
 from projections.runtime.observe import Refresher
@@ -125,6 +125,34 @@ def test_not_ready_while_a_transient_store_fault_is_retried() -> None:
     assert value(registry, "cqrs_projector_records_total", outcome="applied") == 4
 
 
+class FlakyThenPoison(FakeStore):
+    """A store whose `apply` fails transiently once, then names its first item poison once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.faults: list[Exception] = [TransientError("connection reset"),
+                                        PoisonEvent(0, ValueError("no such user"))]
+
+    async def apply(self, batch: Batch):  # type: ignore[no-untyped-def]
+        if self.faults:
+            raise self.faults.pop(0)
+        return await super().apply(batch)
+
+
+def test_ready_again_when_a_retried_transient_fault_ends_in_a_poison_event() -> None:
+    health = Health()
+    processor, registry = make(FlakyThenPoison(), health)
+
+    async def scenario() -> None:
+        await processor.start()
+        health.assigned = True
+        await processor.process(as_records(user_history("q")))
+    asyncio.run(scenario())
+
+    assert value(registry, "cqrs_projector_records_total", outcome="dead_lettered") == 1
+    assert (health.readiness().ok, health.readiness().reason) == (True, "started")
+
+
 def test_readiness_waits_for_the_store_and_the_assignment_and_not_rebalancing() -> None:
     health = Health()
     assert health.readiness().reason == "starting the store"
@@ -165,13 +193,15 @@ def test_lag_is_end_minus_checkpoint_minus_one_less_the_transaction_markers() ->
 
 def test_refresher_sets_lag_per_assigned_partition_and_lag_seconds() -> None:
     processor, registry = make(FakeStore())
-    records = as_records(stream("user-a", [UserCreated(email="a@x.io", name="a")]))
-    asyncio.run(processor.process(records))
+    records = as_records(stream("user-a", [UserCreated(email="a@x.io", name="a"),
+                                           UserNameChanged(name="b")]))
+    asyncio.run(processor.process(records[:1]))
     topic, partition, offset = records[0].topic, records[0].partition, records[0].offset
     other = (partition + 1) % 3
     offsets: dict[int, PartitionOffsets] = {
         partition: PartitionOffsets(offset + 6, offset + 1, offset),
         other: PartitionOffsets(0, 0, None)}
+    now = [NOW + 10]
 
     async def depth() -> int:
         return 7
@@ -179,20 +209,43 @@ def test_refresher_sets_lag_per_assigned_partition_and_lag_seconds() -> None:
     def current() -> Mapping[int, PartitionOffsets]:
         return offsets
 
-    refresher = Refresher(processor, topic, current, depth, clock=lambda: NOW + 10)
+    refresher = Refresher(processor, topic, current, depth, clock=lambda: now[0])
+    assert registry.get_sample_value("cqrs_projector_dlq_depth", LABELS) is None  # unread
     asyncio.run(refresher.refresh())
     assert value(registry, "cqrs_projector_lag", partition=str(partition)) == 5
     assert value(registry, "cqrs_projector_lag", partition=str(other)) == 0
-    assert value(registry, "cqrs_projector_lag_seconds") == 40.0
+    # Lag just seen, nothing applied since: not the age of the last applied event (40 s).
+    assert value(registry, "cqrs_projector_lag_seconds") == 0
     assert value(registry, "cqrs_projector_dlq_depth") == 7
+    now[0] += 3
+    asyncio.run(refresher.refresh())
+    assert value(registry, "cqrs_projector_lag_seconds") == 3  # since the lag was first seen
+
+    asyncio.run(processor.process(records[1:]))  # applied since: its occurred_at counts
+    offsets[partition] = PartitionOffsets(offset + 6, offset + 2, offset + 1)
+    asyncio.run(refresher.refresh())
+    assert value(registry, "cqrs_projector_lag", partition=str(partition)) == 4
+    assert value(registry, "cqrs_projector_lag_seconds") == now[0] - T0.timestamp()
 
     del offsets[other]  # revoked
-    offsets[partition] = PartitionOffsets(offset + 1, offset + 1, offset)
+    offsets[partition] = PartitionOffsets(offset + 2, offset + 2, offset + 1)
     asyncio.run(refresher.refresh())
     assert registry.get_sample_value("cqrs_projector_lag",
                                      {**LABELS, "partition": str(other)}) is None
     assert value(registry, "cqrs_projector_lag", partition=str(partition)) == 0
     assert value(registry, "cqrs_projector_lag_seconds") == 0
+
+
+def test_lag_seconds_grows_while_a_process_that_applied_nothing_lags() -> None:
+    processor, registry = make(FakeStore())
+    now = [NOW]
+    offsets = {0: PartitionOffsets(100, 0, None)}
+    refresher = Refresher(processor, "t.events", lambda: offsets, None, clock=lambda: now[0])
+    refresher.refresh_lag()
+    now[0] += 12
+    refresher.refresh_lag()
+    assert value(registry, "cqrs_projector_lag", partition="0") == 100
+    assert value(registry, "cqrs_projector_lag_seconds") == 12
 
 
 def get(url: str) -> tuple[int, bytes]:

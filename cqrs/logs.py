@@ -4,7 +4,8 @@ Every process writes the same fields, so one id can be followed through every lo
 
 - always `ts` (UTC, ISO 8601), `level`, `logger`, `event` (the message);
 - when known, in this order, `command_id`, `correlation_id`, `stream_id`, `event_id`,
-  `partition`, `offset`; then whatever else the record carries.
+  `partition` (one, an int), `partitions` (several, a list of ints), `offset`; then whatever
+  else the record carries.
 
 Libraries never configure logging: they log with `extra=` (`log.debug("applied",
 extra={"event_id": ..., "stream_id": ...})`, or a `fields` dict for names a record may not take).
@@ -27,7 +28,8 @@ __all__ = ["FORMATS", "SHARED_FIELDS", "JsonFormatter", "TextFormatter", "apply"
 
 Format = Literal["json", "text"]
 FORMATS: tuple[Format, ...] = ("json", "text")
-SHARED_FIELDS = ("command_id", "correlation_id", "stream_id", "event_id", "partition", "offset")
+SHARED_FIELDS = ("command_id", "correlation_id", "stream_id", "event_id", "partition",
+                 "partitions", "offset")
 """The names every process uses for the ids a command and its events carry."""
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {

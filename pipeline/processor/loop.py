@@ -119,7 +119,7 @@ class Processor:
         self.metrics.assigned()
         self.health.assigned(partitions)
         self._restore(partitions)
-        log.info("assigned", extra={"partition": partitions})
+        log.info("assigned", extra={"partitions": partitions})
 
     def _revoked(self, partitions: list[int]) -> None:
         for partition in partitions:
@@ -127,7 +127,7 @@ class Processor:
             self._caution.forget(partition)
         self.metrics.revoked(partitions)
         self.health.revoked()
-        log.info("revoked", extra={"partition": partitions})
+        log.info("revoked", extra={"partitions": partitions})
 
     def _restore(self, partitions: list[int]) -> None:
         if not partitions:
@@ -153,7 +153,7 @@ class Processor:
 
     def _step(self) -> None:
         self.health.iterated()
-        self.metrics.sample_lag(self._consumer.lag)
+        self._sample_lag()
         config = self.config
         consumed = collect(self._consumer, config.batch_size, config.batch_ms, config.batch_idle_ms)
         self._replica.poll(owned=self._store.partitions)
@@ -237,6 +237,15 @@ class Processor:
         )
         return Handled("skipped", [])
 
+    def _sample_lag(self) -> None:
+        """The lag gauges; a consumer that cannot tell its position now (`lag` calls
+        `position()`, which raises on a broker or state error) costs a warning, never the loop."""
+        try:
+            self.metrics.sample_lag(self._consumer.lag)
+        except Exception as error:
+            log.warning("consumer lag not sampled",
+                        extra={"error": f"{type(error).__name__}: {error}"})
+
     def _committed(
         self, overlay: Overlay, counts: ProcessorCounts, records: list[InboundRecord]
     ) -> None:
@@ -248,7 +257,7 @@ class Processor:
             "batch committed",
             extra={
                 "counts": counts.as_dict(),
-                "partition": sorted({record.partition for record in records}),
+                "partitions": sorted({record.partition for record in records}),
                 "fields": {"totals": self.counters.as_dict()},
             },
         )
@@ -286,7 +295,7 @@ class Processor:
         for partition, offset in self._consumer.committed(assignment).items():
             self._consumer.seek(partition, offset)
             self._caution.resumed_at(partition, -1 if offset is None else offset)
-        log.info("rewound", extra={"partition": sorted(assignment)})
+        log.info("rewound", extra={"partitions": sorted(assignment)})
 
     def close(self) -> None:
         """Leave the group and close the readers (the producer goes with the process)."""

@@ -106,7 +106,7 @@ def rebuild(
     except Exception as error:
         log.error(
             "rebuild interrupted: events not read to their end, no stream quarantined",
-            extra={"partition": sorted(wanted), "error": f"{type(error).__name__}: {error}"},
+            extra={"partitions": sorted(wanted), "error": f"{type(error).__name__}: {error}"},
         )
         raise RebuildInterrupted(
             f"reading {events_topic} partitions {sorted(wanted)}: {type(error).__name__}: {error}"

@@ -155,7 +155,7 @@ def test_two_processors_share_partitions_through_a_rebalance(
             produce(kafka_config, catalogue.commands.name, second_half[chunk : chunk + 100], 3)
             time.sleep(0.5)
         wait_until(
-            lambda: any(line["event"] == "assigned" and line["partition"] for line in two.log())
+            lambda: any(line["event"] == "assigned" and line["partitions"] for line in two.log())
         )
         wait_for(kafka_config, catalogue.command_results.name, 1200, timeout=120)
     finally:

@@ -202,3 +202,21 @@ def test_the_processor_carries_the_correlation_id_to_events_and_its_debug_line(
     [line] = [r for r in caplog.records if r.getMessage() == "accepted"]
     assert (line.command_id, line.correlation_id, line.event_ids) == (  # type: ignore[attr-defined]
         "c-1", "req-1", ["user-u1@1"])
+
+
+def test_the_processor_logs_one_partition_as_partition_and_several_as_partitions(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = ProcessorConfig(kafka={}, topics=TopicNames("c", "e", "a", "r", "dlq"),
+                             instance_id="t", batch_ms=1)
+    broker = MemoryBroker.for_config(config, 1)
+    broker.append("c", 0, b"user-u1", b"not json")
+    processor = broker.processor(config, lambda: datetime(2024, 5, 1, tzinfo=UTC))
+    with caplog.at_level(logging.DEBUG, logger="pipeline.processor"):
+        processor.start()
+        drain(processor, broker)
+    by_message = {r.getMessage(): r for r in caplog.records}
+    assert by_message["assigned"].partitions == [0]  # type: ignore[attr-defined]
+    assert by_message["batch committed"].partitions == [0]  # type: ignore[attr-defined]
+    for record in caplog.records:
+        assert isinstance(getattr(record, "partition", 0), int), record.getMessage()

@@ -138,6 +138,21 @@ def test_consumer_lag_is_sampled_at_most_once_a_second_per_owned_partition() -> 
     assert value(processor, "cqrs_processor_consumer_lag", partition="0") is None
 
 
+def test_a_lag_that_cannot_be_read_is_a_warning_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    processor, broker = started([create(i) for i in range(3)])
+
+    def position_fails() -> dict[int, int]:
+        raise RuntimeError("KafkaError{code=_STATE}: position() failed")
+    processor._consumer.lag = position_fails  # type: ignore[attr-defined,method-assign]
+    with caplog.at_level("WARNING", logger="pipeline.processor"):
+        drain(processor, broker)
+    assert value(processor, "cqrs_processor_records_total", outcome="accepted") == 3
+    [warning] = [r for r in caplog.records if r.getMessage() == "consumer lag not sampled"]
+    assert "position() failed" in warning.error  # type: ignore[attr-defined]
+
+
 def test_two_processors_in_one_process_keep_their_own_registries() -> None:
     first, first_broker = started([create(1)])
     second, second_broker = started([create(1), create(2)])

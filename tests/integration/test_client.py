@@ -22,6 +22,7 @@ from topics import (
     Catalogue,
     CommandResult,
     apply,
+    correlation_of,
     decode_command,
     encode,
     partition_for,
@@ -85,7 +86,8 @@ def test_send_writes_key_value_headers_on_the_murmur2_partition(
         assert message.partition() == partition_for(stream_id, 6)
         assert message.value() == encode(command)
         assert read_headers(message.headers()) == {
-            "type": "CreateUser", "stream_id": stream_id, "command_id": command.command_id}
+            "type": "CreateUser", "stream_id": stream_id, "command_id": command.command_id,
+            "correlation_id": correlation_of(command)}
 
 
 class Responder(threading.Thread):

@@ -9,7 +9,9 @@ seams, which is the one way anything is injected:
 - `command_client`: a `Sender` (the `pipeline.client.CommandClient`, or a fake);
 - `read_side`: the query side (`cqrs.gateway.compose.open_read_side`);
 - `services`: the gateway's services (`cqrs.gateway.compose.build_services`);
-- `rebuild_target`: the target of `cqrs rebuild PROJECTION`.
+- `rebuild_target`: the target of `cqrs rebuild PROJECTION`;
+- `processor`: the aggregate processor of `cqrs processor` (on Kafka, or on
+  `pipeline.processor.memory.MemoryBroker.processor`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from cqrs.gateway import compose
 from cqrs.gateway.compose import ReadSide, Services
 from cqrs.settings import Settings
 from pipeline.client import CommandClient
+from pipeline.processor import Processor, ProcessorConfig
+from pipeline.processor.bootstrap import kafka_processor
 from topics import CommandEnvelope, CommandResult
 
 if TYPE_CHECKING:
@@ -48,6 +52,7 @@ ClientFactory = Callable[[Config], Sender]
 ReadSideFactory = Callable[[Config], Awaitable[ReadSide]]
 ServicesFactory = Callable[[Config], Awaitable[Services]]
 TargetFactory = Callable[[str, Config], "Target"]
+ProcessorFactory = Callable[[ProcessorConfig], Processor]
 
 
 def kafka_client(config: Config) -> Sender:
@@ -83,12 +88,14 @@ class Bootstrap:
         read_side: ReadSideFactory = open_read_side,
         services: ServicesFactory = compose.build_services,
         target: TargetFactory = rebuild_target,
+        processor: ProcessorFactory = kafka_processor,
     ) -> None:
         self._settings = settings
         self._command_client = command_client
         self._read_side = read_side
         self._services = services
         self._target = target
+        self._processor = processor
 
     @cached_property
     def settings(self) -> Settings:
@@ -111,6 +118,10 @@ class Bootstrap:
 
     def rebuild_target(self, projection: str) -> Target:
         return self._target(projection, self.config)
+
+    def processor(self, config: ProcessorConfig) -> Processor:
+        """The processor of `config` (`Config.processor` builds it from the settings)."""
+        return self._processor(config)
 
     def projector_app(self, name: str, registry: CollectorRegistry | None = None) -> ProjectorApp:
         """Projector `name` as registered in `projections.registry`, from this config, its

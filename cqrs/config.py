@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bench.config import BenchConfig
+from cqrs.metrics_ports import PROCESSOR, PROJECTOR_POSTGRES, PROJECTOR_SEARCH
 from cqrs.settings import Settings
+from pipeline.processor import ProcessorConfig, TopicNames
 from projections.config import PostgresConfig, ProjectionsConfig, SearchConfig
 from topics import Catalogue, KafkaConnection
 
@@ -16,7 +18,7 @@ class Config:
     """Kafka (connection and topic catalogue), PostgreSQL and Elasticsearch.
 
     The one translation from `Settings` (environment variables) to what the packages take:
-    `pipeline` gets `kafka.client_config()` and the catalogue's names, `projections` a
+    `pipeline` gets a `ProcessorConfig` (`processor`), `projections` a
     `ProjectionsConfig`, `bench` a `BenchConfig`. Raises `InvalidTopicName` for an illegal prefix.
     """
 
@@ -25,10 +27,10 @@ class Config:
     postgres: PostgresConfig
     search: SearchConfig
     projector_metrics_ports: Mapping[str, int] = field(
-        default_factory=lambda: {"postgres": 9402, "search": 9403})
+        default_factory=lambda: {"postgres": PROJECTOR_POSTGRES, "search": PROJECTOR_SEARCH})
     """Projector name → where `cqrs project <name>` serves `/metrics`, `/livez`, `/readyz`
     (0 or absent: nowhere)."""
-    processor_metrics_port: int = 9401
+    processor_metrics_port: int = PROCESSOR
     """Where `cqrs processor` serves `/metrics`, `/livez`, `/readyz` (0: nowhere)."""
 
     @classmethod
@@ -56,6 +58,29 @@ class Config:
 
     def projections(self) -> ProjectionsConfig:
         return ProjectionsConfig(self.kafka, self.catalogue, self.postgres, self.search)
+
+    def metrics_url(self, process: str, host: str = "127.0.0.1") -> str:
+        """Where `cqrs top` scrapes `process` (`processor`, `postgres`, `search`) by default."""
+        if process == "processor":
+            port = self.processor_metrics_port
+        else:
+            port = self.projector_metrics_ports[process]
+        return f"http://{host}:{port}/metrics"
+
+    def processor(self, instance_id: str, batch_size: int, batch_ms: int) -> ProcessorConfig:
+        """One processor process's configuration: the catalogue's topics, this Kafka."""
+        catalogue = self.catalogue
+        topics = TopicNames(
+            commands=catalogue.commands.name,
+            events=catalogue.events.name,
+            aggregates=catalogue.aggregates.name,
+            command_results=catalogue.command_results.name,
+            commands_dlq=catalogue.commands_dlq.name,
+        )
+        return ProcessorConfig(
+            kafka=self.kafka.client_config(), topics=topics, prefix=self.prefix,
+            instance_id=instance_id, batch_size=batch_size, batch_ms=batch_ms,
+        )
 
     def bench(self) -> BenchConfig:
         return BenchConfig(self.kafka, self.postgres, self.search,

@@ -7,6 +7,7 @@ import os
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cqrs.metrics_ports import PROCESSOR, PROJECTOR_POSTGRES, PROJECTOR_SEARCH
 from cqrs.services.layout import Layout
 
 COMPOSE_PG_DSN = "postgresql://cqrs:cqrs@127.0.0.1:5432/cqrs"
@@ -47,9 +48,17 @@ class Settings(BaseSettings):
     topic_prefix: str = "cqrs."
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-    projector_postgres_metrics_port: int = Field(default=9402, ge=0, le=65535)
+    projector_postgres_metrics_port: int = Field(default=PROJECTOR_POSTGRES, ge=0, le=65535)
     """`/metrics`, `/livez`, `/readyz` of `cqrs project postgres` (0: not served)."""
-    projector_search_metrics_port: int = Field(default=9403, ge=0, le=65535)
+    projector_search_metrics_port: int = Field(default=PROJECTOR_SEARCH, ge=0, le=65535)
     """`/metrics`, `/livez`, `/readyz` of `cqrs project search` (0: not served)."""
-    processor_metrics_port: int = Field(default=9401, ge=0, le=65535)
+    processor_metrics_port: int = Field(default=PROCESSOR, ge=0, le=65535)
     """`/metrics`, `/livez`, `/readyz` of `cqrs processor` (0: not served)."""
+
+    def metrics_ports(self) -> dict[str, int]:
+        """Process (`processor`, `postgres`, `search`) → its metrics port (0: not served)."""
+        return {
+            "processor": self.processor_metrics_port,
+            "postgres": self.projector_postgres_metrics_port,
+            "search": self.projector_search_metrics_port,
+        }

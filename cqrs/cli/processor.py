@@ -15,7 +15,7 @@ import typer
 from cqrs.cli.boot import bootstrap, configure_logging
 from cqrs.config import Config
 from pipeline.processor import Processor, ProcessorConfig, TopicNames
-from pipeline.processor.bootstrap import kafka_processor, serve_health
+from pipeline.processor.bootstrap import serve_health
 from pipeline.processor.config import default_instance_id
 from pipeline.processor.transactions import ProducerFenced
 
@@ -104,7 +104,7 @@ def processor(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    running = kafka_processor(config)
+    running = bootstrap(ctx).processor(config)
     try:
         with health_served(running, port):
             running.run(stop)

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cqrs.cli.boot import bootstrap
 from cqrs.services import Layout, Runner, ServiceError
 
 app = typer.Typer(help="Run Kafka, Elasticsearch and PostgreSQL natively (no Docker needed).")
@@ -28,9 +29,11 @@ WithMetrics = Annotated[
 ]
 
 
-def _runner(names: list[str] | None, with_metrics: bool = False) -> Runner:
+def _runner(ctx: typer.Context, names: list[str] | None, with_metrics: bool = False) -> Runner:
+    """The runner of `names`; Prometheus scrapes the processes at the settings' metrics ports."""
+    layout = Layout.from_env(metrics_ports=bootstrap(ctx).settings.metrics_ports())
     try:
-        return Runner(Layout.from_env(), names, with_metrics=with_metrics)
+        return Runner(layout, names, with_metrics=with_metrics)
     except ServiceError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
@@ -41,9 +44,9 @@ def _say(message: str) -> None:
 
 
 @app.command()
-def up(names: Names = None, with_metrics: WithMetrics = False) -> None:
+def up(ctx: typer.Context, names: Names = None, with_metrics: WithMetrics = False) -> None:
     """Fetch (once, cached), start and health-check the services. Idempotent."""
-    runner = _runner(names, with_metrics)
+    runner = _runner(ctx, names, with_metrics)
     started = time.monotonic()
     try:
         runner.up(_say)
@@ -55,19 +58,21 @@ def up(names: Names = None, with_metrics: WithMetrics = False) -> None:
 
 
 @app.command()
-def down(names: Names = None, with_metrics: WithMetrics = False) -> None:
+def down(ctx: typer.Context, names: Names = None, with_metrics: WithMetrics = False) -> None:
     """Stop exactly the processes `up` started, and check that they are gone (without names:
     the default services, and Prometheus whenever it runs)."""
-    running = bool(_runner(names).running_metrics_services())
-    if not _runner(names, with_metrics or running).down(_say):
+    running = bool(_runner(ctx, names).running_metrics_services())
+    if not _runner(ctx, names, with_metrics or running).down(_say):
         raise typer.Exit(1)
 
 
 @app.command()
-def status(names: Names = None, with_metrics: WithMetrics = False) -> None:
+def status(
+    ctx: typer.Context, names: Names = None, with_metrics: WithMetrics = False
+) -> None:
     """Show each service's pid, health, memory and log file. Exit 1 if any is not ready."""
     table = Table("service", "pid", "state", "rss", "endpoint", "log")
-    statuses = _runner(names, with_metrics).status()
+    statuses = _runner(ctx, names, with_metrics).status()
     for item in statuses:
         state = "[green]ready[/green]" if item.ready else (
             "[yellow]starting[/yellow]" if item.pid else "[red]stopped[/red]")

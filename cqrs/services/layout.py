@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
+
+from cqrs import metrics_ports
 
 # The artifacts, as Maven Central names them. docker-compose.yml uses the same versions
 # (tests/unit/test_compose.py checks that the two agree).
@@ -24,26 +27,45 @@ ELASTICSEARCH_MIN_JAVA = 21
 SERVICE_USER = "cqrs"
 
 # Prometheus (`cqrs services up --with-metrics`): Debian's package, and what it scrapes. The
-# ports are the processes' defaults of the observability spec (docs/observability.md); a job's
-# port follows the same variable the process reads, so both move together (the gateway takes
-# its port as an option only, so Prometheus has a variable of its own for it).
+# processes' ports are the settings' (`Settings.metrics_ports`, defaults in `cqrs.metrics_ports`),
+# handed to `Layout.from_env` by its caller, so a job's port moves with the process's (the gateway
+# takes its port as an option only, so Prometheus has a variable of its own for it).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_RULES = (
     REPO_ROOT / "deploy/prometheus/rules.yml",
     REPO_ROOT / "deploy/prometheus/alerts.yml",
 )
-METRICS_JOBS: dict[str, tuple[str, int]] = {
-    # job name: (the variable that moves the process's port, its default port)
-    "cqrs-processor": ("CQRS_PROCESSOR_METRICS_PORT", 9401),
-    "cqrs-projector-postgres": ("CQRS_PROJECTOR_POSTGRES_METRICS_PORT", 9402),
-    "cqrs-projector-search": ("CQRS_PROJECTOR_SEARCH_METRICS_PORT", 9403),
-    "cqrs-gateway": ("CQRS_SERVICES_GATEWAY_PORT", 8000),
+PROCESS_JOBS: dict[str, str] = {
+    # process (a key of `Settings.metrics_ports`): its job
+    "processor": "cqrs-processor",
+    "postgres": "cqrs-projector-postgres",
+    "search": "cqrs-projector-search",
 }
+DEFAULT_METRICS_PORTS: dict[str, int] = {
+    "processor": metrics_ports.PROCESSOR,
+    "postgres": metrics_ports.PROJECTOR_POSTGRES,
+    "search": metrics_ports.PROJECTOR_SEARCH,
+}
+GATEWAY_JOB = "cqrs-gateway"
+GATEWAY_PORT_VARIABLE = "CQRS_SERVICES_GATEWAY_PORT"
+GATEWAY_PORT = 8000
 
 
-def _default_targets(env: dict[str, str], host: str) -> dict[str, tuple[str, ...]]:
-    return {job: (f"{host}:{env.get(variable, port)}",)
-            for job, (variable, port) in METRICS_JOBS.items()}
+def _default_targets(
+    env: dict[str, str], host: str, ports: Mapping[str, int] | None = None
+) -> dict[str, tuple[str, ...]]:
+    ports = DEFAULT_METRICS_PORTS if ports is None else ports
+    targets: dict[str, tuple[str, ...]] = {
+        job: (f"{host}:{ports[process]}",) for process, job in PROCESS_JOBS.items()
+    }
+    targets[GATEWAY_JOB] = (f"{host}:{env.get(GATEWAY_PORT_VARIABLE, GATEWAY_PORT)}",)
+    return targets
+
+
+def metrics_jobs() -> dict[str, int]:
+    """Every job Prometheus scrapes and its default port (what the compose files must match)."""
+    jobs = {job: DEFAULT_METRICS_PORTS[process] for process, job in PROCESS_JOBS.items()}
+    return {**jobs, GATEWAY_JOB: GATEWAY_PORT}
 
 
 def _is_root() -> bool:
@@ -76,7 +98,11 @@ class Layout:
     prometheus_rules: tuple[Path, ...] = PROMETHEUS_RULES
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Layout:
+    def from_env(
+        cls, env: dict[str, str] | None = None, metrics_ports: Mapping[str, int] | None = None
+    ) -> Layout:
+        """The `CQRS_SERVICES_*` variables of `env` (default: the environment); Prometheus's
+        targets at `metrics_ports` (`Settings.metrics_ports`, default: the default ports)."""
         env = dict(os.environ if env is None else env)
         home = Path.home()
         default_state = Path("/var/lib/cqrs") if _is_root() else home / ".local/state/cqrs"
@@ -91,7 +117,7 @@ class Layout:
             heap_mb=int(env.get("CQRS_SERVICES_HEAP_MB", 512)),
             prometheus_port=int(env.get("CQRS_SERVICES_PROMETHEUS_PORT", 9090)),
             scrape_interval_s=float(env.get("CQRS_SERVICES_PROMETHEUS_SCRAPE_INTERVAL", 5)),
-            metrics_targets=_default_targets(env, "127.0.0.1"),
+            metrics_targets=_default_targets(env, "127.0.0.1", metrics_ports),
             prometheus_rules=tuple(
                 Path(path) for path in env["CQRS_SERVICES_PROMETHEUS_RULES"].split(os.pathsep)
             ) if env.get("CQRS_SERVICES_PROMETHEUS_RULES") else PROMETHEUS_RULES,

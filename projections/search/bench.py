@@ -1,8 +1,7 @@
 """Measure the search projector's write path (`writes.apply_documents` with the runtime's
-decoded events: one mget + one bulk per batch): `python -m projections.search.bench`.
-
-The cluster comes from `--es-url`/`--es-api-key` (default: `CQRS_ES_URL`, `CQRS_ES_API_KEY`, as
-`cqrs` reads them), read once in `main`.
+decoded events: one mget + one bulk per batch). Its entry point is `python -m cqrs.search_bench`,
+which reads the settings (`CQRS_ES_URL`, `CQRS_ES_API_KEY`) and hands `main` the cluster, which
+`--es-url`/`--es-api-key` override; nothing here reads the environment.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import time
 
 from elasticsearch import AsyncElasticsearch
@@ -79,17 +77,14 @@ async def run(search: SearchConfig, events: int, users_count: int, batch: int) -
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(search: SearchConfig, argv: list[str] | None = None) -> None:
+    """Parse `argv` (default: the process's arguments) and run; `search` is the default cluster."""
+    parser = argparse.ArgumentParser(prog="python -m cqrs.search_bench", description=__doc__)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--es-url", default=os.environ.get("CQRS_ES_URL", SearchConfig().url))
-    parser.add_argument("--es-api-key", default=os.environ.get("CQRS_ES_API_KEY"))
-    options = parser.parse_args()
-    search = SearchConfig(options.es_url, options.es_api_key)
-    asyncio.run(run(search, options.events, options.users, options.batch))
-
-
-if __name__ == "__main__":
-    main()
+    parser.add_argument("--es-url", default=search.url)
+    parser.add_argument("--es-api-key", default=search.api_key)
+    options = parser.parse_args(argv)
+    chosen = SearchConfig(options.es_url, options.es_api_key)
+    asyncio.run(run(chosen, options.events, options.users, options.batch))

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from cqrs import metrics_ports
 from cqrs.services import layout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +90,9 @@ def test_pipeline_services_run_the_project_image_on_in_network_addresses(
 
 @pytest.mark.parametrize(
     ("service", "port"),
-    [("processor", 9401), ("projector-postgres", 9402), ("projector-search", 9403),
+    [("processor", metrics_ports.PROCESSOR),
+     ("projector-postgres", metrics_ports.PROJECTOR_POSTGRES),
+     ("projector-search", metrics_ports.PROJECTOR_SEARCH),
      ("gateway", 8000)],
 )
 def test_workers_are_healthy_when_ready(services: dict[str, Any], service: str, port: int) -> None:
@@ -113,13 +116,15 @@ def test_prometheus_scrapes_every_worker_and_loads_the_shipped_rules(
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
     targets = {job["job_name"]: job["static_configs"][0]["targets"]
                for job in config["scrape_configs"]}
-    assert targets["cqrs-processor"] == ["processor:9401"]
-    assert targets["cqrs-projector-postgres"] == ["projector-postgres:9402"]
-    assert targets["cqrs-projector-search"] == ["projector-search:9403"]
+    assert targets["cqrs-processor"] == [f"processor:{metrics_ports.PROCESSOR}"]
+    assert targets["cqrs-projector-postgres"] == [
+        f"projector-postgres:{metrics_ports.PROJECTOR_POSTGRES}"]
+    assert targets["cqrs-projector-search"] == [
+        f"projector-search:{metrics_ports.PROJECTOR_SEARCH}"]
     assert targets["cqrs-gateway"] == ["gateway:8000"]
     # the same jobs as the native runner's generated config
-    assert set(targets) - {"prometheus"} == set(layout.METRICS_JOBS)
-    for job, (_, port) in layout.METRICS_JOBS.items():
+    assert set(targets) - {"prometheus"} == set(layout.metrics_jobs())
+    for job, port in layout.metrics_jobs().items():
         assert targets[job][0].endswith(f":{port}")
 
 

@@ -14,6 +14,7 @@ from cqrs.services.errors import PrerequisiteMissing
 from cqrs.services.layout import PROMETHEUS_RULES, Layout
 from cqrs.services.prometheus import Prometheus, scrape_config
 from cqrs.services.runner import Runner
+from cqrs.settings import Settings
 
 
 def test_prometheus_settings_come_from_the_environment(tmp_path: Path) -> None:
@@ -22,9 +23,9 @@ def test_prometheus_settings_come_from_the_environment(tmp_path: Path) -> None:
         "CQRS_SERVICES_STATE_DIR": str(tmp_path),
         "CQRS_SERVICES_PROMETHEUS_PORT": "19090",
         "CQRS_SERVICES_PROMETHEUS_SCRAPE_INTERVAL": "1",
-        "CQRS_PROCESSOR_METRICS_PORT": "19401",
         "CQRS_SERVICES_PROMETHEUS_RULES": ":".join(map(str, rules)),
-    })
+        "CQRS_PROCESSOR_METRICS_PORT": "29401",  # the settings' (below), not the layout's
+    }, metrics_ports=Settings(processor_metrics_port=19401).metrics_ports())
     assert layout.prometheus_url == "http://127.0.0.1:19090"
     assert layout.scrape_interval_s == 1.0
     assert layout.prometheus_rules == rules

@@ -156,3 +156,20 @@ def test_once_prints_one_frame_with_every_endpoint_down() -> None:
                                       closed, "--postgres", closed, "--search", closed])
     assert result.exit_code == 0, result.output
     assert result.output.count("down") >= 6
+
+
+def test_the_default_urls_are_the_settings_ports() -> None:
+    """`cqrs top` scrapes where the processes serve: the bootstrap's settings, read once."""
+    from cqrs.bootstrap import Bootstrap
+    from cqrs.cli import app
+    from cqrs.settings import Settings
+
+    settings = Settings(processor_metrics_port=9, projector_postgres_metrics_port=9,
+                        projector_search_metrics_port=9)
+    result = CliRunner().invoke(app, ["top", "--once", "--interval", "0.2"],
+                                obj=Bootstrap(settings))
+    assert result.exit_code == 0, result.output
+    assert result.output.count("down") >= 6
+    config = Bootstrap(Settings(processor_metrics_port=19401)).config
+    assert config.metrics_url("processor") == "http://127.0.0.1:19401/metrics"
+    assert config.metrics_url("search") == "http://127.0.0.1:9403/metrics"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,12 +10,10 @@ from prometheus_client import CollectorRegistry
 
 from cqrs.bootstrap import Bootstrap
 from cqrs.cli.boot import bootstrap, configure_logging
+from observability import served
 from projections.registry import PROJECTORS
 from projections.runtime import run_worker
-from projections.runtime.health import Health
-from projections.runtime.serve import MetricsServer, serve
-
-logger = logging.getLogger("cqrs.project")
+from projections.runtime.health import ProjectorHealth
 
 app = typer.Typer(
     help="Run a projector (its own consumer group and DLQ) until stopped (Ctrl-C, SIGTERM).",
@@ -35,24 +32,10 @@ def run_projector(boot: Bootstrap, name: str, loglevel: str = "info",
     projector = boot.projector_app(name, registry)
     if metrics_port is None:
         metrics_port = boot.config.projector_metrics_ports.get(name, 0)
-    server = _serve(metrics_port, registry, projector.health or Health())
-    try:
+    # A port that cannot be bound is logged and the projector projects all the same.
+    with served(metrics_port, registry, projector.health or ProjectorHealth(),
+                hint=f"another --metrics-port for projector {name}, 0 disables"):
         run_worker(projector, loglevel, log_config)
-    finally:
-        if server is not None:
-            server.close()
-
-
-def _serve(port: int, registry: CollectorRegistry, health: Health) -> MetricsServer | None:
-    """The endpoints, or none: port 0, or a port taken (the projector projects all the same;
-    its scrape target shows down, and this error says why)."""
-    if port == 0:
-        return None
-    try:
-        return serve(port, registry, health)
-    except OSError as error:
-        logger.error("metrics, liveness and readiness NOT served: port %d: %s", port, error)
-        return None
 
 
 def _command(name: str) -> Callable[[typer.Context, str | None, int | None], None]:

@@ -14,6 +14,7 @@ from cqrs.gateway import commands, queries
 from cqrs.gateway.bodies import BodyGuard
 from cqrs.gateway.compose import Services
 from cqrs.gateway.metrics import GatewayMetrics, RequestMetrics, serve_metrics
+from observability import LIVENESS, READINESS, Verdict, Words
 
 HEALTH_TIMEOUT = 6.0
 
@@ -64,7 +65,7 @@ def create_app(services: Callable[[], Awaitable[Services]], *, prefix: str = "cq
 
 async def livez() -> JSONResponse:
     """200: answering is the proof that the event loop is alive."""
-    return JSONResponse({"status": "alive"})
+    return _answer(Verdict(True, "answering requests"), LIVENESS)
 
 
 async def readyz(request: Request) -> JSONResponse:
@@ -72,13 +73,18 @@ async def readyz(request: Request) -> JSONResponse:
     503 with the reason before (starting) or while one does not."""
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
-        return JSONResponse({"status": "not ready", "reason": "starting"}, status_code=503)
+        return _answer(Verdict(False, "starting"), READINESS)
     checks = await _checks(services)
     failing = {name: check["error"] for name, check in checks.items() if not check["ok"]}
     if failing:
         reason = "; ".join(f"{name}: {error}" for name, error in failing.items())
-        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
-    return JSONResponse({"status": "ready", "reason": None})
+        return _answer(Verdict(False, reason), READINESS)
+    return _answer(Verdict(True, f"{', '.join(checks)} answer"), READINESS)
+
+
+def _answer(verdict: Verdict, words: Words) -> JSONResponse:
+    """The body every process's health endpoints answer (`observability.Verdict.body`)."""
+    return JSONResponse(verdict.body(words), status_code=200 if verdict.ok else 503)
 
 
 async def healthz(request: Request) -> JSONResponse:

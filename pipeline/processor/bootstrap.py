@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from observability import HealthServer, serve
 from pipeline.processor.adapters import (
     KafkaCommandSource,
     KafkaPartitionReader,
@@ -14,7 +15,6 @@ from pipeline.processor.config import ProcessorConfig
 from pipeline.processor.loop import Clock, Processor, utc_now
 from pipeline.processor.ports import ProcessorPorts
 from pipeline.processor.replica import CustomerReplica
-from pipeline.processor.serving import HealthServer
 from pipeline.processor.topology import partition_count
 from pipeline.processor.transactions import TransactionalProducer
 
@@ -41,5 +41,7 @@ ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (scraped from other hosts and container
 
 def serve_health(processor: Processor, port: int, host: str = ALL_INTERFACES) -> HealthServer:
     """`/metrics`, `/livez` and `/readyz` of `processor` on `port` (0: any free port), served
-    from a thread until `close`. Raises `OSError` when the port cannot be bound."""
-    return HealthServer(processor.metrics.registry, processor.health, port, host)
+    from a thread until `close` (`observability.serve`). Raises `OSError` when the port cannot
+    be bound."""
+    return serve(port, processor.metrics.registry, processor.health, host)
+

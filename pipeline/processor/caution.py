@@ -21,7 +21,7 @@ from pipeline.processor.transactions import ProducerFault
 MAX_STRIKES = 3
 """Single-record transactions a record may fail (implicated) before it is given up on."""
 
-Verdict = Literal["handle", "pointer", "skip"]
+CautionVerdict = Literal["handle", "pointer", "skip"]
 
 
 class Caution:
@@ -54,7 +54,7 @@ class Caution:
         if run:
             yield run
 
-    def verdict(self, record: InboundRecord) -> Verdict:
+    def verdict(self, record: InboundRecord) -> CautionVerdict:
         strikes = self._strikes.get((record.partition, record.offset), 0)
         if strikes >= 2 * self._max_strikes:
             return "skip"

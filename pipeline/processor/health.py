@@ -12,21 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+
+from observability import Verdict
 
 LIVENESS_S = 60.0
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """An answer of `/livez` or `/readyz`: `reason` says why not (or what is held, when ok)."""
-
-    ok: bool
-    reason: str
-
-
-class Health:
-    """What `/livez` and `/readyz` answer (see the module docstring)."""
+class ProcessorHealth:
+    """What the processor's `/livez` and `/readyz` answer (see the module docstring); an
+    `observability.HealthCheck`."""
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._monotonic = monotonic

@@ -36,7 +36,7 @@ from pipeline.processor.faults import (
     fenced_message,
 )
 from pipeline.processor.handling import BatchContext, Handled, handle
-from pipeline.processor.health import Health
+from pipeline.processor.health import ProcessorHealth
 from pipeline.processor.metrics import ProcessorMetrics
 from pipeline.processor.ports import ProcessorPorts, ProducerPort, TopicPosition
 from pipeline.processor.records import InboundRecord
@@ -69,7 +69,7 @@ class Processor:
         self.config = config
         self.counters = ProcessorCounts()
         self.metrics = metrics or ProcessorMetrics(CollectorRegistry(), config.prefix)
-        self.health = Health()
+        self.health = ProcessorHealth()
         self._clock = clock
         self._ports = ports
         self._consumer = ports.commands

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from projections.runtime.errors import TransientError
 from projections.runtime.faust_app import ProjectorApp
-from projections.runtime.health import Health
+from projections.runtime.health import ProjectorHealth
 from projections.runtime.metrics import ProjectorMetrics
 from projections.runtime.observe import REFRESH_INTERVAL, Refresher, dlq_depth_reader
 from projections.runtime.processor import Backoff, BatchProcessor
@@ -181,7 +181,7 @@ def make_projector_app(
     The checkpoints read (with the store's start) retries for at most `checkpoint_wait` seconds
     (default: Faust's `broker_request_timeout` less `CHECKPOINT_WAIT_MARGIN`), then `fatal`.
     The projector's metrics (`ProjectorMetrics`, `app.metrics`) go on `registry` (default: a
-    registry of its own); `app.health` is its liveness and readiness (`projections.runtime.serve`
+    registry of its own); `app.health` is its liveness and readiness (`observability.serve`
     serves both); a timer refreshes the lag, DLQ depth and parked-streams gauges.
     """
     events = catalogue.events.name
@@ -204,7 +204,7 @@ def make_projector_app(
     dlq = app.topic(catalogue.projection_dlq(name).name, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw")
     metrics = ProjectorMetrics(registry or CollectorRegistry(), catalogue.prefix, name)
-    health = Health()
+    health = ProjectorHealth()
     processor = BatchProcessor(name, store, FaustDeadLetters(dlq), backoff=backoff or Backoff(),
                                partitions=partition_counter(kafka, events), metrics=metrics,
                                health=health)

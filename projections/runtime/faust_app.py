@@ -16,10 +16,11 @@ step waits for the store's answer and never falls back to another position; if t
 down until just before Faust's timeout of this step, the source exits the process instead
 (`make_projector_app`).
 
-For the metrics and health endpoints, `ProjectorApp` marks rebalances (`Health.rebalancing`, from
-Faust's `on_rebalance_start` until `on_rebalance_end`, which Faust calls after the seek) and reads
-what the consumer knows of each assigned partition (`partition_offsets`: aiokafka's high
-watermark and position, and the last offset delivered since the seek) for the lag gauge.
+For the metrics and health endpoints, `ProjectorApp` marks rebalances
+(`ProjectorHealth.rebalancing`, from Faust's `on_rebalance_start` until `on_rebalance_end`,
+which Faust calls after the seek) and reads what the consumer knows of each assigned partition
+(`partition_offsets`: aiokafka's high watermark and position, and the last offset delivered
+since the seek) for the lag gauge.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from projections.runtime.drain import drain_messages, read_header_names_leniently
-from projections.runtime.health import Health
+from projections.runtime.health import ProjectorHealth
 from projections.runtime.metrics import PartitionOffsets, ProjectorMetrics
 from projections.runtime.processor import BatchProcessor
 
@@ -104,7 +105,7 @@ class ProjectorApp(faust.App):
 
     checkpoint_source: CheckpointSource | None = None
     processor: BatchProcessor | None = None
-    health: Health | None = None
+    health: ProjectorHealth | None = None
     metrics: ProjectorMetrics | None = None
 
     def on_rebalance_start(self) -> None:

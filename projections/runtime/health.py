@@ -12,23 +12,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from observability import Verdict
 
 LIVE_WITHIN = 60.0
 """Seconds without progress after which the projector is reported not live."""
 
 
-@dataclass(frozen=True)
-class Status:
-    ok: bool
-    reason: str
-
-    def body(self, ready_word: str) -> dict[str, str]:
-        return {"status": ready_word if self.ok else f"not {ready_word}", "reason": self.reason}
-
-
-class Health:
-    """Liveness and readiness of one projector process."""
+class ProjectorHealth:
+    """Liveness and readiness of one projector process; an `observability.HealthCheck`."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic,
                  live_within: float = LIVE_WITHIN) -> None:
@@ -54,20 +46,20 @@ class Health:
         self._busy = busy
         self.beat()
 
-    def liveness(self) -> Status:
+    def liveness(self) -> Verdict:
         silent = self._clock() - self._last_beat
         if silent > self._live_within:
             doing = "a batch" if self._busy else "the event loop"
-            return Status(False, f"no progress for {silent:.0f}s (in {doing})")
-        return Status(True, "batch in progress" if self._busy else "waiting for records")
+            return Verdict(False, f"no progress for {silent:.0f}s (in {doing})")
+        return Verdict(True, "batch in progress" if self._busy else "waiting for records")
 
-    def readiness(self) -> Status:
+    def readiness(self) -> Verdict:
         if not self.store_started:
-            return Status(False, "starting the store")
+            return Verdict(False, "starting the store")
         if self.rebalancing:
-            return Status(False, "rebalancing")
+            return Verdict(False, "rebalancing")
         if not self.assigned:
-            return Status(False, "waiting for partition assignment")
+            return Verdict(False, "waiting for partition assignment")
         if self.fault is not None:
-            return Status(False, self.fault)
-        return Status(True, "started")
+            return Verdict(False, self.fault)
+        return Verdict(True, "started")

@@ -4,9 +4,10 @@
 `make_projector_app`). Lag costs nothing: the consumer's high watermarks come with its fetches
 (`ProjectorApp.partition_offsets`) and the checkpoints are the processor's. The DLQ depth is one
 admin request (earliest and latest offsets of the DLQ topic), at most every `DLQ_INTERVAL`
-seconds. Each tick also beats `Health` while no batch is in progress: the loop is idle, waiting
-for records, and the event loop turns. A failing read is logged and leaves the gauge as it was;
-nothing here can stop the projector.
+seconds. Each tick also beats `ProjectorHealth` while no batch is in progress: the loop is idle,
+waiting for records, and the event loop turns. A failing read is logged and leaves the gauge as it
+was; nothing here can stop the projector. The DLQ depth gauge has no sample before its first
+read.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ Contract, per batch of records (in partition order):
   be written, a reader fails) propagates: the process must stop rather than skip events.
 - Counters hold `consumed == applied + skipped + parked + dead_lettered` after every batch,
   and so do the Prometheus counters (`ProjectorMetrics`), with batch sizes, store commit
-  durations, event ages (of the items each committed apply held) and transient faults; `Health`
-  learns when the store started, when a batch is in progress, and while a fault is retried.
+  durations, event ages (of the items each committed apply held) and transient faults;
+  `ProjectorHealth` learns when the store started, when a batch is in progress, and while a
+  fault is retried.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from prometheus_client import CollectorRegistry
 
 from projections.runtime.classify import Classified, Poison, Skip, classify
 from projections.runtime.errors import PoisonEvent, TransientError
-from projections.runtime.health import Health
+from projections.runtime.health import ProjectorHealth
 from projections.runtime.metrics import ProjectorMetrics
 from projections.runtime.records import (
     Applied,
@@ -115,7 +116,7 @@ class BatchProcessor:
         *,
         partitions: Partitions = None,
         metrics: ProjectorMetrics | None = None,
-        health: Health | None = None,
+        health: ProjectorHealth | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
@@ -123,7 +124,7 @@ class BatchProcessor:
         self.dead_letters = dead_letters
         self.counters = Counters()
         self.metrics = metrics or ProjectorMetrics(CollectorRegistry(), "", name)
-        self.health = health or Health()
+        self.health = health or ProjectorHealth()
         self._clock = clock
         self._checkpoints: dict[tuple[str, int], int] = {}
         self._applied_at: dict[tuple[str, int], float] = {}

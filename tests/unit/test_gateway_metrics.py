@@ -75,7 +75,7 @@ def test_each_app_has_its_own_registry(fakes: Fakes) -> None:
 
 
 def test_livez_and_readyz(client: TestClient, fakes: Fakes) -> None:
-    assert client.get("/livez").json() == {"status": "alive"}
+    assert client.get("/livez").json() == {"status": "alive", "reason": "answering requests"}
     not_ready = client.get("/readyz")  # the fakes' Elasticsearch check fails
     assert not_ready.status_code == 503
     assert not_ready.json()["status"] == "not ready"
@@ -96,7 +96,8 @@ def test_readyz_once_every_service_answers(fakes: Fakes) -> None:
     app = create_app(Bootstrap(services=services).open_services)  # type: ignore[arg-type]
     assert TestClient(app).get("/readyz").json() == {"status": "not ready", "reason": "starting"}
     with TestClient(app) as client:
-        assert client.get("/readyz").json() == {"status": "ready", "reason": None}
+        assert client.get("/readyz").json() == {
+            "status": "ready", "reason": "kafka, postgres, elasticsearch answer"}
 
 
 def test_a_command_is_logged_with_its_ids_and_correlation(

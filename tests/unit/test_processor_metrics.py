@@ -15,12 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cqrs.config import Config
 from cqrs.settings import Settings
+from observability import Verdict, health_app
 from pipeline.processor import Processor, ProcessorConfig, TopicNames
-from pipeline.processor.health import LIVENESS_S, Health, Verdict
+from pipeline.processor.health import LIVENESS_S, ProcessorHealth
 from pipeline.processor.memory import Fault, MemoryBroker, drain
 from pipeline.processor.metrics import ProcessorMetrics
 from pipeline.processor.records import InboundRecord
-from pipeline.processor.serving import health_app
 
 TOPICS = TopicNames("c", "e", "a", "r", "dlq")
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -214,7 +214,7 @@ def test_not_ready_while_the_producer_is_recovered() -> None:
 
 
 def test_not_ready_between_a_revocation_and_the_next_assignment() -> None:
-    health = Health()
+    health = ProcessorHealth()
     health.assigned([0, 1])
     health.revoked()
     assert health.readiness() == Verdict(False, "rebalancing")
@@ -226,7 +226,7 @@ def test_not_ready_between_a_revocation_and_the_next_assignment() -> None:
 
 def test_alive_while_the_loop_iterated_within_the_last_minute() -> None:
     ticks = Ticks()
-    health = Health(monotonic=ticks)
+    health = ProcessorHealth(monotonic=ticks)
     assert health.liveness().ok
     ticks.now += LIVENESS_S - 1
     assert health.liveness().ok

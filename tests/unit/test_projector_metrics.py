@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from observability import serve
 from projections.postgres.fake import FakeStore
 from projections.runtime import Batch, BatchProcessor, PoisonEvent, SourceRecord, TransientError
-from projections.runtime.health import Health
+from projections.runtime.health import ProjectorHealth
 from projections.runtime.metrics import PartitionOffsets, ProjectorMetrics, records_behind
 from projections.runtime.observe import Refresher
-from projections.runtime.serve import serve
 from tests.support.events import T0, as_records, stream
 from tests.unit.test_projection_processor import ListDeadLetters, user_history
 from topics import UserCreated, UserNameChanged
@@ -32,7 +32,7 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return found
 
 
-def make(store: FakeStore, health: Health | None = None,
+def make(store: FakeStore, health: ProjectorHealth | None = None,
          sleeps: list[float] | None = None) -> tuple[BatchProcessor, CollectorRegistry]:
     registry = CollectorRegistry()
 
@@ -103,7 +103,7 @@ class Unreachable(FakeStore):
 
 
 def test_not_ready_while_a_transient_store_fault_is_retried() -> None:
-    health = Health()
+    health = ProjectorHealth()
     seen: list[tuple[bool, str]] = []
     processor, registry = make(Unreachable(3), health)
 
@@ -140,7 +140,7 @@ class FlakyThenPoison(FakeStore):
 
 
 def test_ready_again_when_a_retried_transient_fault_ends_in_a_poison_event() -> None:
-    health = Health()
+    health = ProjectorHealth()
     processor, registry = make(FlakyThenPoison(), health)
 
     async def scenario() -> None:
@@ -154,7 +154,7 @@ def test_ready_again_when_a_retried_transient_fault_ends_in_a_poison_event() -> 
 
 
 def test_readiness_waits_for_the_store_and_the_assignment_and_not_rebalancing() -> None:
-    health = Health()
+    health = ProjectorHealth()
     assert health.readiness().reason == "starting the store"
     health.store_started = True
     assert health.readiness().reason == "waiting for partition assignment"
@@ -166,7 +166,7 @@ def test_readiness_waits_for_the_store_and_the_assignment_and_not_rebalancing() 
 
 def test_liveness_a_batch_without_progress_for_60s_is_stuck_an_idle_loop_is_not() -> None:
     now = [0.0]
-    health = Health(clock=lambda: now[0])
+    health = ProjectorHealth(clock=lambda: now[0])
     now[0] = 59.0
     assert health.liveness().ok
     now[0] = 61.0
@@ -259,7 +259,7 @@ def get(url: str) -> tuple[int, bytes]:
 def test_endpoints_serve_metrics_liveness_and_readiness() -> None:
     registry = CollectorRegistry()
     ProjectorMetrics(registry, "t.", "postgres").count("applied", 3)
-    health = Health()
+    health = ProjectorHealth()
     server = serve(0, registry, health, host="127.0.0.1")
     base = f"http://127.0.0.1:{server.port}"
     try:

@@ -51,6 +51,9 @@ ORIGINAL_VALUE_SHA256: Final = "dlq.original.value.sha256"
 TRUNCATED: Final = "dlq.truncated"
 """Comma-separated parts that were cut or left out: `value`, `key`, `headers` (absent when
 none was)."""
+RETRY_OF: Final = "dlq.retry.of"
+"""On a command re-produced from the DLQ (`cqrs dlq retry`), not on a dead letter: the letter it
+came from, `<dlq topic>:<partition>:<offset>`."""
 
 SOURCE_HEADERS: Final = (SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET)
 OWN_HEADERS: Final = frozenset(

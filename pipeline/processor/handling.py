@@ -32,6 +32,7 @@ from topics import (
     CommandEnvelope,
     Event,
     aggregate_type_of,
+    correlation_of,
     decode_command,
     event_id_for,
     limits,
@@ -131,7 +132,7 @@ def _accept(
     stream: StreamState,
     events: list[Event],
 ) -> Handled:
-    correlation_id = command.correlation_id or command.command_id
+    correlation_id = correlation_of(command)
     outputs = [
         records.domain_event(
             event,

@@ -272,7 +272,7 @@ def retry_command(kafka: KafkaOps, dlq: str, commands: str, entry: DlqEntry) -> 
     try:
         original = original_record(entry, kafka)
         headers = [*original.headers,
-                   ("dlq.retry.of", f"{dlq}:{entry.partition}:{entry.offset}".encode())]
+                   (deadletter.RETRY_OF, f"{dlq}:{entry.partition}:{entry.offset}".encode())]
         kafka.produce(commands, original.partition, original.key, original.value, headers)
     except OperationsError as error:
         return RetryOutcome(entry, f"not retried: {error}")

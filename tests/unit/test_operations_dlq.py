@@ -9,7 +9,7 @@ from projections.operations.dlq import DlqEntry, retry_projector
 from projections.runtime.errors import PoisonEvent
 from projections.runtime.records import Applied, Item, SourceRecord
 from tests.support.events import as_records, envelope
-from topics import UserCreated, UserEmailChanged, UserNameChanged
+from topics import UserCreated, UserEmailChanged, UserNameChanged, deadletter
 
 TOPIC = "t.events"
 
@@ -183,10 +183,12 @@ class ProducingKafka(FakeKafka):
     def __init__(self, records: dict[tuple[str, int, int], FakeMessage]) -> None:
         super().__init__(records)
         self.produced: list[tuple[str, int, bytes | None, bytes | None]] = []
+        self.headers: list[list[tuple[str, bytes]]] = []
 
     def produce(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
                 headers: list[tuple[str, bytes]]) -> None:
         self.produced.append((topic, partition, key, value))
+        self.headers.append(headers)
 
 
 def command_letter(key: bytes, value: bytes, offset: int, *, cut: int | None,
@@ -240,6 +242,8 @@ def test_retry_command_answers_not_retried_and_goes_on_with_the_list() -> None:
     assert outcomes[0].result.startswith("not retried:")
     assert "no longer holds the original" in outcomes[0].result
     assert kafka.produced == [("t.commands", 1, b"user-b", command)]
+    [retried] = kafka.headers  # names the letter it came from (topics' header name)
+    assert dict(retried)[deadletter.RETRY_OF] == f"t.dlq:{whole.partition}:{whole.offset}".encode()
 
 
 def test_faust_dead_letters_send_a_bounded_copy_of_a_topic_max_size_record() -> None:

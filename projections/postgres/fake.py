@@ -10,6 +10,7 @@ from collections import ChainMap
 from datetime import datetime
 from typing import Any
 
+from projections.fake_tracking import FakeTracking
 from projections.postgres.fold import FoldFailed, Row, RowKey, fold
 from projections.postgres.models import Order, User, UserStats, period_starts
 from projections.postgres.projector import project
@@ -18,28 +19,14 @@ from projections.runtime.records import Applied, Batch
 from topics import InvalidHistory
 
 
-class FakeStore:
+class FakeStore(FakeTracking):
     """Implements `Store` and the queries' `ReadModel`; `fail_next` injects transient faults."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.users: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
-        self.checkpoint_rows: dict[tuple[str, int], int] = {}
-        self.parked: dict[tuple[str, int, int], str] = {}
-        self.blocked: dict[str, tuple[str, int, int]] = {}
         self.fail_next = 0
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def checkpoints(self, topic: str) -> dict[int, int]:
-        return {p: o for (t, p), o in self.checkpoint_rows.items() if t == topic}
-
-    async def parked_streams(self) -> set[str]:
-        return set(self.blocked)
 
     async def apply(self, batch: Batch) -> Applied:
         if self.fail_next > 0:
@@ -64,11 +51,7 @@ class FakeStore:
             applied += folded.applied
         for (table, row_id), row in changed.items():
             tables[table][row_id] = row
-        for stream_id, record in batch.parked:
-            self.parked.setdefault((record.topic, record.partition, record.offset), stream_id)
-        for stream_id, record in batch.blocked:
-            self.blocked.setdefault(stream_id, (record.topic, record.partition, record.offset))
-        self.checkpoint_rows.update(batch.checkpoints)
+        self.track(batch, forward_only=False)  # the checkpoint upsert overwrites
         return Applied(applied=applied, skipped=len(batch.items) - applied)
 
     async def user(self, user_id: str) -> User | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from projections.fake_tracking import FakeTracking
 from projections.runtime.records import Applied, Batch
 from projections.search.documents import UserDocument
 from projections.search.writes import Rejected, apply_documents
@@ -38,35 +39,16 @@ class FakeUserDocuments:
         return conflicted, {}
 
 
-class FakeSearchStore:
+class FakeSearchStore(FakeTracking):
     """Implements the runtime's `Store` like `SearchProjectorStore`, with `documents` exposed."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.documents = FakeUserDocuments()
-        self.checkpoint_rows: dict[tuple[str, int], int] = {}
-        self.parked: dict[tuple[str, int, int], str] = {}
-        self.blocked: dict[str, tuple[str, int, int]] = {}
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def checkpoints(self, topic: str) -> dict[int, int]:
-        return {p: o for (t, p), o in self.checkpoint_rows.items() if t == topic}
-
-    async def parked_streams(self) -> set[str]:
-        return set(self.blocked)
 
     async def apply(self, batch: Batch) -> Applied:
         applied = await apply_documents(
             self.documents, [item.envelope for item in batch.items],
             [item.event for item in batch.items])
-        for stream_id, record in batch.parked:
-            self.parked.setdefault((record.topic, record.partition, record.offset), stream_id)
-        for stream_id, record in batch.blocked:
-            self.blocked.setdefault(stream_id, (record.topic, record.partition, record.offset))
-        for where, offset in batch.checkpoints.items():
-            self.checkpoint_rows[where] = max(offset, self.checkpoint_rows.get(where, offset))
+        self.track(batch, forward_only=True)
         return applied

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import Annotated
 
@@ -14,8 +12,8 @@ import typer
 
 from cqrs.cli.boot import bootstrap, configure_logging
 from cqrs.config import Config
-from pipeline.processor import Processor, ProcessorConfig, TopicNames
-from pipeline.processor.bootstrap import serve_health
+from observability import served
+from pipeline.processor import ProcessorConfig, TopicNames
 from pipeline.processor.config import default_instance_id
 from pipeline.processor.transactions import ProducerFenced
 
@@ -46,27 +44,6 @@ def config_from(
 
 FENCED_EXIT = 78
 """EX_CONFIG: another process uses this transactional id; restarting would only fence it back."""
-
-
-@contextmanager
-def health_served(processor: Processor, port: int) -> Iterator[None]:
-    """`/metrics`, `/livez`, `/readyz` on `port` while the block runs (0: not served). A port
-    that cannot be bound is logged as an error and the processor runs without the endpoint, as
-    the projectors do: several workers on one host must not stop each other from starting."""
-    if port == 0:
-        yield
-        return
-    try:
-        server = serve_health(processor, port)
-    except OSError as error:
-        log.error("metrics not served: port %d cannot be bound (%s); a second processor on this "
-                  "host needs another --metrics-port, 0 disables", port, error)
-        yield
-        return
-    try:
-        yield
-    finally:
-        server.close()
 
 
 def processor(
@@ -106,7 +83,10 @@ def processor(
     signal.signal(signal.SIGINT, request_stop)
     running = bootstrap(ctx).processor(config)
     try:
-        with health_served(running, port):
+        # A port that cannot be bound is logged and the processor runs on without it.
+        with served(port, running.metrics.registry, running.health,
+                    hint="a second processor on this host needs another --metrics-port, "
+                    "0 disables"):
             running.run(stop)
     except ProducerFenced as fenced:
         typer.echo(f"error: {fenced}", err=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from functools import partial
 
-from observability import HealthServer, serve
 from pipeline.processor.adapters import (
     KafkaCommandSource,
     KafkaPartitionReader,
@@ -34,14 +33,4 @@ def kafka_ports(config: ProcessorConfig) -> ProcessorPorts:
 def kafka_processor(config: ProcessorConfig, clock: Clock = utc_now) -> Processor:
     """A processor on Kafka (what `cqrs processor` runs)."""
     return Processor(config, kafka_ports(config), clock)
-
-
-ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (scraped from other hosts and containers)
-
-
-def serve_health(processor: Processor, port: int, host: str = ALL_INTERFACES) -> HealthServer:
-    """`/metrics`, `/livez` and `/readyz` of `processor` on `port` (0: any free port), served
-    from a thread until `close` (`observability.serve`). Raises `OSError` when the port cannot
-    be bound."""
-    return serve(port, processor.metrics.registry, processor.health, host)
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.metrics import free_port, get, sample, scrape
 from tests.support.processor import (
     ProcessorProcess,
     command,
@@ -24,38 +22,12 @@ from tests.support.processor import (
 from topics import Catalogue, decode_result
 
 PARTITIONS = 3
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @pytest.fixture
 def catalogue(kafka_config: dict[str, str], topic_prefix: str) -> Iterator[Catalogue]:
     with topics_for(kafka_config, topic_prefix, PARTITIONS) as found:
         yield found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def scrape(base: str) -> Samples:
-    status, text = get(f"{base}/metrics")
-    assert status == 200
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
-
-
-def sample(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, tuple(sorted(labels.items()))))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -5,51 +5,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.projector_harness import PARTITIONS, Setup, setup, wait_until
 from tests.support.events import produce, produce_raw, user_created
+from tests.support.metrics import free_port, get, sample, scrape
 
 
 @pytest.fixture
 def env(kafka_config: dict[str, str], pg_dsn: str, topic_prefix: str) -> Iterator[Setup]:
     with setup(kafka_config, pg_dsn, topic_prefix) as found:
         yield found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, text = get(f"{base}/metrics")
-    assert status == 200
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
-
-
-def sample(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-           **labels: str) -> float | None:
-    return samples.get((name, tuple(sorted(labels.items()))))
 
 
 def test_metrics_count_applied_events_lag_falls_to_zero_and_a_dead_letter_shows(env: Setup,

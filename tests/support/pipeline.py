@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from elasticsearch import AsyncElasticsearch, Elasticsearch
 from cqrs.settings import Settings
 from projections.search.index import IndexNames, drop_indices
 from tests.integration.projector_harness import fresh_database, log_totals
+from tests.support.metrics import free_port
 from tests.support.services import Endpoints
 from topics import Catalogue, apply
 
@@ -154,14 +154,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 async def _drop_index(es_url: str, names: IndexNames) -> None:
     async with AsyncElasticsearch(es_url) as client:
         await drop_indices(client, names)
-
-
-def free_port() -> int:
-    """A TCP port free on this host right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

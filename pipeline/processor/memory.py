@@ -32,13 +32,13 @@ of one producer's call, as a process that stalls there while the group moves on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pipeline.processor.config import ProcessorConfig
-from pipeline.processor.faults import AbortableFault, FatalFault, ProducerFault, ProducerFenced
+from pipeline.processor.faults import AbortableFault, FatalFault, ProducerFenced
 from pipeline.processor.loop import Clock, Processor, utc_now
+from pipeline.processor.memory_faults import Fault, FaultKind, FaultPoint, Stall
 from pipeline.processor.memory_group import MemoryGroup
 from pipeline.processor.memory_readers import (
     MemoryCommandSource,
@@ -50,65 +50,14 @@ from pipeline.processor.ports import ProcessorPorts, TopicPosition
 from pipeline.processor.records import InboundRecord, OutboundRecord
 from pipeline.processor.replica import CustomerReplica
 
-FaultKind = Literal["abortable", "fatal", "fenced", "commit_landed", "commit_lost"]
-FaultPoint = Literal["init", "begin", "produce", "send_offsets", "commit", "abort"]
-
-__all__ = ["Fault", "MemoryBroker", "MemoryProducer", "ProducerMisuse", "Stall", "drain"]
+__all__ = [
+    "Fault", "FaultKind", "FaultPoint", "MemoryBroker", "MemoryProducer", "ProducerMisuse",
+    "Stall", "drain",
+]
 
 
 class ProducerMisuse(Exception):
     """The loop used a producer as Kafka forbids (a bug, never a fault to recover from)."""
-
-
-@dataclass
-class Fault:
-    """A failure of a coming producer call (see the module docstring)."""
-
-    kind: FaultKind
-    point: FaultPoint = "produce"
-    times: int | None = 1
-    skip: int = 0
-    matches: Callable[[OutboundRecord], bool] | None = None
-    implicates_record: bool = False
-    message: str = "injected"
-
-    def __post_init__(self) -> None:
-        if self.kind.startswith("commit_") and self.point != "commit":
-            raise ValueError(f"{self.kind} is a commit's outcome: point must be 'commit'")
-        if self.point == "init" and self.kind != "fatal":
-            raise ValueError("an init fault is fatal (init_transactions failed)")
-
-    def fires(self, point: FaultPoint, record: OutboundRecord | None) -> bool:
-        if point != self.point or self.times == 0:
-            return False
-        if self.matches is not None and (record is None or not self.matches(record)):
-            return False
-        if self.skip > 0:
-            self.skip -= 1
-            return False
-        if self.times is not None:
-            self.times -= 1
-        return True
-
-    def error(self) -> ProducerFault | ProducerFenced:
-        if self.kind == "abortable":
-            return AbortableFault(self.message, implicates_record=self.implicates_record)
-        if self.kind == "fenced":
-            return ProducerFenced(f"{self.message}: fenced by a newer instance")
-        if self.kind == "fatal":
-            return FatalFault(self.message, implicates_record=self.implicates_record)
-        return FatalFault(f"commit outcome unknown: {self.message}")
-
-
-@dataclass
-class Stall:
-    """`action` runs once, inside the call at `point` of the producer of `transactional_id`
-    after skipping `skip` of them, before that call goes on (stalls do not nest)."""
-
-    transactional_id: str
-    point: FaultPoint
-    action: Callable[[], None]
-    skip: int = 0
 
 
 @dataclass

@@ -90,12 +90,9 @@ async def deliver(consumer: Any, callback: Callable[[Any], Coroutine[Any, Any, A
     await consumer.wait_first(remainder, suspend_flow.wait())
 
 
-async def drain_messages(consumer: Any, fetcher: Any,
-                         delivered: dict[tuple[str, int], int] | None = None) -> None:
+async def drain_messages(consumer: Any, fetcher: Any) -> None:
     """faust-streaming 0.15.3 `Consumer._drain_messages`, delivering through `deliver`; the
-    offset of each record delivered is also kept in `delivered` (per `(topic, partition)`)."""
-    if delivered is None:
-        delivered = {}
+    offset of each record delivered is Faust's `consumer._read_offset[tp]` as before."""
     callback = consumer.callback
     getmany = consumer.getmany
     consumer_should_stop = consumer._stopped.is_set
@@ -131,7 +128,6 @@ async def drain_messages(consumer: Any, fetcher: Any,
                             await consumer.commit()
                         await deliver(consumer, callback, message)
                         set_read_offset(tp, offset)
-                        delivered[tp] = offset
             unset_flag(CONSUMER_FETCHING)
     except consumer.consumer_stopped_errors:
         if consumer.transport.app.should_stop:

@@ -53,6 +53,16 @@ class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+def delivered_offset(read_offset: int | None, position: int | None) -> int | None:
+    """The last offset handed to the agent since the partition's last seek, from Faust's own
+    `_read_offset` (set per record delivered, so nothing is kept twice). After a seek Faust sets
+    it to the offset sought (the next to read, not one delivered): a delivered offset is always
+    below the consumer's position, so a read offset at the position is none delivered yet."""
+    if read_offset is None or position is None or read_offset >= position:
+        return None
+    return read_offset
+
+
 class CheckpointConsumer(faust_aiokafka.Consumer):
     """Faust's consumer, seeking to the store's checkpoints after each rebalance, and handing
     records to the conductor without tasks per record (`projections.runtime.drain`)."""
@@ -60,17 +70,8 @@ class CheckpointConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> ReadCommittedConsumerThread:
         return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    @property
-    def delivered(self) -> dict[tuple[str, int], int]:
-        """Partition → the last offset handed to the agent since that partition's last seek."""
-        found: dict[tuple[str, int], int] | None = getattr(self, "_delivered_offsets", None)
-        if found is None:
-            found = {}
-            self._delivered_offsets = found
-        return found
-
     async def _drain_messages(self, fetcher: Any) -> None:
-        await drain_messages(self, fetcher, self.delivered)
+        await drain_messages(self, fetcher)
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         positions: dict[Any, int] = dict(await super().seek_to_committed())
@@ -78,8 +79,6 @@ class CheckpointConsumer(faust_aiokafka.Consumer):
         if source is None:
             return positions
         assigned = self.assignment()
-        for tp in assigned:
-            self.delivered.pop((tp.topic, tp.partition), None)
         for topic in {tp.topic for tp in assigned}:
             checkpoints = await source(topic)
             for tp in assigned:
@@ -139,8 +138,9 @@ class ProjectorApp(faust.App):
                     continue
                 state = assignment.state_value(tp)
                 position = state.position if state.has_valid_position else None
+                read = consumer._read_offset.get((tp.topic, tp.partition))
                 found[tp.partition] = PartitionOffsets(
-                    state.highwater, position, consumer.delivered.get((tp.topic, tp.partition)))
+                    state.highwater, position, delivered_offset(read, position))
         except (AttributeError, AssertionError, RuntimeError):  # between assignments
             return {}
         return found

@@ -71,7 +71,8 @@ class ProjectorMetrics:
             names, registry=registry).labels(*self._labels)
         self._age = Histogram(
             "cqrs_projector_event_age_seconds",
-            "Now minus the event's occurred_at, when the store has applied it.",
+            "Now minus occurred_at of the last event of a partition in a committed batch "
+            "(one observation per partition per batch).",
             names, buckets=AGE_BUCKETS, registry=registry).labels(*self._labels)
         self._lag = Gauge(
             "cqrs_projector_lag", "Records behind: end offset - checkpoint - 1, per partition.",

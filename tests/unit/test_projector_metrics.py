@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from observability import serve
 from projections.postgres.fake import FakeStore
 from projections.runtime import Batch, BatchProcessor, PoisonEvent, SourceRecord, TransientError
+from projections.runtime.faust_app import delivered_offset
 from projections.runtime.health import ProjectorHealth
 from projections.runtime.metrics import PartitionOffsets, ProjectorMetrics, records_behind
 from projections.runtime.observe import Refresher
@@ -73,19 +74,30 @@ def test_outcome_counters_equal_the_processor_counters() -> None:
     assert value(registry, "cqrs_projector_up") == 1
 
 
-def test_event_age_is_observed_for_each_item_the_store_committed() -> None:
+def test_event_age_is_observed_once_per_partition_of_a_committed_batch() -> None:
     processor, registry = make(FakeStore())
-    records = as_records(stream("user-a", [UserCreated(email="a@x.io", name="a"),
-                                           UserNameChanged(name="b")]))
-    asyncio.run(processor.process(records))
+    both = as_records([*stream("user-a", [UserCreated(email="a@x.io", name="a"),
+                                          UserNameChanged(name="b")]),
+                       *stream("user-c", [UserCreated(email="c@x.io", name="c")])])
+    records, other = both[:2], both[2:]
+    assert other[0].partition != records[0].partition
+    asyncio.run(processor.process(both))
 
-    assert value(registry, "cqrs_projector_event_age_seconds_count") == 2
+    assert value(registry, "cqrs_projector_event_age_seconds_count") == 2  # two partitions
     assert value(registry, "cqrs_projector_event_age_seconds_sum") == 60.0
     assert value(registry, "cqrs_projector_event_age_seconds_bucket", le="30.0") == 2
     assert value(registry, "cqrs_projector_event_age_seconds_bucket", le="10.0") == 0
     partition = records[0].partition
     assert processor.checkpoint(records[0].topic, partition) == records[-1].offset
     assert processor.last_applied_at(records[0].topic, partition) == T0.timestamp()
+    assert processor.last_applied_at(records[0].topic, other[0].partition) == T0.timestamp()
+
+
+def test_the_delivered_offset_is_fausts_read_offset_below_the_position() -> None:
+    assert delivered_offset(None, 5) is None
+    assert delivered_offset(5, 5) is None  # just sought to 5: nothing delivered yet
+    assert delivered_offset(4, 5) == 4
+    assert delivered_offset(4, None) is None
 
 
 class Unreachable(FakeStore):

@@ -71,11 +71,6 @@ def _rate(now: Scrape, before: Scrape | None, name: str, **labels: str) -> float
     return (current - previous) / (now.at - before.at)
 
 
-def _sum(*rates: float | None) -> float | None:
-    known = [rate for rate in rates if rate is not None]
-    return sum(known) if known else None
-
-
 def processor_row(name: str, now: Scrape, before: Scrape | None) -> ProcessorRow:
     if not now.up:
         return ProcessorRow(name, f"{now.url}: {now.error}")
@@ -84,7 +79,7 @@ def processor_row(name: str, now: Scrape, before: Scrape | None) -> ProcessorRow
     rejected = _rate(now, before, records, outcome="rejected")
     return ProcessorRow(
         name, None,
-        commands_per_s=_sum(accepted, rejected),
+        commands_per_s=_rate(now, before, records),  # every outcome, not only the two shown
         accepted_per_s=accepted,
         rejected_per_s=rejected,
         events_per_s=_rate(now, before, "cqrs_processor_events_total"),

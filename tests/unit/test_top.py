@@ -28,6 +28,7 @@ cqrs_processor_producer_restarts_total{{{P}}} 1.0
 PROCESSOR_NOW = (PROCESSOR_BEFORE
                  .replace('"accepted"} 100.0', '"accepted"} 300.0')
                  .replace('"rejected"} 10.0', '"rejected"} 30.0')
+                 .replace('"duplicate"} 5.0', '"duplicate"} 9.0')
                  .replace("150.0", "450.0"))
 
 
@@ -85,7 +86,8 @@ def test_a_frame_shows_rates_lag_age_and_dead_letters() -> None:
     frame = build_frame(ENDPOINTS, now, before)
 
     processor, = frame.processors
-    assert processor.commands_per_s == 110.0  # (200 accepted + 20 rejected) / 2 s
+    # Every outcome: (200 accepted + 20 rejected + 4 duplicate) / 2 s.
+    assert processor.commands_per_s == 112.0
     assert (processor.accepted_per_s, processor.rejected_per_s) == (100.0, 10.0)
     assert processor.events_per_s == 150.0
     assert (processor.consumer_lag, processor.producer_restarts) == (7.0, 1.0)
@@ -100,7 +102,7 @@ def test_a_frame_shows_rates_lag_age_and_dead_letters() -> None:
     assert "search" in search.error
 
     text = _text(render(frame))
-    assert "110.0" in text
+    assert "112.0" in text
     assert "150.0" in text
     assert "200.0" in text
     assert "55ms" in text

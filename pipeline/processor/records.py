@@ -172,7 +172,7 @@ def domain_event(
     topics: TopicNames,
     partition: int,
 ) -> OutboundRecord:
-    """`event(contracts.to_envelope(...))`, the same bytes, without building the envelope."""
+    """`event(topics.to_envelope(...))`, the same bytes, without building the envelope."""
     event_id = event_id_for(stream_id, version)
     if len(event_id) > limits.MAX_MESSAGE_ID_LENGTH:
         # Past `MessageId`'s bound: the model path raises the same ValidationError as before.

@@ -134,7 +134,7 @@ def apply_event(
     document: UserDocument | None, envelope: EventEnvelope, event: Event | None = None
 ) -> UserDocument:
     """`document` after the event in `envelope` (which must be at `document.version + 1`);
-    `event` is the envelope already decoded (`contracts.from_envelope`), if it was.
+    `event` is the envelope's event already decoded (`topics.from_envelope`), if it was.
 
     Raises `_Poison` for anything that retrying cannot fix.
     """

@@ -31,6 +31,7 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 from projections.runtime.drain import drain_messages, read_header_names_leniently
 from projections.runtime.health import ProjectorHealth
@@ -138,7 +139,7 @@ class ProjectorApp(faust.App):
                     continue
                 state = assignment.state_value(tp)
                 position = state.position if state.has_valid_position else None
-                read = consumer._read_offset.get((tp.topic, tp.partition))
+                read = consumer._read_offset.get(TP(tp.topic, tp.partition))
                 found[tp.partition] = PartitionOffsets(
                     state.highwater, position, delivered_offset(read, position))
         except (AttributeError, AssertionError, RuntimeError):  # between assignments

@@ -11,35 +11,11 @@ from typing import Annotated
 import typer
 
 from cqrs.cli.boot import bootstrap, configure_logging
-from cqrs.config import Config
 from observability import served
-from pipeline.processor import ProcessorConfig, TopicNames
 from pipeline.processor.config import default_instance_id
 from pipeline.processor.transactions import ProducerFenced
 
 log = logging.getLogger(__name__)
-
-
-def config_from(
-    config: Config, instance_id: str, batch_size: int, batch_ms: int
-) -> ProcessorConfig:
-    """The processor's configuration from the entry point's `Config` (settings read once)."""
-    catalogue = config.catalogue
-    topics = TopicNames(
-        commands=catalogue.commands.name,
-        events=catalogue.events.name,
-        aggregates=catalogue.aggregates.name,
-        command_results=catalogue.command_results.name,
-        commands_dlq=catalogue.commands_dlq.name,
-    )
-    return ProcessorConfig(
-        kafka=config.kafka.client_config(),
-        topics=topics,
-        prefix=config.prefix,
-        instance_id=instance_id,
-        batch_size=batch_size,
-        batch_ms=batch_ms,
-    )
 
 
 FENCED_EXIT = 78
@@ -72,7 +48,7 @@ def processor(
     Exits 78 when another processor with the same transactional id fenced this one."""
     configure_logging(ctx, log_level)
     settings = bootstrap(ctx).config
-    config = config_from(settings, instance_id or default_instance_id(), batch_size, batch_ms)
+    config = settings.processor(instance_id or default_instance_id(), batch_size, batch_ms)
     port = settings.processor_metrics_port if metrics_port is None else metrics_port
     stop = threading.Event()
 

@@ -58,9 +58,13 @@ def forward(record: InboundRecord, partition: int) -> OutboundRecord:
     return OutboundRecord(record.topic, partition, record.key, record.value, headers)
 
 
-def dead_letter(record: InboundRecord, topics: TopicNames, error: BaseException) -> OutboundRecord:
+def dead_letter(
+    record: InboundRecord, topics: TopicNames, error: BaseException, *, pointer: bool = False
+) -> OutboundRecord:
     """The command on the DLQ as `topics.deadletter` bounds it: a prefix copy, its size and
-    sha256, and headers naming the source position and the error."""
+    sha256, and headers naming the source position and the error. `pointer`: no copy at all
+    (no value, no copied headers, `dlq.truncated` naming them), for a record that the producer
+    keeps refusing: the original stays at its source position."""
     letter = deadletter.dead_letter(
         topic=record.topic,
         partition=record.partition,
@@ -69,6 +73,7 @@ def dead_letter(record: InboundRecord, topics: TopicNames, error: BaseException)
         value=record.value,
         headers=record.headers,
         error=error,
+        pointer=pointer,
     )
     return OutboundRecord(
         topics.commands_dlq, record.partition, letter.key, letter.value, letter.headers
@@ -78,20 +83,8 @@ def dead_letter(record: InboundRecord, topics: TopicNames, error: BaseException)
 def pointer_dead_letter(
     record: InboundRecord, topics: TopicNames, error: BaseException
 ) -> OutboundRecord:
-    """A dead letter naming the record without copying it (`topics.deadletter`'s pointer mode:
-    no value, no copied headers, `dlq.truncated` naming them; size and sha256 of the value), for
-    a record that the producer keeps refusing: the original stays at its source position."""
-    letter = deadletter.dead_letter(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        value=record.value,
-        headers=record.headers,
-        error=error,
-        pointer=True,
-    )
-    return OutboundRecord(topics.commands_dlq, record.partition, letter.key, None, letter.headers)
+    """`dead_letter(..., pointer=True)`."""
+    return dead_letter(record, topics, error, pointer=True)
 
 
 MAX_OUTPUT_BYTES = deadletter.RECORD_LIMIT - 1024

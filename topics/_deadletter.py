@@ -22,7 +22,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Final
 
-RECORD_LIMIT: Final = 1024 * 1024 + 12
+from topics._limits import KAFKA_MAX_MESSAGE_BYTES
+
+RECORD_LIMIT: Final = KAFKA_MAX_MESSAGE_BYTES
 """Kafka's default `max.message.bytes`: the largest record batch every topic of the catalogue
 accepts, and the producers' `message.max.bytes` (set equal, so a record the broker would refuse
 is refused by the client first, at `produce`, where it is one record's fault)."""

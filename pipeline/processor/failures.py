@@ -112,6 +112,6 @@ def pointer(record: InboundRecord, topics: TopicNames, error: BaseException) -> 
     """The record as a pointer dead letter (no value, no copied headers, no result)."""
     return Handled(
         "dead_lettered",
-        [records.pointer_dead_letter(record, topics, error)],
+        [records.dead_letter(record, topics, error, pointer=True)],
         code=code_for(error),
     )

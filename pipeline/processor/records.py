@@ -80,11 +80,6 @@ def dead_letter(
     )
 
 
-def pointer_dead_letter(
-    record: InboundRecord, topics: TopicNames, error: BaseException
-) -> OutboundRecord:
-    """`dead_letter(..., pointer=True)`."""
-    return dead_letter(record, topics, error, pointer=True)
 
 
 MAX_OUTPUT_BYTES = deadletter.RECORD_LIMIT - 1024

@@ -33,10 +33,13 @@ from topics import InvalidHistory
 TRANSIENT = (
     psycopg.OperationalError, psycopg.InterfaceError, psycopg.errors.SerializationFailure,
     psycopg.errors.DeadlockDetected)
-POISON = (psycopg.DataError, psycopg.IntegrityError, InvalidHistory, ValueError, OverflowError)
+POISON = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded,
+          InvalidHistory, ValueError, OverflowError)
 """What one event's data makes PostgreSQL or its adaptation refuse, every time: a value out of a
 column's range (bigint), NUL in text or `\u0000` in jsonb, text not encodable (`ValueError`
-covers `UnicodeEncodeError`), a violated constraint, an impossible history."""
+covers `UnicodeEncodeError`), a violated constraint, a row over a PostgreSQL limit (index row
+too big: `ProgramLimitExceeded`, an `OperationalError` caught here before `TRANSIENT` is), an
+impossible history."""
 
 CHECKPOINT = """
 INSERT INTO projection_checkpoints (projector, topic, partition, "offset") VALUES (%s, %s, %s, %s)

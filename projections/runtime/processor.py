@@ -48,6 +48,7 @@ from projections.runtime.records import (
     Store,
     last_offsets,
 )
+from topics import deadletter
 
 logger = logging.getLogger("projections.runtime")
 
@@ -192,6 +193,7 @@ class BatchProcessor:
             self._partitions = await self._retry(source, "partitions")
         classified = {_position(r): classify(r, self._partitions) for r in records}
         sent: set[Position] = set()
+        store_faults = self._backoff.delays()
         while True:
             plan = self._plan(records, classified)
             await self._send_dead(plan, sent)
@@ -199,14 +201,20 @@ class BatchProcessor:
             try:
                 result = await self._retry(partial(self._apply, batch), "store.apply")
             except PoisonEvent as poisoned:
-                if not 0 <= poisoned.index < len(batch.items):
-                    plan, result = await self._isolate(records, classified, sent, poisoned)
-                    break
-                item = batch.items[poisoned.index]
-                classified[_position(item.record)] = Poison(poisoned.cause, item.stream_id)
-                continue
+                if 0 <= poisoned.index < len(batch.items):
+                    item = batch.items[poisoned.index]
+                    classified[_position(item.record)] = Poison(poisoned.cause, item.stream_id)
+                    continue
+                unplaced: BaseException = poisoned
             except Exception as error:  # not transient, not placed: find the culprit(s)
-                plan, result = await self._isolate(records, classified, sent, error)
+                unplaced = error
+            else:
+                break
+            try:
+                plan, result = await self._isolate(records, classified, sent, unplaced)
+            except StoreFault as fault:
+                await self._wait_out(fault, store_faults())
+                continue
             break
         self._parked = plan.parked_streams
         if logger.isEnabledFor(logging.DEBUG):
@@ -258,8 +266,10 @@ class BatchProcessor:
             extra={"projector": self.name, "error": f"{type(error).__name__}: {error}"})
         done: set[Position] = set()
         applied = skipped = 0
+        before = dict(classified)
         plan = self._plan(records, classified)
         pending = list(plan.batch.items)
+        failures: list[BaseException] = []
         while pending:
             item = pending.pop(0)
             where = _position(item.record)
@@ -275,16 +285,34 @@ class BatchProcessor:
                     extra={**_ids(item), "projector": self.name, "topic": item.record.topic,
                            "error": f"{type(cause).__name__}: {cause}"})
                 classified[where] = Poison(cause, item.stream_id)
+                failures.append(failed)
                 plan = self._plan(records, classified)
                 pending = [i for i in plan.batch.items if _position(i.record) not in done]
                 continue
             done.add(where)
             applied += result.applied
             skipped += result.skipped
+        if _store_fault(error, failures, succeeded=bool(done)):
+            classified.clear()
+            classified.update(before)
+            raise StoreFault(error)
         await self._send_dead(plan, sent)
         rest = Batch([], plan.batch.parked, plan.batch.blocked, plan.batch.checkpoints)
         await self._retry(partial(self._apply, rest), "store.apply(rest)")
         return plan, Applied(applied, skipped)
+
+    async def _wait_out(self, fault: StoreFault, delay: float) -> None:
+        """A fault of the store itself (every event of a batch refused alike): nothing is
+        dead-lettered; the batch is tried again after `delay`, like a transient fault."""
+        logger.error(
+            "store refuses every event alike: retrying the batch, dead-lettering none",
+            extra={"projector": self.name, "retry_in": round(delay, 3),
+                   "error": f"{type(fault.cause).__name__}: {fault.cause}"})
+        self.metrics.transient_fault()
+        self.health.fault = f"store fault {type(fault.cause).__name__}"
+        self.health.beat()
+        await self._sleep(delay)
+        self.health.fault = None
 
     def _plan(self, records: Sequence[SourceRecord],
               classified: dict[Position, Classified]) -> _Plan:
@@ -324,7 +352,7 @@ class BatchProcessor:
             "dead-lettered",
             extra={"stream_id": poison.stream_id, "partition": record.partition,
                    "offset": record.offset, "projector": self.name, "topic": record.topic,
-                   "error": f"{type(error).__name__}: {_text(error)}"},
+                   "error": f"{type(error).__name__}: {deadletter.error_text(error)}"},
         )
         await self._retry(partial(self.dead_letters.send, record, error), "dlq.send")
 
@@ -382,8 +410,18 @@ def _ids(item: Item) -> dict[str, object]:
             "partition": item.record.partition, "offset": item.record.offset}
 
 
-def _text(error: BaseException) -> str:
-    try:
-        return str(error)[:1000]
-    except Exception:  # a hostile __str__ must not stop a dead letter
-        return repr(type(error))
+class StoreFault(Exception):
+    """Every event of a batch, applied alone, failed alike: the store's fault, not the events'."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+
+
+def _store_fault(error: BaseException, failures: list[BaseException], *, succeeded: bool) -> bool:
+    """Whether the item-by-item failures are the store's rather than the items': two or more
+    items, none applied, each refused with the batch's own error class and none placed by the
+    store as poison (`PoisonEvent`). One item alone is pinned on that item."""
+    return (not succeeded and len(failures) >= 2
+            and all(type(failure) is type(error) and not isinstance(failure, PoisonEvent)
+                    for failure in failures))

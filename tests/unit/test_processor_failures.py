@@ -181,7 +181,7 @@ def test_a_pointer_dead_letter_names_what_it_left_out() -> None:
 
     value = command("CreateUser", "u1", "p-1", **CREATE)
     original = InboundRecord("c", 0, 5, b"user-u1", value, [("trace", b"t1")])
-    pointer = outbound.pointer_dead_letter(original, batch().topics, UnwritableRecord("x"))
+    pointer = outbound.dead_letter(original, batch().topics, UnwritableRecord("x"), pointer=True)
     headers = read_headers(list(pointer.headers))
     assert pointer.value is None
     assert "trace" not in headers

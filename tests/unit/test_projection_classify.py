@@ -212,6 +212,33 @@ def test_a_store_exception_naming_no_event_is_pinned_on_its_event_item_by_item()
         for p in {r.partition for r in records}}
 
 
+class BrokenStore(FakeStore):
+    """A store refusing every batch alike for its first `times` calls (an index gone, a bad
+    migration): the store's fault, not any event's."""
+
+    def __init__(self, times: int) -> None:
+        super().__init__()
+        self.times = times
+
+    async def apply(self, batch: Batch) -> Applied:
+        if batch.items and self.times > 0:
+            self.times -= 1
+            raise RuntimeError("index_not_found_exception")
+        return await super().apply(batch)
+
+
+def test_a_store_refusing_every_event_alike_dead_letters_none_and_retries_the_batch() -> None:
+    records = as_records([user_created("a"), user_created("b"), user_created("c")],
+                         partitions=PARTITIONS)
+    store = BrokenStore(times=12)  # the whole batch, then each of its three items, three rounds
+    processor, dlq = run(store, records)
+    assert dlq.sent == []
+    assert store.blocked == {}
+    assert set(store.users) == {"a", "b", "c"}
+    assert processor.counters.snapshot() == {
+        "consumed": 3, "applied": 3, "skipped": 0, "parked": 0, "dead_lettered": 0}
+
+
 def test_data_postgresql_cannot_hold_is_poison_in_the_fake_as_in_the_store() -> None:
     nul = as_records([envelope("user-n", 1, UserCreated.model_construct(
         email="n@x.io", name="a\x00b"))], partitions=PARTITIONS)

@@ -3,6 +3,7 @@ per test (the projector runs as `python -m cqrs project postgres`, as in product
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,8 +19,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from elasticsearch import AsyncElasticsearch
 
 from bench.infra import drop_database
+from projections.search.index import IndexNames, drop_indices
 from tests.support.events import create_topics, delete_topics
 
 PARTITIONS = 3
@@ -127,6 +130,25 @@ def setup(kafka_config: dict[str, str], pg_dsn: str, prefix: str) -> Iterator[Se
             yield Setup(prefix, kafka_config, dsn, name, env)
     finally:
         delete_topics(kafka_config, prefix)
+
+
+@contextmanager
+def both_projectors(kafka_config: dict[str, str], pg_dsn: str, es_url: str,
+                    prefix: str) -> Iterator[Setup]:
+    """`setup` plus what the search projector needs: its DLQ topic, `CQRS_ES_URL`, and its
+    indices dropped afterwards."""
+    with setup(kafka_config, pg_dsn, prefix) as found:
+        create_topics(kafka_config, [f"{prefix}projection.search.dlq"], PARTITIONS)
+        found.env["CQRS_ES_URL"] = es_url
+        try:
+            yield found
+        finally:
+            asyncio.run(_drop_indices(es_url, IndexNames.for_prefix(prefix)))
+
+
+async def _drop_indices(es_url: str, names: IndexNames) -> None:
+    async with AsyncElasticsearch(es_url) as client:
+        await drop_indices(client, names)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

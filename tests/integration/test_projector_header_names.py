@@ -9,7 +9,6 @@ and every restart crashed the same way. Now the fetch re-reads that batch lenien
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -18,10 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from elasticsearch import AsyncElasticsearch
 
-from projections.search.index import IndexNames, drop_indices
-from tests.integration.projector_harness import PARTITIONS, Setup, running_projector, setup
+from tests.integration.projector_harness import (
+    PARTITIONS,
+    Setup,
+    both_projectors,
+    running_projector,
+)
 from tests.integration.test_projector_poison_records import (
     dead_letters,
     headers_of,
@@ -29,7 +31,7 @@ from tests.integration.test_projector_poison_records import (
     wait_for,
 )
 from tests.integration.test_search_projector import running_search_projector
-from tests.support.events import create_topics, envelope, produce, user_created
+from tests.support.events import envelope, produce, user_created
 from topics import UserNameChanged, deadletter, encode, event_key, partition_for
 
 # Python clients cannot write such a name (kcat can): aiokafka's pure-Python record builder,
@@ -60,18 +62,8 @@ asyncio.run(main(*sys.argv[1:]))
 @pytest.fixture
 def env(kafka_config: dict[str, str], pg_dsn: str, es_url: str,
         topic_prefix: str) -> Iterator[Setup]:
-    with setup(kafka_config, pg_dsn, topic_prefix) as found:
-        create_topics(kafka_config, [f"{topic_prefix}projection.search.dlq"], PARTITIONS)
-        found.env["CQRS_ES_URL"] = es_url
-        try:
-            yield found
-        finally:
-            asyncio.run(_drop(es_url, IndexNames.for_prefix(topic_prefix)))
-
-
-async def _drop(es_url: str, names: IndexNames) -> None:
-    async with AsyncElasticsearch(es_url) as client:
-        await drop_indices(client, names)
+    with both_projectors(kafka_config, pg_dsn, es_url, topic_prefix) as found:
+        yield found
 
 
 def _same_partition_as(stream_id: str) -> str:

@@ -19,17 +19,17 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer
 from elasticsearch import AsyncElasticsearch
 
-from projections.search.index import IndexNames, drop_indices
+from projections.search.index import IndexNames
 from tests.integration.projector_harness import (
     PARTITIONS,
     Projector,
     Setup,
+    both_projectors,
     running_projector,
-    setup,
     wait_until,
 )
 from tests.integration.test_search_projector import running_search_projector
-from tests.support.events import create_topics, envelope, produce, user_created
+from tests.support.events import envelope, produce, user_created
 from topics import (
     UserCreated,
     UserNameChanged,
@@ -37,28 +37,19 @@ from topics import (
     encode,
     event_key,
     headers_for_event,
+    limits,
     partition_for,
 )
 
-TOPIC_LIMIT = 1_048_588
+TOPIC_LIMIT = limits.KAFKA_MAX_MESSAGE_BYTES
 """The events topic's `max.message.bytes` (Kafka's default): the largest record batch."""
 
 
 @pytest.fixture
 def env(kafka_config: dict[str, str], pg_dsn: str, es_url: str,
         topic_prefix: str) -> Iterator[Setup]:
-    with setup(kafka_config, pg_dsn, topic_prefix) as found:
-        create_topics(kafka_config, [f"{topic_prefix}projection.search.dlq"], PARTITIONS)
-        found.env["CQRS_ES_URL"] = es_url
-        try:
-            yield found
-        finally:
-            asyncio.run(_drop(es_url, IndexNames.for_prefix(topic_prefix)))
-
-
-async def _drop(es_url: str, names: IndexNames) -> None:
-    async with AsyncElasticsearch(es_url) as client:
-        await drop_indices(client, names)
+    with both_projectors(kafka_config, pg_dsn, es_url, topic_prefix) as found:
+        yield found
 
 
 def raw(env: Setup, key: bytes | None, value: bytes | None, partition: int,

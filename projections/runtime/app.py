@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from projections.runtime.errors import TransientError
 from projections.runtime.faust_app import ProjectorApp
+from projections.runtime.fetches import InFlight
 from projections.runtime.health import ProjectorHealth
 from projections.runtime.metrics import ProjectorMetrics
 from projections.runtime.observe import REFRESH_INTERVAL, Refresher, dlq_depth_reader
@@ -48,13 +49,15 @@ def exit_process(error: BaseException) -> NoReturn:
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """`stream.take_events(size, within)`: up to `size` records or `within` seconds per batch.
+    """How the consumer feeds the agent: a batch is what one fetch returns, up to `size` records
+    (aiokafka's `max_poll_records`), and up to `queued` fetches wait for the agent.
 
-    `within` bounds the wait for a batch that does not fill, so it is the latency added at light
-    load; under load batches fill to `size` from the records already fetched long before it."""
+    There is no window: a fetch returns as soon as records are there, so at light load an event
+    waits for nothing but the fetch itself, and under load the records fetched while a batch is
+    applied make the next one."""
 
     size: int = 500
-    within: float = 0.05
+    queued: int = 4
 
 
 PRODUCER_MAX_REQUEST = max(deadletter.RECORD_LIMIT, deadletter.DEAD_LETTER_RECORD_LIMIT + 64 * 1024)
@@ -137,15 +140,6 @@ def partition_counter(kafka: KafkaConnection, topic: str) -> Callable[[], Awaita
     return read
 
 
-def to_record(message: Any) -> SourceRecord:
-    """A Faust `Message` as a `SourceRecord` (headers as a tuple of `(name, bytes)`)."""
-    raw_headers = message.headers or ()
-    items = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
-    headers = tuple((str(name), bytes(value or b"")) for name, value in items)
-    return SourceRecord(message.topic, message.partition, message.offset, message.key,
-                        message.value, headers)
-
-
 def _credentials(kafka: KafkaConnection) -> Any:
     protocol = kafka.security_protocol.upper()
     context = None
@@ -197,10 +191,16 @@ def make_projector_app(
         producer_acks=-1,
         producer_max_request_size=PRODUCER_MAX_REQUEST,
         consumer_max_fetch_size=CONSUMER_MAX_FETCH,
+        broker_max_poll_records=batch.size,
         store="memory://",
     )
-    source = app.topic(events, key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw")
+    # The events topic is subscribed (the conductor holds it) but no agent reads it: the consumer
+    # hands its fetches to the `fetches` channel whole (`projections.runtime.drain`). No acks:
+    # the store's checkpoint is the position.
+    app.topics.add(app.topic(events, key_type=bytes, value_type=bytes, key_serializer="raw",
+                             value_serializer="raw", acks=False))
+    app.fetches = app.channel(maxsize=batch.queued)
+    app.in_flight = InFlight()
     dlq = app.topic(catalogue.projection_dlq(name).name, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw")
     metrics = ProjectorMetrics(registry or CollectorRegistry(), catalogue.prefix, name)
@@ -234,12 +234,17 @@ def make_projector_app(
             fatal(error)
             raise
 
-    async def project(stream: Any) -> None:
-        # Faust acks an event whose handler raised and moves on: nothing may escape unhandled.
+    async def project(fetches: Any) -> None:
+        # Faust's supervisor would restart an agent that raised, with lost state: nothing may
+        # escape unhandled.
         try:
             await processor.start()
-            async for events in stream.take_events(batch.size, within=batch.within):
-                await processor.process([to_record(event.message) for event in events])
+            async for fetch in fetches:
+                if not app.current(fetch):
+                    continue  # read before a rebalance: sought again from the checkpoints
+                with app.in_flight.batch():
+                    await processor.process(fetch.records)
+                app.applied(fetch)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -248,8 +253,18 @@ def make_projector_app(
         finally:
             await store.close()
 
+    async def finish_batch(_sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
+        # A revocation waits for the batch in flight: the checkpoints it commits must be in the
+        # store before the partitions are sought again (here or by their next owner).
+        if not await app.in_flight.wait_idle(wait):
+            stuck = TransientError(
+                f"the batch in flight did not finish within {wait:.0f}s of a rebalance (store "
+                "down?); exiting so that the partitions' next owner starts from the checkpoints")
+            fatal(stuck)
+
     app.checkpoint_source = checkpoints
-    app.agent(source, name=f"{name}-projector", concurrency=1)(project)
+    app.on_partitions_revoked.connect(finish_batch)
+    app.agent(app.fetches, name=f"{name}-projector", concurrency=1)(project)
     app.timer(REFRESH_INTERVAL)(refresher.refresh)
     app.processor = processor
     app.metrics = metrics

@@ -16,6 +16,14 @@ step waits for the store's answer and never falls back to another position; if t
 down until just before Faust's timeout of this step, the source exits the process instead
 (`make_projector_app`).
 
+Records reach the agent whole, one item per fetch (`drain.drain_fetches`, `ProjectorApp.fetches`):
+no Faust message, ack or gap per record. Faust's periodic commit (and its commit at stop) commits
+what the agent reports as applied (`CheckpointConsumer.applied`: each partition's last offset of
+a batch the store committed), in bulk, for the lag tools. A revocation waits for the batch in
+flight (`ProjectorApp.in_flight`) before the partitions are sought again; fetches still queued
+are dropped (Faust clears the agent's queue when flow resumes, and the agent drops a fetch of an
+older generation or read while flow was stopped).
+
 For the metrics and health endpoints, `ProjectorApp` marks rebalances
 (`ProjectorHealth.rebalancing`, from Faust's `on_rebalance_start` until `on_rebalance_end`,
 which Faust calls after the seek) and reads what the consumer knows of each assigned partition
@@ -26,15 +34,17 @@ since the seek) for the lag gauge.
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from projections.runtime.drain import drain_messages, read_header_names_leniently
+from projections.runtime.drain import drain_fetches
+from projections.runtime.fetches import Fetch, InFlight
 from projections.runtime.health import ProjectorHealth
+from projections.runtime.lenient import read_header_names_leniently
 from projections.runtime.metrics import PartitionOffsets, ProjectorMetrics
 from projections.runtime.processor import BatchProcessor
 
@@ -47,7 +57,7 @@ class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     name that is not UTF-8 instead of crashing (`drain.read_header_names_leniently`)."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
-        read_header_names_leniently()  # before the fetcher starts (projections.runtime.drain)
+        read_header_names_leniently()  # before the fetcher starts (projections.runtime.lenient)
         consumer = super()._create_worker_consumer(transport)
         # aiokafka passes this to its Fetcher in start(), which Faust calls after this returns.
         consumer._isolation_level = "read_committed"
@@ -56,23 +66,55 @@ class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 def delivered_offset(read_offset: int | None, position: int | None) -> int | None:
     """The last offset handed to the agent since the partition's last seek, from Faust's own
-    `_read_offset` (set per record delivered, so nothing is kept twice). After a seek Faust sets
-    it to the offset sought (the next to read, not one delivered): a delivered offset is always
-    below the consumer's position, so a read offset at the position is none delivered yet."""
+    `_read_offset` (the last offset of each fetch handed over, so nothing is kept twice). After
+    a seek Faust sets it to the offset sought (the next to read, not one delivered): a delivered
+    offset is always below the consumer's position, so a read offset at the position is none
+    delivered yet."""
     if read_offset is None or position is None or read_offset >= position:
         return None
     return read_offset
 
 
 class CheckpointConsumer(faust_aiokafka.Consumer):
-    """Faust's consumer, seeking to the store's checkpoints after each rebalance, and handing
-    records to the conductor without tasks per record (`projections.runtime.drain`)."""
+    """Faust's consumer, handing whole fetches to the app (`projections.runtime.drain`),
+    committing the positions the agent applied, and seeking to the store's checkpoints after
+    each rebalance."""
+
+    _applied: dict[Any, int]
 
     def _new_consumer_thread(self) -> ReadCommittedConsumerThread:
         return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:
-        await drain_messages(self, fetcher)
+        app = self.app
+        if not isinstance(app, ProjectorApp):
+            raise TypeError("CheckpointConsumer runs under a ProjectorApp")
+        await drain_fetches(self, fetcher, app.hand_off)
+
+    def _reset_state(self) -> None:
+        super()._reset_state()
+        self._applied = {}
+
+    def applied(self, last_offsets: Mapping[tuple[str, int], int]) -> None:
+        """The store committed these offsets: the group's next commit moves past them."""
+        for (topic, partition), offset in last_offsets.items():
+            self._applied[TP(topic, partition)] = offset + 1
+
+    # Faust's commit (periodic, and at stop) asks these two for what to commit; with no acks
+    # kept, the answer is the applied positions.
+    def _filter_tps_with_pending_acks(self, topics: Iterable[Any] | None = None) -> Iterator[Any]:
+        wanted = set(topics) if topics is not None else None
+        for tp in list(self._applied):
+            if wanted is None or tp in wanted or tp.topic in wanted:
+                yield tp
+
+    def _new_offset(self, tp: Any) -> int | None:
+        return self._applied.get(tp)
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        for tp in revoked:
+            self._applied.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         positions: dict[Any, int] = dict(await super().seek_to_committed())
@@ -107,6 +149,24 @@ class ProjectorApp(faust.App):
     processor: BatchProcessor | None = None
     health: ProjectorHealth | None = None
     metrics: ProjectorMetrics | None = None
+    fetches: Any = None
+    """The bounded channel of `Fetch`es the agent reads (`make_projector_app`)."""
+    in_flight: InFlight
+
+    async def hand_off(self, fetch: Fetch) -> None:
+        """Queue `fetch` for the agent; waits while the channel is full."""
+        await self.fetches.put(fetch)
+
+    def current(self, fetch: Fetch) -> bool:
+        """Whether `fetch` may be applied: flow runs and it was read in this generation."""
+        return (self.flow_control.is_active()
+                and fetch.generation == self.consumer_generation_id)
+
+    def applied(self, fetch: Fetch) -> None:
+        """The store committed `fetch`: report its positions to the group's next commit."""
+        consumer = getattr(self, "_consumer", None)
+        if isinstance(consumer, CheckpointConsumer):
+            consumer.applied(fetch.last_offsets)
 
     def on_rebalance_start(self) -> None:
         super().on_rebalance_start()

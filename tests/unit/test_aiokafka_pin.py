@@ -1,4 +1,4 @@
-"""aiokafka is pinned exactly: `projections.runtime.drain` copies two of its record-reading
+"""aiokafka is pinned exactly: `projections.runtime.lenient` copies two of its record-reading
 methods and replaces two names of its fetcher module, which any other version may have changed."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ PINNED = "0.14.0"
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 DEPENDED_ON = {
-    # aiokafka (module, name, attribute or None): where projections.runtime.drain depends on it.
+    # aiokafka (module, name, attribute or None): where projections.runtime.lenient depends on it.
     ("aiokafka.consumer.fetcher", "PartitionRecords", "_unpack_records"):
         "LenientPartitionRecords._unpack_records: a copy of 0.14.0's, re-reading a batch",
     ("aiokafka.consumer.fetcher", "PartitionRecords", "_consumer_record"):
@@ -32,13 +32,13 @@ def _recheck() -> str:
     lines = [f"  {module}.{name}{'.' + attribute if attribute else ''} -> {where}"
              for (module, name, attribute), where in DEPENDED_ON.items()]
     return ("re-check each of these against the new version's source (projections.runtime."
-            "drain):\n" + "\n".join(lines))
+            "lenient):\n" + "\n".join(lines))
 
 
 def test_the_installed_aiokafka_is_the_pinned_version() -> None:
     installed = importlib.metadata.version("aiokafka")
     assert installed == PINNED, (
-        f"aiokafka {installed} is installed, projections.runtime.drain was written against "
+        f"aiokafka {installed} is installed, projections.runtime.lenient was written against "
         f"{PINNED}; {_recheck()}\nthen move PINNED here and the pin in pyproject.toml")
 
 

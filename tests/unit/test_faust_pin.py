@@ -1,5 +1,5 @@
-"""faust-streaming is pinned exactly: `projections.runtime` overrides private Faust methods and
-copies one of them, which any other version may have changed without notice."""
+"""faust-streaming is pinned exactly: `projections.runtime` overrides and calls private Faust
+methods, which any other version may have changed without notice."""
 
 from __future__ import annotations
 
@@ -20,7 +20,17 @@ OVERRIDDEN = {
     ("faust.transport.drivers.aiokafka", "Consumer", "_new_consumer_thread"):
         "faust_app.CheckpointConsumer: builds the read_committed consumer thread",
     ("faust.transport.drivers.aiokafka", "Consumer", "_drain_messages"):
-        "drain.drain_messages: a copy of 0.15.3's, delivering without tasks per record",
+        "drain.drain_fetches: its contract, handing each fetch to the agent whole",
+    ("faust.transport.drivers.aiokafka", "Consumer", "_wait_next_records"):
+        "drain.drain_fetches: called for each fetch (flow, active partitions, the fetcher)",
+    ("faust.transport.drivers.aiokafka", "Consumer", "_reset_state"):
+        "faust_app.CheckpointConsumer: also resets the applied positions",
+    ("faust.transport.drivers.aiokafka", "Consumer", "_filter_tps_with_pending_acks"):
+        "faust_app.CheckpointConsumer: Faust's commit asks it which partitions to commit",
+    ("faust.transport.drivers.aiokafka", "Consumer", "_new_offset"):
+        "faust_app.CheckpointConsumer: Faust's commit asks it each partition's offset",
+    ("faust.transport.drivers.aiokafka", "Consumer", "on_partitions_revoked"):
+        "faust_app.CheckpointConsumer: forgets the revoked partitions' applied positions",
     ("faust", "App", "_new_transport"):
         "faust_app.ProjectorApp: the transport with the checkpoint consumer",
     ("faust.transport.drivers.aiokafka", "Consumer", "seek_to_committed"):

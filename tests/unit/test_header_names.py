@@ -18,13 +18,13 @@ from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
 from projections.runtime import Poison, SourceRecord, classify
-from projections.runtime.drain import (
+from projections.runtime.errors import UnreadableHeaders
+from projections.runtime.lenient import (
     KeptMemoryRecords,
     LenientPartitionRecords,
     lenient_batch,
     read_header_names_leniently,
 )
-from projections.runtime.errors import UnreadableHeaders
 from projections.search.tracking import record_of, record_operations
 from tests.support.events import as_records, user_created
 from topics import deadletter

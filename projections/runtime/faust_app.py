@@ -112,9 +112,12 @@ class CheckpointConsumer(faust_aiokafka.Consumer):
         return self._applied.get(tp)
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
-        for tp in revoked:
-            self._applied.pop(tp, None)
+        # Faust's revocation (the app waits there for the batch in flight), then the revoked
+        # partitions' last applied positions are committed while they are still assigned.
         await super().on_partitions_revoked(revoked)
+        final = {tp: self._applied.pop(tp) for tp in revoked if tp in self._applied}
+        if final:
+            await self._commit(final)
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         positions: dict[Any, int] = dict(await super().seek_to_committed())
@@ -122,14 +125,19 @@ class CheckpointConsumer(faust_aiokafka.Consumer):
         if source is None:
             return positions
         assigned = self.assignment()
+        behind: dict[Any, int] = {}
         for topic in {tp.topic for tp in assigned}:
             checkpoints = await source(topic)
             for tp in assigned:
                 if tp.topic == topic and tp.partition in checkpoints:
                     next_offset = checkpoints[tp.partition] + 1
                     self._thread.seek(faust_aiokafka.ensure_aiokafka_TP(tp), next_offset)
+                    if positions.get(tp) is None or positions[tp] < next_offset:
+                        behind[tp] = next_offset
                     positions[tp] = next_offset
         self.log.info("seeked to store checkpoints: %r", positions)
+        if behind:  # the group's offsets catch up with the store (lag tools read them)
+            await self._commit(behind)
         return positions
 
 

@@ -70,7 +70,8 @@ class Namespace:
     def env(self) -> dict[str, str]:
         """The environment of a worker process of this namespace."""
         return {**os.environ, "CQRS_TOPIC_PREFIX": self.prefix, "CQRS_PG_DSN": self.dsn,
-                "CQRS_PARTITIONS": str(self.config.partitions)}
+                "CQRS_PARTITIONS": str(self.config.partitions),
+                "CQRS_SEARCH_REFRESH_INTERVAL": self.config.search.refresh_interval}
 
     def apply_topics(self) -> None:
         self._admin = AdminClient(self.kafka)

@@ -84,11 +84,13 @@ def run(config: BenchConfig, mode: str, out: Path,
                 "machine": report.machine(),
                 "partitions": config.partitions, "batch": BATCH,
                 "sizes": vars(SIZES[mode]), "duration_s": round(time.monotonic() - began, 1),
-                "stage_seconds": took},
+                "stage_seconds": took,
+                "search_refresh_interval": config.search.refresh_interval,
+                "processor_before_cmd_s": report.PROCESSOR_BEFORE_CMD_S},
         "stages": stages,
         "errors": errors,
     }
-    results["targets"] = [t.as_dict() for t in report.targets(stages)]
+    results["targets"] = [t.as_dict() for t in report.targets(stages, config.search.refresh_ms)]
     report.write_json(out / "results.json", results)
     (out / "results.md").write_text(report.markdown(results))
     plots.throughput(stages, out / "throughput.png")

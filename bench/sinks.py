@@ -1,29 +1,26 @@
-"""Raw sink baselines and the hand-written projector: the same rows, indexes and batch size.
+"""Raw sink baselines, the physical limits: the projectors' rows, indexes and batch size.
 
 - PostgreSQL: the read model's `users` table (migrated, so the same indexes), the projector's
   guarded upsert, 500 rows per transaction, by two methods; the better one is the baseline.
 - Elasticsearch: one `bulk` of 500 whole documents with external versions per request, into an
-  index with the projector's mapping.
-- Hand-written projector: confluent-kafka `consume(500)`, one transaction of upserts and the
-  checkpoint per batch, no Faust.
+  index with the projector's mapping and refresh interval.
+
+The hand-written projector (the Faust projector's store work without Faust) is `bench.handwritten`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer
 
 from bench.infra import es_client
 from bench.measure import Measurement, Sample, timed
 from bench.workload import BATCH
 from projections.config import SearchConfig
 from projections.postgres.rows import PUT_USER
-from projections.postgres.store import CHECKPOINT
-from projections.search.index import load_mapping
+from projections.search.index import index_settings, load_mapping
 from topics import EventEnvelope
 
 Row = tuple[str, str, str, bool, Any, Any, int]
@@ -94,7 +91,8 @@ def es_baseline(search: SearchConfig, index: str, envelopes: Sequence[EventEnvel
     body = load_mapping()
     series: list[Sample] = []
     with es_client(search) as client:
-        client.indices.create(index=index, settings=body["settings"], mappings=body["mappings"])
+        client.indices.create(index=index, settings=index_settings(search.refresh_interval),
+                              mappings=body["mappings"])
         started = clock()
         done = 0
         for start in range(0, len(envelopes), BATCH):
@@ -112,42 +110,3 @@ def es_baseline(search: SearchConfig, index: str, envelopes: Sequence[EventEnvel
             done += len(operations) // 2
             series.append((clock() - started, done))
         return timed(done, started, series)
-
-
-def handwritten_projector(kafka: dict[str, Any], topic: str, group: str, dsn: str, count: int,
-                          clock: Clock, tick: Callable[[int], None]) -> Measurement:
-    """consume(500) → one transaction: guarded upserts (pipeline mode) + checkpoint per partition.
-
-    Timed from the first non-empty consume to the commit that holds the `count`th event.
-    """
-    consumer = Consumer({**kafka, "group.id": group, "enable.auto.commit": False,
-                         "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    done, started, series = 0, 0.0, []
-    try:
-        with psycopg.connect(dsn) as connection:
-            while done < count:
-                messages = [m for m in consumer.consume(num_messages=BATCH, timeout=1.0)
-                            if m.error() is None]
-                if not messages:
-                    continue
-                started = started or clock()
-                rows, last = [], {}
-                for message in messages:
-                    document = json.loads(message.value() or b"{}")
-                    rows.append((document["stream_id"].partition("-")[2],
-                                 document["data"]["email"], document["data"]["name"], True,
-                                 document["occurred_at"], document["occurred_at"],
-                                 document["version"]))
-                    last[message.partition()] = message.offset()
-                with connection.transaction(), connection.cursor() as cursor:
-                    cursor.executemany(PUT_USER.encode(), rows)
-                    cursor.executemany(CHECKPOINT.encode(), [
-                        ("handwritten", topic, partition, offset)
-                        for partition, offset in last.items()])
-                done += len(messages)
-                series.append((clock() - started, done))
-                tick(done)
-    finally:
-        consumer.close()
-    return timed(done, started, series)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from bench.context import Context
+from bench.handwritten import handwritten_projector
 from bench.infra import Namespace, Worker
 from bench.measure import from_log
-from bench.sinks import es_baseline, handwritten_projector, pg_baseline, user_row
+from bench.sinks import es_baseline, pg_baseline, user_row
 from bench.workload import produce_events, user_event
 
 
@@ -41,11 +42,13 @@ def postgres(ctx: Context) -> dict[str, Any]:
         ns.create_database()
         result["projector"] = run_projector(ctx, ns, "postgres", count, "pg-projector")
         with Namespace.new(ctx.config, ctx.run_id, "hand") as hand:
-            dsn = hand.create_database(migrate=True)
-            ctx.progress.begin("hand-written confluent-kafka projector", count)
+            # Same events, an empty database of its own, the same store start (migrations).
+            dsn = hand.create_database()
+            ctx.progress.begin("hand-written projector (same store work, no Faust)", count)
             result["handwritten"] = handwritten_projector(
-                ns.kafka, ns.catalogue.events.name, f"{ns.prefix}handwritten", dsn, count,
-                ctx.clock, ctx.progress.update).as_dict()
+                ns.kafka, ns.catalogue.events.name, ns.catalogue.projection_dlq("postgres").name,
+                f"{ns.prefix}handwritten", dsn, ns.config.partitions, count,
+                ctx.progress.update)
     return result
 
 

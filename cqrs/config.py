@@ -46,7 +46,8 @@ class Config:
         catalogue = Catalogue(prefix=settings.topic_prefix, partitions=settings.partitions,
                               replication_factor=settings.replication_factor)
         return cls(kafka, catalogue, PostgresConfig(settings.pg_dsn),
-                   SearchConfig(settings.es_url, settings.es_api_key),
+                   SearchConfig(settings.es_url, settings.es_api_key,
+                                settings.search_refresh_interval),
                    projector_metrics_ports={
                        "postgres": settings.projector_postgres_metrics_port,
                        "search": settings.projector_search_metrics_port},

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cqrs.metrics_ports import PROCESSOR, PROJECTOR_POSTGRES, PROJECTOR_SEARCH
 from cqrs.services.layout import Layout
+from projections.config import DEFAULT_REFRESH_INTERVAL, refresh_interval_ms
 
 COMPOSE_PG_DSN = "postgresql://cqrs:cqrs@127.0.0.1:5432/cqrs"
 
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
     pg_dsn: str = Field(default_factory=default_pg_dsn)
     es_url: str = "http://127.0.0.1:9200"
     es_api_key: str | None = None
+    search_refresh_interval: str = DEFAULT_REFRESH_INTERVAL
+    """`index.refresh_interval` of the users search index (`1s`, `500ms`, `-1`): put on the
+    index when it is created or rebuilt, and at the search projector's start if it differs.
+    Shorter: documents searchable sooner, more refreshes (segments, merges) per second."""
     topic_prefix: str = "cqrs."
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
@@ -54,6 +59,12 @@ class Settings(BaseSettings):
     """`/metrics`, `/livez`, `/readyz` of `cqrs project search` (0: not served)."""
     processor_metrics_port: int = Field(default=PROCESSOR, ge=0, le=65535)
     """`/metrics`, `/livez`, `/readyz` of `cqrs processor` (0: not served)."""
+
+    @field_validator("search_refresh_interval")
+    @classmethod
+    def _elasticsearch_time_value(cls, value: str) -> str:
+        refresh_interval_ms(value)  # ValueError: a value Elasticsearch would refuse
+        return value
 
     def metrics_ports(self) -> dict[str, int]:
         """Process (`processor`, `postgres`, `search`) → its metrics port (0: not served)."""

@@ -6,6 +6,7 @@ The composition root (`cqrs.bootstrap`) reads the settings once and hands these 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from topics import Catalogue, KafkaConnection
@@ -18,12 +19,45 @@ class PostgresConfig:
     dsn: str = field(repr=False)
 
 
+DEFAULT_REFRESH_INTERVAL = "1s"
+"""The users index's `index.refresh_interval` unless configured (`CQRS_SEARCH_REFRESH_INTERVAL`)."""
+
+
 @dataclass(frozen=True)
 class SearchConfig:
-    """The Elasticsearch cluster: its URL and, optionally, an API key (never shown)."""
+    """The Elasticsearch cluster: its URL and, optionally, an API key (never shown); and the
+    users index's refresh interval (an Elasticsearch time value such as `1s`, `500ms`, or `-1`
+    for no periodic refresh): how long an indexed document may stay invisible to search, traded
+    against the cost of each refresh (a new segment, more merging). See docs/search.md."""
 
     url: str = "http://127.0.0.1:9200"
     api_key: str | None = field(default=None, repr=False)
+    refresh_interval: str = DEFAULT_REFRESH_INTERVAL
+
+    def __post_init__(self) -> None:
+        refresh_interval_ms(self.refresh_interval)  # refuse a value Elasticsearch would refuse
+
+    @property
+    def refresh_ms(self) -> int | None:
+        """The refresh interval in milliseconds; `None` for `-1` (no periodic refresh)."""
+        return refresh_interval_ms(self.refresh_interval)
+
+
+_TIME_VALUE = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def refresh_interval_ms(text: str) -> int | None:
+    """An `index.refresh_interval` value in milliseconds (`None` for `-1`, never refreshed on a
+    timer); `ValueError` for anything else than `-1` or a positive whole amount with a unit
+    (`ms`, `s`, `m`, `h`, `d`), such as `500ms` or `1s`."""
+    if text == "-1":
+        return None
+    found = _TIME_VALUE.match(text)
+    if found is None or int(found[1]) == 0:
+        raise ValueError(f"refresh interval {text!r}: expected -1 or a positive time value "
+                         "such as 500ms, 1s or 30s")
+    return int(found[1]) * _UNIT_MS[found[2]]
 
 
 @dataclass(frozen=True)

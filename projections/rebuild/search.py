@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
-from projections.config import SearchConfig
+from projections.config import DEFAULT_REFRESH_INTERVAL, SearchConfig
 from projections.rebuild.target import Model, RebuildError
 from projections.search.index import IndexNames, alias_target, swap_alias
 from projections.search.projector import SearchProjectorStore
@@ -34,10 +34,11 @@ class SearchTarget:
     """Generations of the users index of one topic prefix."""
 
     def __init__(self, client_factory: Callable[[], AsyncElasticsearch],
-                 names: IndexNames) -> None:
+                 names: IndexNames, refresh_interval: str = DEFAULT_REFRESH_INTERVAL) -> None:
         self._new_client = client_factory
         self._client = client_factory()
         self._names = names
+        self._refresh_interval = refresh_interval  # put on each generation it creates
         self._model = re.compile(rf"^{re.escape(names.alias)}-v(\d+)(-pit)?$")
 
     @classmethod
@@ -45,7 +46,7 @@ class SearchTarget:
         """The generations of `prefix`'s users index on the cluster `search` names."""
         def client() -> AsyncElasticsearch:
             return AsyncElasticsearch(search.url, api_key=search.api_key, request_timeout=30)
-        return cls(client, IndexNames.for_prefix(prefix))
+        return cls(client, IndexNames.for_prefix(prefix), search.refresh_interval)
 
     async def close(self) -> None:
         await self._client.close()
@@ -67,7 +68,8 @@ class SearchTarget:
         return f"{name}-pit" if kind == "pit" else name
 
     def store(self, name: str) -> SearchProjectorStore:
-        return SearchProjectorStore(self._new_client(), self._names, index=name)
+        return SearchProjectorStore(self._new_client(), self._names, index=name,
+                                    refresh_interval=self._refresh_interval)
 
     async def models(self) -> list[Model]:
         live = await alias_target(self._client, self._names)

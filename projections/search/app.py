@@ -23,5 +23,6 @@ def make_app(config: ProjectionsConfig,
              registry: CollectorRegistry | None = None) -> ProjectorApp:
     """`cqrs project search`: the users search projector as its own Faust app, its metrics on
     `registry`."""
-    store = SearchProjectorStore(make_client(config.search), IndexNames.for_prefix(config.prefix))
+    store = SearchProjectorStore(make_client(config.search), IndexNames.for_prefix(config.prefix),
+                                 refresh_interval=config.search.refresh_interval)
     return make_projector_app(NAME, config.kafka, config.catalogue, store, registry=registry)

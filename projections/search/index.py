@@ -3,6 +3,10 @@
 Queries and the live projector address the alias `<prefix>users`; it points at one concrete
 index `<prefix>users-v<N>`. A rebuild creates `users-v<N+1>`, fills it, then moves the alias in one
 `_aliases` call (atomic), so readers never see an empty or half-built index.
+
+The refresh interval (`SearchConfig.refresh_interval`) is an index setting, not part of the
+mapping version: it is written when an index is created and put again on the live index at a
+projector's start when it differs, so changing it needs a restart, not a rebuild.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, cast
 
 from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
 
+from projections.config import DEFAULT_REFRESH_INTERVAL, refresh_interval_ms
 from projections.search.errors import IndexConflict
 
 MAPPING_VERSION = 1
@@ -55,36 +60,63 @@ def load_mapping() -> dict[str, Any]:
     return cast(dict[str, Any], json.loads(text))
 
 
-async def ensure_index(client: AsyncElasticsearch, names: IndexNames) -> str:
-    """Make the alias exist, pointing at an index with this mapping; returns that index's name.
+def index_settings(refresh_interval: str = DEFAULT_REFRESH_INTERVAL) -> dict[str, Any]:
+    """The shipped settings (`mapping.json`) with `refresh_interval` in place of its own."""
+    refresh_interval_ms(refresh_interval)  # ValueError for a value Elasticsearch would refuse
+    settings = cast(dict[str, Any], load_mapping()["settings"])
+    return {**settings, "index": {**settings["index"], "refresh_interval": refresh_interval}}
+
+
+async def ensure_index(client: AsyncElasticsearch, names: IndexNames,
+                       refresh_interval: str = DEFAULT_REFRESH_INTERVAL) -> str:
+    """Make the alias exist, pointing at an index with this mapping and `refresh_interval`;
+    returns that index's name.
 
     Idempotent and safe to race: creating an index that exists and adding an alias that exists
     are both no-ops. An existing alias is kept wherever it points (a rebuild may have moved it),
-    as long as that index has this mapping version.
+    as long as that index has this mapping version; its refresh interval is set to
+    `refresh_interval` if it differs.
     """
     current = await alias_target(client, names)
     if current is None:
         if await client.indices.exists(index=names.alias):
             raise IndexConflict(f"{names.alias!r} is a concrete index, not an alias")
         current = names.versioned(1)
-        await create_index(client, current)
+        await create_index(client, current, refresh_interval)
         await client.indices.update_aliases(
             actions=[{"add": {"index": current, "alias": names.alias}}]
         )
     await check_mapping_version(client, current)
+    await apply_refresh_interval(client, current, refresh_interval)
     return current
 
 
-async def create_index(client: AsyncElasticsearch, index: str) -> None:
-    """Create `index` with the shipped mapping, unless it exists already."""
+async def create_index(client: AsyncElasticsearch, index: str,
+                       refresh_interval: str = DEFAULT_REFRESH_INTERVAL) -> None:
+    """Create `index` with the shipped mapping and `refresh_interval`, unless it exists already
+    (then its refresh interval is set to `refresh_interval` if it differs)."""
     body = load_mapping()
     try:
         await client.indices.create(
-            index=index, settings=body["settings"], mappings=body["mappings"]
+            index=index, settings=index_settings(refresh_interval), mappings=body["mappings"]
         )
     except BadRequestError as error:
         if error.error != "resource_already_exists_exception":
             raise
+        await apply_refresh_interval(client, index, refresh_interval)
+
+
+async def apply_refresh_interval(client: AsyncElasticsearch, index: str,
+                                 refresh_interval: str) -> bool:
+    """Put `refresh_interval` on `index` unless it already has that interval (compared in
+    milliseconds: `1s` and `1000ms` are the same); whether it was changed."""
+    response = await client.indices.get_settings(
+        index=index, name="index.refresh_interval", include_defaults=True)
+    if _same_interval(_refresh_interval_of(response.body[index]), refresh_interval):
+        return False
+    await client.indices.put_settings(
+        index=index, settings={"index": {"refresh_interval": refresh_interval}})
+    return True
 
 
 async def alias_target(client: AsyncElasticsearch, names: IndexNames) -> str | None:
@@ -129,3 +161,19 @@ async def drop_indices(client: AsyncElasticsearch, names: IndexNames) -> None:
     indices = sorted(response.body)
     if indices:
         await client.indices.delete(index=",".join(indices), ignore_unavailable=True)
+
+
+def _refresh_interval_of(index_body: dict[str, Any]) -> str:
+    """`index.refresh_interval` from a `_settings` answer for one index: set, else default."""
+    for part in ("settings", "defaults"):
+        found = (index_body.get(part) or {}).get("index", {}).get("refresh_interval")
+        if found is not None:
+            return str(found)
+    return DEFAULT_REFRESH_INTERVAL
+
+
+def _same_interval(found: str, wanted: str) -> bool:
+    try:
+        return refresh_interval_ms(found) == refresh_interval_ms(wanted)
+    except ValueError:  # a form this code does not write (say `1.5s`): put ours
+        return False

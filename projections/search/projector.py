@@ -9,6 +9,11 @@ before anything is written; a document Elasticsearch refuses for its content (40
 the last event folded into it, and the other documents of that bulk are already written, which is
 harmless: the runtime re-applies the batch and they answer 409 (counted as skipped). Order events
 are skipped (not applicable).
+
+Nothing here waits for a refresh (`refresh="wait_for"` would hold a batch for up to the state
+index's refresh interval): every read of the state index (`checkpoints`, `parked_streams`,
+`blocked`, `parked_records`) refreshes it first, so whatever a batch wrote before a crash or a
+stop is found by the next start and by the operations tools.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any, cast
 
 from elasticsearch import ApiError, AsyncElasticsearch, ConnectionError, ConnectionTimeout
 
+from projections.config import DEFAULT_REFRESH_INTERVAL
 from projections.runtime.errors import TransientError
 from projections.runtime.records import Applied, Batch, Item, SourceRecord
 from projections.search.errors import SearchError, SearchUnavailable, StateWriteRefused
@@ -41,16 +47,19 @@ logger = logging.getLogger("projections.search")
 
 class SearchProjectorStore:
     """`projections.runtime.Store` over the users alias and its state index; with `index`, over
-    that concrete index instead (created if missing; a rebuild's target, never the alias)."""
+    that concrete index instead (created if missing; a rebuild's target, never the alias).
+    `refresh_interval` is put on the users index at start (created with it, or changed to it);
+    `refresh` is the per-request refresh of every write (tests only: it costs a refresh each)."""
 
     def __init__(
         self, client: AsyncElasticsearch, names: IndexNames, *, refresh: Refresh = False,
-        index: str | None = None,
+        index: str | None = None, refresh_interval: str = DEFAULT_REFRESH_INTERVAL,
     ) -> None:
         self._client = client
         self._names = names
         self._refresh = refresh
         self._target = index
+        self._refresh_interval = refresh_interval
         self._users = ElasticsearchUserStore(client, index or names.alias, refresh=refresh)
         self._state_index: str | None = None
 
@@ -68,10 +77,10 @@ class SearchProjectorStore:
     async def start(self) -> None:
         async with _transient("start"):
             if self._target is None:
-                index = await ensure_index(self._client, self._names)
+                index = await ensure_index(self._client, self._names, self._refresh_interval)
             else:
                 index = self._target
-                await create_index(self._client, index)
+                await create_index(self._client, index, self._refresh_interval)
             self._state_index = state_index_for(index)
             # The concrete index, not the alias: a batch never straddles a rebuild's swap.
             self._users = ElasticsearchUserStore(self._client, index, refresh=self._refresh)
@@ -88,6 +97,7 @@ class SearchProjectorStore:
 
     async def parked_streams(self) -> set[str]:
         async with _transient("parked_streams"):
+            await self._client.indices.refresh(index=self.state_index)
             hits = await self._state_search({"term": {"kind": "blocked"}}, None)
         return {hit["stream_id"] for hit in hits}
 
@@ -120,7 +130,7 @@ class SearchProjectorStore:
                 "blocked", batch.blocked
             )
             if records:
-                await self._bulk(records, refresh="wait_for")
+                await self._bulk(records, refresh=self._refresh)
             if batch.checkpoints:
                 await self._bulk(checkpoint_operations(batch.checkpoints), refresh=self._refresh)
         return applied
@@ -142,6 +152,7 @@ class SearchProjectorStore:
         if stream_id is not None:
             query = {"bool": {"filter": [query, {"term": {"stream_id": stream_id}}]}}
         async with _transient("parked_records"):
+            await self._client.indices.refresh(index=self.state_index)
             hits = await self._state_search(query, None)
         records = [record_of(hit) for hit in hits]
         return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))

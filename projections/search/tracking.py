@@ -107,6 +107,11 @@ def halves(lines: list[str]) -> tuple[list[str], list[str]]:
     return lines[:middle], lines[middle:]
 
 
+def checkpoint_id(topic: str, partition: int) -> str:
+    """The id of `topic[partition]`'s checkpoint document in a state index."""
+    return f"checkpoint|{topic}|{partition}"
+
+
 def checkpoint_operations(checkpoints: Mapping[tuple[str, int], int]) -> list[Any]:
     """Bulk operations moving each partition's checkpoint forward (never back: external version)."""
     operations: list[Any] = []
@@ -114,7 +119,7 @@ def checkpoint_operations(checkpoints: Mapping[tuple[str, int], int]) -> list[An
         operations.append(
             {
                 "index": {
-                    "_id": f"checkpoint|{topic}|{partition}",
+                    "_id": checkpoint_id(topic, partition),
                     "version": offset,
                     "version_type": "external",
                 }
@@ -169,7 +174,7 @@ async def set_checkpoint_documents(
     are these) and the write is retried until the tombstone is pruned."""
     await client.indices.put_settings(index=state_index, settings={"index.gc_deletes": "0s"})
     for partition, offset in sorted(offsets.items()):
-        doc_id = f"checkpoint|{topic}|{partition}"
+        doc_id = checkpoint_id(topic, partition)
         await client.options(ignore_status=404).delete(index=state_index, id=doc_id, refresh=True)
         document = {"kind": "checkpoint", "topic": topic, "partition": partition,
                     "offset": offset}

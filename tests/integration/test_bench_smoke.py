@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 from confluent_kafka.admin import AdminClient
 
+from bench.latency import HOPS
 from bench.report import STAGES
 from tests.support.services import Endpoints
 
@@ -37,12 +38,22 @@ def test_bench_smoke_writes_every_stage_and_cleans_up(endpoints: Endpoints,
     for sink in ("postgres_sink", "search_sink"):
         assert results["stages"][sink]["baseline"]["rate"] > 0, sink
         assert results["stages"][sink]["projector"]["rate"] > 0, sink
-    assert results["stages"]["latency"]["postgres"]["missing"] == 0
-    assert results["stages"]["latency"]["search"]["missing"] == 0
+    hand = results["stages"]["handwritten_projector"]
+    assert hand["counters"]["consumed"] == results["stages"]["postgres_sink"]["events"]
+    assert hand["counters"]["dead_lettered"] == 0
+    for run in ("light", "half_load"):
+        latency = results["stages"]["latency"][run]
+        assert latency["followed"] > 0, run
+        for hop in HOPS:  # every followed command stamped at every stage
+            assert latency["hops"][hop]["missing"] == 0, (run, hop)
+            assert latency["hops"][hop]["count"] == latency["followed"], (run, hop)
+        assert latency["postgres"]["missing"] == latency["search"]["missing"] == 0, run
     assert set(results["stages"]["memory"]) == {
         "processor", "projector.postgres", "projector.search"}
-    assert len(results["targets"]) == 7
-    assert "| target |" in (out / "results.md").read_text()
+    assert len(results["targets"]) == 8
+    report = (out / "results.md").read_text()
+    assert "| target |" in report
+    assert "| hop | light p50 |" in report
     for plot in ("throughput.png", "latency.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
 

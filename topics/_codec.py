@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import to_json
 
+from topics import _json
 from topics._envelopes import CommandEnvelope, CommandResult, EventEnvelope, Snapshot
 from topics._limits import MAX_COMMAND_BYTES, MAX_RECORD_BYTES, MESSAGE_ID_PATTERN
 from topics.errors import InvalidEnvelope, NotJson, TooLarge
@@ -25,17 +25,14 @@ _MESSAGE_ID_RE = re.compile(MESSAGE_ID_PATTERN)
 
 def encode(model: BaseModel) -> bytes:
     """The UTF-8 JSON of any envelope (compact, fields in declaration order)."""
-    return model.model_dump_json().encode("utf-8")
+    # `model_dump_json()` is this, decoded to str: the bytes without the round trip.
+    return model.__pydantic_serializer__.to_json(model)
 
 
 # Fast paths for the processor's hot loop: the same bytes as `encode(Model(...))`, without building
 # (and validating) the model. The caller vouches that every field would validate; fields are
-# written in the models' declaration order, serialised by pydantic-core as `encode` does.
-
-
-def _to_json(fields: dict[str, Any]) -> bytes:
-    # What `model_dump_json` does with the models' default config (inf/nan as null).
-    return to_json(fields, inf_nan_mode="null")
+# written in the models' declaration order, as pydantic-core writes them (`topics._json`: by
+# orjson where its bytes are the same: 0.2-0.4 µs instead of 1.1 per envelope).
 
 
 def encode_event_fields(
@@ -51,7 +48,7 @@ def encode_event_fields(
     correlation_id: str | None,
 ) -> bytes:
     """`encode(EventEnvelope(...))` of already-valid fields."""
-    return _to_json(
+    return _json.dumps(
         {
             "event_id": event_id,
             "type": type,
@@ -62,7 +59,8 @@ def encode_event_fields(
             "occurred_at": occurred_at,
             "causation_id": causation_id,
             "correlation_id": correlation_id,
-        }
+        },
+        "occurred_at",
     )
 
 
@@ -78,7 +76,7 @@ def encode_result_fields(
     processed_at: datetime,
 ) -> bytes:
     """`encode(CommandResult(...))` of already-valid fields."""
-    return _to_json(
+    return _json.dumps(
         {
             "command_id": command_id,
             "stream_id": stream_id,
@@ -88,7 +86,8 @@ def encode_result_fields(
             "code": code,
             "reason": reason,
             "processed_at": processed_at,
-        }
+        },
+        "processed_at",
     )
 
 
@@ -102,7 +101,7 @@ def encode_snapshot_fields(
     updated_at: datetime,
 ) -> bytes:
     """`encode(Snapshot(...))` of already-valid fields."""
-    return _to_json(
+    return _json.dumps(
         {
             "stream_id": stream_id,
             "aggregate_type": aggregate_type,
@@ -110,11 +109,16 @@ def encode_snapshot_fields(
             "state": state,
             "recent_command_ids": recent_command_ids,
             "updated_at": updated_at,
-        }
+        },
+        "updated_at",
     )
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
+
+# Decoding stays pydantic's `model_validate_json` (2.0 µs an event): msgspec with the envelopes'
+# rules measured no faster (its patterns run through Python's `re`: 2.0 µs to a Struct, before
+# building the model), nor did a bare msgspec decode with the rules checked after it (2.4 µs).
 
 
 def _decode(raw: bytes, model: type[_Model], limit: int) -> _Model:

@@ -46,13 +46,14 @@ class FlakyStore(FakeStore):
 
 
 class FakeConsumerThread:
-    """Stands in for the aiokafka consumer thread: an assignment, Faust's committed offsets, and
-    the seeks made."""
+    """Stands in for the aiokafka consumer thread: an assignment, Faust's committed offsets, the
+    seeks made and the offsets committed."""
 
     def __init__(self, assigned: set[TP], committed: Mapping[TP, int]) -> None:
         self.assigned = assigned
         self.committed = dict(committed)
         self.seeks: dict[tuple[str, int], int] = {}
+        self.commits: list[dict[tuple[str, int], int]] = []
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         return dict(self.committed)
@@ -62,6 +63,11 @@ class FakeConsumerThread:
 
     def seek(self, partition: Any, offset: int) -> None:
         self.seeks[(partition.topic, partition.partition)] = offset
+
+    async def commit(self, offsets: Mapping[TP, int]) -> bool:
+        self.commits.append({(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
+        self.committed.update(offsets)
+        return True
 
 
 def consumer_of(store: FakeStore, thread: FakeConsumerThread, fatal_errors: list[BaseException],

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from cqrs.bootstrap import Bootstrap
 from cqrs.cli.boot import bootstrap, configure_logging
+from cqrs.collector import settle_heap
 from observability import served
 from projections.registry import PROJECTORS
 from projections.runtime import run_worker
@@ -35,6 +36,7 @@ def run_projector(boot: Bootstrap, name: str, loglevel: str = "info",
     # A port that cannot be bound is logged and the projector projects all the same.
     with served(metrics_port, registry, projector.health or ProjectorHealth(),
                 hint=f"another --metrics-port for projector {name}, 0 disables"):
+        settle_heap()
         run_worker(projector, loglevel, log_config)
 
 

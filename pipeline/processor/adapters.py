@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from pipeline.processor.ports import PartitionsCallback
-from pipeline.processor.reading import read_to_end
+from pipeline.processor.reading import read_on_to_end, read_to_end
 from pipeline.processor.records import InboundRecord
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,11 @@ def _headers(message: Any) -> tuple[list[tuple[str, bytes | None]], str | None]:
     """The message's headers, or none and the reason they cannot be read."""
     try:
         raw = message.headers()
-        headers = list(raw or [])
+        if not raw:
+            return [], None
+        headers = list(raw)
         for name, value in headers:
-            if not isinstance(name, str) or not isinstance(value, bytes | None):
+            if not isinstance(name, str) or (value is not None and not isinstance(value, bytes)):
                 raise TypeError(
                     f"a header is {type(name).__name__}={type(value).__name__}, "
                     "not str=bytes"
@@ -63,10 +65,14 @@ def _headers(message: Any) -> tuple[list[tuple[str, bytes | None]], str | None]:
 
 
 def _records(messages: list[Any]) -> list[InboundRecord]:
+    records = []
     for message in messages:
-        if message.error() is not None:
-            log.warning("consume error", extra={"error": str(message.error())})
-    return [inbound(message) for message in messages if message.error() is None]
+        error = message.error()
+        if error is None:
+            records.append(inbound(message))
+        else:
+            log.warning("consume error", extra={"error": str(error)})
+    return records
 
 
 class KafkaCommandSource:
@@ -151,21 +157,49 @@ class KafkaPartitionReader:
 
 
 class KafkaSnapshotTail:
-    """`ports.SnapshotTail`: one group-less consumer assigned every partition of the topic."""
+    """`ports.SnapshotTail`: one group-less consumer, assigned the partitions to follow.
+
+    `assign` reaches the consumer at the next `catch_up` or `poll`, so the revocation and the
+    assignment of one rebalance make one assignment; no consumer exists while none is followed
+    (a process that owns every partition reads nothing here)."""
 
     def __init__(self, config: dict[str, Any], topic: str) -> None:
         self._config = config
         self._topic = topic
         self._consumer: Any = None
+        self._starts: dict[int, int] | None = None
 
-    def catch_up(self, partitions: int, timeout_s: float) -> Iterator[InboundRecord]:
-        self._consumer = Consumer(self._config)
+    def assign(self, starts: Mapping[int, int]) -> None:
+        self._starts = dict(starts)
+
+    def _assigned(self) -> Any:
+        """The consumer with the latest `assign` applied; `None` while none was needed."""
+        if self._starts is None:
+            return self._consumer
+        starts, self._starts = self._starts, None
+        if self._consumer is None and starts:
+            self._consumer = Consumer(self._config)
+        if self._consumer is not None:
+            # Offset 0 is "the beginning": a compacted topic's first record may be later.
+            self._consumer.assign([
+                TopicPartition(self._topic, partition, offset or OFFSET_BEGINNING)
+                for partition, offset in sorted(starts.items())
+            ])
+        return self._consumer
+
+    def catch_up(self, partitions: Collection[int], timeout_s: float) -> Iterator[InboundRecord]:
+        consumer = self._assigned()
+        if consumer is None:
+            return
         deadline = time.monotonic() + timeout_s
-        for _, message in read_to_end(self._consumer, self._topic, range(partitions), deadline):
+        for _, message in read_on_to_end(consumer, self._topic, partitions, deadline):
             yield inbound(message)
 
     def poll(self, max_records: int) -> list[InboundRecord]:
-        messages = self._consumer.consume(num_messages=max_records, timeout=0)
+        consumer = self._assigned()
+        if consumer is None:
+            return []
+        messages = consumer.consume(num_messages=max_records, timeout=0)
         return [inbound(message) for message in messages if message.error() is None]
 
     def close(self) -> None:

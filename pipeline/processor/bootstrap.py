@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from pipeline.processor import heap
 from pipeline.processor.adapters import (
     KafkaCommandSource,
     KafkaPartitionReader,
@@ -31,6 +32,8 @@ def kafka_ports(config: ProcessorConfig) -> ProcessorPorts:
 
 
 def kafka_processor(config: ProcessorConfig, clock: Clock = utc_now) -> Processor:
-    """A processor on Kafka (what `cqrs processor` runs)."""
+    """A processor on Kafka (what `cqrs processor` runs), with the garbage collector of the
+    process it runs in tuned for it (`heap.tune`)."""
+    heap.tune(config.gc_young_threshold)
     return Processor(config, kafka_ports(config), clock)
 

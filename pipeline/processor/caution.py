@@ -42,6 +42,10 @@ class Caution:
     def chunks(self, records: list[InboundRecord]) -> Iterator[list[InboundRecord]]:
         """`records` in order as transactions: a record in a cautious range alone, runs of the
         others together."""
+        if not self._until:  # no recovery under way: one transaction
+            if records:
+                yield records
+            return
         run: list[InboundRecord] = []
         for record in records:
             if not self.cautious(record):
@@ -73,6 +77,8 @@ class Caution:
             self._strikes[key] = self._strikes.get(key, 0) + 1
 
     def committed(self, records: Iterable[InboundRecord]) -> None:
+        if not (self._until or self._strikes):
+            return
         for record in records:
             self._strikes.pop((record.partition, record.offset), None)
             if record.offset >= self._until.get(record.partition, record.offset + 1):

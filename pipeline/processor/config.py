@@ -8,6 +8,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 
+from pipeline.processor import heap
 from topics import CLIENT_LOGGER, deadletter
 
 KafkaValue = str | int | float | bool | logging.Logger
@@ -71,6 +72,9 @@ class ProcessorConfig:
     session_timeout_ms: int = 6_000
     restore_timeout_s: float = 60.0
     extra_consumer: dict[str, KafkaValue] = field(default_factory=dict)
+    gc_young_threshold: int | None = heap.YOUNG_THRESHOLD
+    """The process's young-generation threshold (see `heap.tune`; `None`: CPython's 700), set
+    by `bootstrap.kafka_processor` for the process it runs in."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -79,6 +83,8 @@ class ProcessorConfig:
             raise ValueError(f"batch_ms must be >= 1, got {self.batch_ms}")
         if self.batch_idle_ms < 0:
             raise ValueError(f"batch_idle_ms must be >= 0, got {self.batch_idle_ms}")
+        if self.gc_young_threshold is not None and self.gc_young_threshold < 1:
+            raise ValueError(f"gc_young_threshold must be >= 1, got {self.gc_young_threshold}")
 
     @property
     def consumer_group(self) -> str:
@@ -107,13 +113,17 @@ class ProcessorConfig:
         }
 
     def reader(self, purpose: str) -> dict[str, KafkaValue]:
-        """A group-less read_committed consumer (restore, replica): assigned, never subscribed."""
+        """A group-less read_committed consumer (restore, replica): assigned, never subscribed.
+
+        An assigned offset that no longer exists (records deleted before it) reads from the
+        earliest one left, never from the end."""
         return {
             "logger": logging.getLogger(CLIENT_LOGGER),
             **self.kafka,
             "group.id": f"{self.consumer_group}-{purpose}-unused",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
             "enable.partition.eof": True,
             "client.id": f"{self.transactional_id}-{purpose}",
             "fetch.message.max.bytes": deadletter.RECORD_LIMIT,

@@ -70,10 +70,14 @@ def reason_for(error: BaseException) -> str:
 
 
 def check_fits(outputs: list[OutboundRecord]) -> None:
-    """Raise `OutputTooLarge` if one of `outputs` would not fit a record."""
+    """Raise `OutputTooLarge` if one of `outputs` would not fit a record. The exact size is
+    counted only for an output whose `records.size_bound` exceeds the limit."""
+    limit = records.MAX_OUTPUT_BYTES
     for output in outputs:
+        if records.size_bound(output) <= limit:
+            continue
         size = records.size_of(output)
-        if size > records.MAX_OUTPUT_BYTES:
+        if size > limit:
             raise OutputTooLarge(
                 f"a record for {output.topic} would be {size} bytes, "
                 f"the limit is {records.MAX_OUTPUT_BYTES}"

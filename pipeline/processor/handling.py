@@ -9,7 +9,7 @@ version -> the aggregate's `decide`. A failed check that is not a domain rejecti
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Literal
@@ -18,6 +18,7 @@ from pipeline.client.errors import UnknownCommandType
 from pipeline.domain import aggregates
 from pipeline.domain.common import (
     CustomerStatus,
+    CustomerStatusLookup,
     DecisionContext,
     Rejection,
     check_expected_version,
@@ -40,19 +41,26 @@ from topics import (
     partition_for,
 )
 
-CustomerLookup = Callable[[str], CustomerStatus | None]
+ReplicaLookup = Callable[[int, str], CustomerStatus | None]
+"""The status of a user (partition of its stream, user id) on a partition not owned here."""
 
 
 @dataclass(frozen=True)
 class BatchContext:
     """What every decision of one transaction shares: the clock reading, the topology, the
-    transaction's overlay of states and the users replica."""
+    transaction's overlay of states and the replica of the users of partitions not owned."""
 
     topics: TopicNames
     partitions: int
     now: datetime
     overlay: Overlay
-    replica: CustomerLookup
+    replica: ReplicaLookup
+    rules: DecisionContext = field(init=False)
+    """What the deciders of this batch are told: `now` and the users' statuses (`_customers`)."""
+
+    def __post_init__(self) -> None:
+        rules = DecisionContext(now=self.now, customer_status=_customers(self))
+        object.__setattr__(self, "rules", rules)
 
 
 def handle(record: InboundRecord, context: BatchContext) -> Handled:
@@ -107,8 +115,9 @@ def _decide(
         return Handled("duplicate", [output], command.command_id, stream.stream_id)
     rejection = check_expected_version(stream.version, command.expected_version)
     if rejection is None:
-        rules = DecisionContext(now=context.now, customer_status=_customers(context))
-        decision = aggregates.decide_command(command.type, stream.state, command.data, rules)
+        decision = aggregates.decide_command(
+            command.type, stream.state, command.data, context.rules
+        )
         if not isinstance(decision, Rejection):
             return _accept(record, context, command, stream, decision)
         rejection = decision
@@ -192,25 +201,29 @@ def _reply(
     )
 
 
-def _customers(context: BatchContext) -> CustomerLookup:
-    """Users decided in this batch or owned here first, then the replica of all partitions."""
+def _customers(context: BatchContext) -> CustomerStatusLookup:
+    """A user of an owned partition as this batch left it (the overlay, then the committed
+    state), any other from the replica of the partitions not owned here."""
 
     def lookup(user_id: str) -> CustomerStatus | None:
         try:
             stream_id = make_stream_id("user", user_id)
         except ValueError:
             return None
-        known = context.overlay.find(stream_id)
-        return customer_status_of(known) if known is not None else context.replica(user_id)
+        partition = _partition_of(stream_id, context.partitions)
+        if not context.overlay.owns(partition):
+            return context.replica(partition, user_id)
+        known = context.overlay.find(partition, stream_id)
+        return customer_status_of(known) if known is not None else None
 
     return lookup
 
 
 __all__ = [
     "BatchContext",
-    "CustomerLookup",
     "Handled",
     "RecordOutcome",
+    "ReplicaLookup",
     "StreamQuarantined",
     "UnknownCommandType",
     "UnreadableHeaders",

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
 
+from pipeline.processor import heap
 from pipeline.processor.batching import collect
 from pipeline.processor.caution import Caution
 from pipeline.processor.config import ProcessorConfig
@@ -75,6 +76,8 @@ class Processor:
         self._consumer = ports.commands
         self._replica = ports.replica
         self._store = StateStore()
+        self._restored_up_to: dict[int, int] = {}
+        """Per owned partition: the aggregates offset its last restore read up to."""
         self._caution = Caution()
         self._partitions = 0
         self._producer: ProducerPort | None = None
@@ -92,12 +95,12 @@ class Processor:
         return self.counters
 
     def start(self) -> None:
-        """Start the producer, catch the replica up, subscribe (partitions come with `step`)."""
+        """Start the producer and subscribe (partitions, their states and the replica of the
+        others come with `step`)."""
         self._partitions = self._ports.partition_count()
         # The producer first: init_transactions aborts what a killed predecessor of this slot
-        # left open, so the restore below is not stuck behind it (read_committed, LSO).
+        # left open, so a restore is not stuck behind it (read_committed, LSO).
         self._producer = self._fenced_stops(self._ports.producer_factory, self.config.producer())
-        self._replica.catch_up(self._partitions, self.config.restore_timeout_s)
         self._consumer.subscribe(self._assigned, self._revoked)
         log.info("started", extra={"fields": {"partitions": self._partitions}})
 
@@ -119,12 +122,19 @@ class Processor:
         self.metrics.assigned()
         self.health.assigned(partitions)
         self._restore(partitions)
+        with self.health.restoring():
+            self._follow()
+        heap.settle()
         log.info("assigned", extra={"partitions": partitions})
 
     def _revoked(self, partitions: list[int]) -> None:
         for partition in partitions:
-            self._store.drop(partition)
+            streams = self._store.drop(partition)
+            self._replica.hand_over(
+                partition, streams.values(), self._restored_up_to.pop(partition, 0)
+            )
             self._caution.forget(partition)
+        self._follow()
         self.metrics.revoked(partitions)
         self.health.revoked()
         log.info("revoked", extra={"partitions": partitions})
@@ -145,18 +155,20 @@ class Processor:
         self.metrics.restored(time.monotonic() - started, streams)
         for partition, found in restored.items():
             self._store.load(partition, found.streams, found.quarantined)
-            # The replica skips owned partitions (see `CustomerReplica.poll`): it learns their
-            # users here and from `_committed`.
-            for stream in found.streams.values():
-                if stream.aggregate_type == "user":
-                    self._replica.note(stream)
+            self._restored_up_to[partition] = found.read_up_to
+
+    def _follow(self) -> None:
+        """The replica reads the partitions not owned now (see `replica`)."""
+        self._replica.follow(
+            self._partitions, self._store.partitions, self.config.restore_timeout_s
+        )
 
     def _step(self) -> None:
         self.health.iterated()
         self._sample_lag()
         config = self.config
         consumed = collect(self._consumer, config.batch_size, config.batch_ms, config.batch_idle_ms)
-        self._replica.poll(owned=self._store.partitions)
+        self._replica.poll()
         records = [record for record in consumed if self._store.owns(record.partition)]
         for chunk in self._caution.chunks(records):
             if not self._transact(chunk):
@@ -190,10 +202,11 @@ class Processor:
         events_topic = self.config.topics.events
         debug = log.isEnabledFor(logging.DEBUG)
         self._producer.begin()
+        produce = self._producer.produce
         for record in records:
             handled = self._handle(record, context, counts)
             for output in handled.outputs:
-                self._producer.produce(output)
+                produce(output)
                 if output.topic == events_topic:
                     counts.events += 1
             counts.count(handled.outcome)
@@ -249,9 +262,7 @@ class Processor:
     def _committed(
         self, overlay: Overlay, counts: ProcessorCounts, records: list[InboundRecord]
     ) -> None:
-        for stream in overlay.commit_into():
-            if stream.aggregate_type == "user":
-                self._replica.note(stream)
+        overlay.commit_into()
         self.counters.add(counts)
         log.info(
             "batch committed",
@@ -285,6 +296,7 @@ class Processor:
         with self.health.recovering():
             self._producer.reset()
             self._restore(sorted(self._store.partitions))
+            heap.settle()
             self._rewind()
 
     def _rewind(self) -> None:

@@ -110,6 +110,13 @@ class MemoryBroker:
         chosen = range(self.partitions) if partition is None else [partition]
         return [record for index in chosen for record in self._logs[topic][index]]
 
+    def read(
+        self, topic: str, partition: int, start: int, stop: int | None = None
+    ) -> list[InboundRecord]:
+        """The committed records of one partition from offset `start` (up to `stop`), without
+        copying the rest of its log (what the readers take on each call)."""
+        return self._logs[topic][partition][start:stop]
+
     def end(self, topic: str, partition: int) -> int:
         return len(self._logs[topic][partition])
 

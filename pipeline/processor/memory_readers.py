@@ -6,7 +6,7 @@ construction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from pipeline.processor.memory_group import GroupMetadata
@@ -64,7 +64,7 @@ class MemoryCommandSource:
         taken: list[InboundRecord] = []
         for partition, position in sorted(self._positions.items()):
             wanted = num_messages - len(taken)
-            more = self._broker.records(self._topic, partition)[position : position + wanted]
+            more = self._broker.read(self._topic, partition, position, position + wanted)
             self._positions[partition] = position + len(more)
             taken.extend(more)
         return taken
@@ -101,28 +101,32 @@ class MemoryPartitionReader:
     def read(self, topic: str, partitions: list[int], timeout_s: float) -> Iterator[InboundRecord]:
         error = self._broker.read_fault(topic, partitions)
         for partition in partitions:
-            yield from list(self._broker.records(topic, partition))
+            yield from self._broker.read(topic, partition, 0)
         if error is not None:
             raise error
 
 
 class MemorySnapshotTail:
-    """`ports.SnapshotTail` over one topic of the broker."""
+    """`ports.SnapshotTail` over one topic of the broker; `assignments` lists every `assign`."""
 
     def __init__(self, broker: MemoryBroker, topic: str) -> None:
         self._broker = broker
         self._topic = topic
         self._positions: dict[int, int] = {}
+        self.assignments: list[dict[int, int]] = []
 
-    def catch_up(self, partitions: int, timeout_s: float) -> Iterator[InboundRecord]:
-        self._positions = {partition: 0 for partition in range(partitions)}
+    def assign(self, starts: Mapping[int, int]) -> None:
+        self._positions = dict(starts)
+        self.assignments.append(dict(starts))
+
+    def catch_up(self, partitions: Collection[int], timeout_s: float) -> Iterator[InboundRecord]:
         yield from self.poll(max_records=2**62)
 
     def poll(self, max_records: int) -> list[InboundRecord]:
         taken: list[InboundRecord] = []
         for partition, position in sorted(self._positions.items()):
-            more = self._broker.records(self._topic, partition)[position:]
-            more = more[: max_records - len(taken)]
+            wanted = max_records - len(taken)
+            more = self._broker.read(self._topic, partition, position, position + wanted)
             self._positions[partition] = position + len(more)
             taken.extend(more)
         return taken

@@ -7,7 +7,7 @@ in-memory ones that can inject faults. Every port raises only what its docstring
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,21 +77,31 @@ class PartitionReader(Protocol):
 
 
 class SnapshotTail(Protocol):
-    """Committed records of every partition of the aggregates topic, read once to the end, then
+    """Committed records of chosen partitions of the aggregates topic, each from a chosen offset,
     tailed without waiting (what feeds `replica.CustomerReplica`)."""
 
-    def catch_up(self, partitions: int, timeout_s: float) -> Iterator[InboundRecord]: ...
+    def assign(self, starts: Mapping[int, int]) -> None:
+        """Read exactly these partitions from now on, each from its offset (0: its beginning);
+        records of other partitions are no longer returned."""
+        ...
+    def catch_up(self, partitions: Collection[int], timeout_s: float) -> Iterator[InboundRecord]:
+        """Records of the assigned partitions until each of `partitions` has reached its current
+        end; raises `reading.RestoreTimeout` past `timeout_s`."""
+        ...
     def poll(self, max_records: int) -> list[InboundRecord]: ...
     def close(self) -> None: ...
 
 
 class UsersReplica(Protocol):
-    """Every user's status, eventually consistent, for the cross-aggregate rule of orders."""
+    """The users of the partitions this process does not own, eventually consistent, for the
+    cross-aggregate rule of orders (the owned ones are in the processor's state)."""
 
-    def catch_up(self, partitions: int, timeout_s: float) -> None: ...
-    def poll(self, max_messages: int = 5000, owned: Container[int] = ()) -> int: ...
-    def status(self, user_id: str) -> CustomerStatus | None: ...
-    def note(self, stream: StreamState) -> None: ...
+    def follow(self, partitions: int, owned: Collection[int], timeout_s: float) -> None: ...
+    def hand_over(
+        self, partition: int, streams: Iterable[StreamState], resume_at: int
+    ) -> None: ...
+    def poll(self, max_messages: int = 5000) -> int: ...
+    def status(self, partition: int, user_id: str) -> CustomerStatus | None: ...
     def close(self) -> None: ...
 
 

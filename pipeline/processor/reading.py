@@ -30,9 +30,17 @@ def read_to_end(
     consumer: Any, topic: str, partitions: Iterable[int], deadline: float
 ) -> Iterable[tuple[int, Any]]:
     """Yield `(partition, message)` of `partitions`, read from the beginning, until each ends."""
-    pending = set(partitions)
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
-    pending = {p for p in pending if not _empty(consumer, topic, p)}
+    chosen = list(partitions)
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in chosen])
+    yield from read_on_to_end(consumer, topic, chosen, deadline)
+
+
+def read_on_to_end(
+    consumer: Any, topic: str, partitions: Iterable[int], deadline: float
+) -> Iterable[tuple[int, Any]]:
+    """Yield `(partition, message)` of every partition assigned to `consumer`, from where it
+    stands, until each of `partitions` has reached its end."""
+    pending = {p for p in partitions if not _empty(consumer, topic, p)}
     while pending:
         if time.monotonic() > deadline:
             raise RestoreTimeout(f"{topic} partitions {sorted(pending)} did not reach their end")

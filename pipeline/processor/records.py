@@ -80,17 +80,25 @@ def dead_letter(
     )
 
 
-
-
 MAX_OUTPUT_BYTES = deadletter.RECORD_LIMIT - 1024
 """Largest `size_of` an output may have: the producers' and topics' record limit less a margin
 for the record batch's own framing (61 bytes) and the record's length fields."""
+_HEADER_FRAMING = deadletter.HEADER_FRAMING
 
 
 def size_of(output: OutboundRecord) -> int:
     """The bytes `output` takes in a record: key, value and headers with their framing."""
     headers = sum(deadletter.header_size(name, value) for name, value in output.headers)
     return len(output.key or b"") + len(output.value or b"") + headers
+
+
+def size_bound(output: OutboundRecord) -> int:
+    """At least `size_of(output)`, counted without encoding the header names: a character takes
+    at most 4 bytes of UTF-8 (one that cannot be encoded is replaced by one byte)."""
+    size = len(output.key or b"") + len(output.value or b"")
+    for name, value in output.headers:
+        size += 4 * len(name) + len(value or b"") + _HEADER_FRAMING
+    return size
 
 
 def result(record: InboundRecord, topics: TopicNames, answer: CommandResult) -> OutboundRecord:

@@ -54,9 +54,12 @@ class Restored:
     streams: dict[str, StreamState] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)
     quarantined: frozenset[str] = frozenset()
+    read_up_to: int = 0
+    """The offset after the last record read: every record before it is in `streams`."""
 
     def apply(self, record: InboundRecord) -> None:
         """Take one aggregates record: the latest record of a key wins, readable or not."""
+        self.read_up_to = record.offset + 1
         key = (record.key or b"").decode("utf-8", errors="replace")
         try:
             stream_id, stream = snapshot_of(record)

@@ -97,9 +97,10 @@ class StateStore:
         self._partitions[partition] = dict(streams)
         self._quarantined[partition] = quarantined
 
-    def drop(self, partition: int) -> None:
-        self._partitions.pop(partition, None)
+    def drop(self, partition: int) -> dict[str, StreamState]:
+        """Own `partition` no more; its streams as they were."""
         self._quarantined.pop(partition, None)
+        return self._partitions.pop(partition, {})
 
     def is_quarantined(self, partition: int, stream_id: str) -> bool:
         return stream_id in self._quarantined.get(partition, ())
@@ -114,13 +115,6 @@ class StateStore:
 
     def get(self, partition: int, stream_id: str) -> StreamState | None:
         return self._partitions.get(partition, {}).get(stream_id)
-
-    def find(self, stream_id: str) -> StreamState | None:
-        """A stream in any owned partition (the cross-aggregate lookup does not know which)."""
-        for streams in self._partitions.values():
-            if stream_id in streams:
-                return streams[stream_id]
-        return None
 
     def stream_count(self) -> int:
         return sum(len(streams) for streams in self._partitions.values())
@@ -151,9 +145,13 @@ class Overlay:
     def is_quarantined(self, partition: int, stream_id: str) -> bool:
         return self.store.is_quarantined(partition, stream_id)
 
-    def find(self, stream_id: str) -> StreamState | None:
+    def owns(self, partition: int) -> bool:
+        return self.store.owns(partition)
+
+    def find(self, partition: int, stream_id: str) -> StreamState | None:
+        """The stream's latest state if it exists (`partition` must be the stream's own)."""
         pending = self.changed.get(stream_id)
-        return pending[1] if pending is not None else self.store.find(stream_id)
+        return pending[1] if pending is not None else self.store.get(partition, stream_id)
 
     def commit_into(self) -> list[StreamState]:
         """Apply the batch to the committed store (only after the transaction committed)."""

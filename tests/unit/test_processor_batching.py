@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.domain import users
 from pipeline.processor.batching import collect
-from pipeline.processor.memory import MemoryBroker
-from pipeline.processor.memory_readers import MemorySnapshotTail
-from pipeline.processor.records import InboundRecord
-from pipeline.processor.replica import CustomerReplica
-from pipeline.processor.state import StreamState
 
 
 class FakeConsumer:
@@ -88,35 +82,3 @@ def test_steady_light_arrivals_close_the_batch_after_one_idle_wait() -> None:
 def test_a_backlog_fetched_in_parts_still_fills_the_batch() -> None:
     consumer = FakeConsumer({0.0: 300, 0.001: 300})
     assert len(collect(consumer, 500, 100, 5, consumer.clock)) == 500
-
-
-def replica_over(records: list[InboundRecord]) -> CustomerReplica:
-    """A replica fed by the in-memory broker's tail: `records` arrive after its catch-up."""
-    broker = MemoryBroker(["a"], 3)
-    replica = CustomerReplica(MemorySnapshotTail(broker, "a"))
-    replica.catch_up(3, 1.0)
-    for record in records:
-        broker.append("a", record.partition, record.key, record.value)
-    return replica
-
-
-def test_the_replica_skips_owned_partitions_undecoded_and_applies_the_rest() -> None:
-    # Partition 1's value is not even a snapshot: an owned partition is never decoded.
-    messages = [
-        InboundRecord("a", 1, 0, b"user-u1", b"not json"),
-        InboundRecord("a", 2, 0, b"user-u2", None),
-    ]
-    replica = replica_over(messages)
-    replica.note(StreamState("user-u2", "user", 1, users.UserState(email="a@b.c", name="B")))
-    assert replica.status("u2") == "active"
-    assert replica.poll(owned=frozenset({1})) == 1
-    assert replica.status("u2") is None
-
-
-def test_the_replica_keeps_the_newest_noted_version() -> None:
-    replica = replica_over([])
-    old = StreamState("user-u1", "user", 2, users.UserState(email="a@b.c", name="A"))
-    new = StreamState("user-u1", "user", 3, users.UserState(email="a@b.c", name="A", active=False))
-    replica.note(new)
-    replica.note(old)
-    assert replica.status("u1") == "deactivated"

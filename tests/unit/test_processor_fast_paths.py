@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from pipeline.domain import users
 from pipeline.processor import StreamState, handle
 from pipeline.processor import records as outbound
+from pipeline.processor.failures import OutputTooLarge, check_fits
 from pipeline.processor.records import InboundRecord
 from tests.unit.test_processor_handling import CREATE, NOW, TOPICS, batch, command, record
 from topics import (
@@ -23,6 +24,7 @@ from topics import (
     UserCreated,
     UserDeactivated,
     UserReactivated,
+    deadletter,
     decode_result,
     encode,
     encode_event_fields,
@@ -152,3 +154,35 @@ def test_an_overlong_decode_error_is_cut_to_the_reason_bound() -> None:
     assert (result.status, result.code) == ("rejected", "command.InvalidEnvelope")
     assert result.reason is not None
     assert len(result.reason) == 1000
+
+
+@given(
+    key=st.none() | st.binary(max_size=40),
+    value=st.none() | st.binary(max_size=40),
+    headers=st.lists(
+        st.tuples(
+            st.text(st.characters(exclude_categories=()), max_size=12),
+            st.none() | st.binary(max_size=12),
+        ),
+        max_size=6,
+    ),
+)
+def test_the_size_bound_is_never_below_the_size(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+) -> None:
+    output = outbound.OutboundRecord("t", 0, key, value, headers)
+    assert outbound.size_bound(output) >= outbound.size_of(output)
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_an_output_past_its_bound_is_measured_exactly(over: int) -> None:
+    name = "n" * 1000  # its bound counts 4,000 bytes, its size 1,000
+    value = b"v" * (outbound.MAX_OUTPUT_BYTES - len(name) - deadletter.HEADER_FRAMING + over)
+    output = outbound.OutboundRecord("t", 0, None, value, [(name, b"")])
+    assert outbound.size_bound(output) > outbound.MAX_OUTPUT_BYTES
+    assert outbound.size_of(output) == outbound.MAX_OUTPUT_BYTES + over
+    if not over:
+        check_fits([output])
+    else:
+        with pytest.raises(OutputTooLarge):
+            check_fits([output])

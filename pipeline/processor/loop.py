@@ -124,7 +124,6 @@ class Processor:
         self._restore(partitions)
         with self.health.restoring():
             self._follow()
-        heap.settle()
         log.info("assigned", extra={"partitions": partitions})
 
     def _revoked(self, partitions: list[int]) -> None:
@@ -140,10 +139,11 @@ class Processor:
         log.info("revoked", extra={"partitions": partitions})
 
     def _restore(self, partitions: list[int]) -> None:
+        """Load the states of `partitions`, then freeze them out of the collector's scans."""
         if not partitions:
             return
         started = time.monotonic()
-        with self.health.restoring():
+        with self.health.restoring(), heap.paused():
             restored = restore(
                 self._ports.reader,
                 self.config.topics.aggregates,
@@ -156,6 +156,7 @@ class Processor:
         for partition, found in restored.items():
             self._store.load(partition, found.streams, found.quarantined)
             self._restored_up_to[partition] = found.read_up_to
+        heap.settle()
 
     def _follow(self) -> None:
         """The replica reads the partitions not owned now (see `replica`)."""
@@ -210,21 +211,8 @@ class Processor:
                 if output.topic == events_topic:
                     counts.events += 1
             counts.count(handled.outcome)
-            if not debug:
-                continue
-            log.debug(
-                handled.outcome,
-                extra={
-                    "stream_id": handled.stream_id,
-                    "command_id": handled.command_id,
-                    "correlation_id": _correlation_id(record, handled, events_topic),
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "code": handled.code,
-                    "event_ids": [output.key.decode() for output in handled.outputs
-                                  if output.topic == events_topic and output.key] or None,
-                },
-            )
+            if debug:
+                log.debug(handled.outcome, extra=handled.log_fields(record, events_topic))
         offsets = _next_offsets(records)
         self._producer.send_offsets(offsets, self._consumer.group_metadata())
         self._producer.commit()
@@ -296,7 +284,6 @@ class Processor:
         with self.health.recovering():
             self._producer.reset()
             self._restore(sorted(self._store.partitions))
-            heap.settle()
             self._rewind()
 
     def _rewind(self) -> None:
@@ -315,15 +302,6 @@ class Processor:
         self._consumer.close()
         self._replica.close()
         log.info("stopped", extra={"counts": self.counters.as_dict()})
-
-
-def _correlation_id(record: InboundRecord, handled: Handled, events_topic: str) -> str | None:
-    """For the debug line: the correlation id its events carry, else the command's header."""
-    headers = [output.headers for output in handled.outputs if output.topic == events_topic]
-    for name, value in [*(headers[0] if headers else []), *record.headers]:
-        if name == "correlation_id" and value:
-            return value.decode("utf-8", errors="replace")
-    return None
 
 
 def _next_offsets(records: list[InboundRecord]) -> list[TopicPosition]:

@@ -32,7 +32,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     real_restore, real_collect, real_freeze = loop.restore, gc.collect, gc.freeze
 
     def restore(*args: object, **kwargs: object) -> dict[int, Restored]:
-        happened.append("restore")
+        happened.append("restore" if not gc.isenabled() else "restore while collecting")
         return real_restore(*args, **kwargs)  # type: ignore[arg-type]
 
     def collect(*args: int) -> int:
@@ -58,7 +58,8 @@ def test_the_heap_is_collected_then_frozen_after_the_assignment_is_restored(
     processor.start()
     assert calls == []
     drain(processor, broker)
-    assert calls == ["restore", "collect", "freeze"]
+    assert calls == ["restore", "collect", "freeze"]  # no automatic collection while restoring
+    assert gc.isenabled()
     assert gc.get_freeze_count() > 0
     processor.close()
 
@@ -87,3 +88,25 @@ def test_tune_sets_the_young_threshold_only(monkeypatch: pytest.MonkeyPatch) -> 
 def test_a_young_threshold_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="gc_young_threshold"):
         ProcessorConfig(kafka={}, topics=TOPICS, gc_young_threshold=0)
+
+
+def test_paused_leaves_the_collector_as_it_found_it() -> None:
+    seen: list[bool] = []
+
+    def timed_out_restore() -> None:
+        with heap.paused():
+            seen.append(gc.isenabled())
+            raise RuntimeError("a restore that times out")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        timed_out_restore()
+    assert seen == [False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with heap.paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

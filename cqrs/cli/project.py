@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from cqrs.bootstrap import Bootstrap
 from cqrs.cli.boot import bootstrap, configure_logging
-from cqrs.collector import settle_heap
 from observability import served
+from pipeline.processor import heap
 from projections.registry import PROJECTORS
 from projections.runtime import run_worker
 from projections.runtime.health import ProjectorHealth
@@ -36,7 +36,10 @@ def run_projector(boot: Bootstrap, name: str, loglevel: str = "info",
     # A port that cannot be bound is logged and the projector projects all the same.
     with served(metrics_port, registry, projector.health or ProjectorHealth(),
                 hint=f"another --metrics-port for projector {name}, 0 disables"):
-        settle_heap()
+        # A projector makes a few short-lived objects per record over a long-lived Faust heap:
+        # the same collector settings as the processor's (`heap`), once start-up is done.
+        heap.tune(heap.YOUNG_THRESHOLD)
+        heap.settle()
         run_worker(projector, loglevel, log_config)
 
 

@@ -18,7 +18,7 @@ from cqrs.services import Layout
 from pipeline.client import CommandClient
 from projections.postgres.store import PostgresStore
 from projections.search import IndexNames, UserSearch
-from projections.search.app import make_client
+from projections.search.client import make_client
 from topics import apply
 
 console = Console(soft_wrap=True, highlight=False)

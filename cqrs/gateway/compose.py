@@ -24,6 +24,7 @@ from projections.postgres.models import Order, User, UserStats
 from projections.postgres.store import PostgresStore
 from projections.queries import ReadModel
 from projections.search import IndexNames, UserSearch, UserSearchResult
+from projections.search.client import make_client
 from topics import CommandEnvelope, CommandResult
 
 COMMAND_CLIENTS = 4
@@ -139,8 +140,7 @@ class Services:
 
 
 def _search_client(config: Config, request_timeout: float) -> AsyncElasticsearch:
-    return AsyncElasticsearch(config.search.url, api_key=config.search.api_key,
-                              request_timeout=request_timeout)
+    return make_client(config.search, request_timeout)
 
 
 async def open_read_side(config: Config, connections: int = 1) -> ReadSide:

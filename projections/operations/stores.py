@@ -43,7 +43,7 @@ def open_store(name: str, config: ProjectionsConfig) -> OperableStore:
 
         return PostgresStore(config.postgres.dsn, projector=name)
     if name == "search":
-        from projections.search.app import make_client
+        from projections.search.client import make_client
         from projections.search.index import IndexNames
         from projections.search.projector import SearchProjectorStore
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from projections.config import DEFAULT_REFRESH_INTERVAL, SearchConfig
 from projections.rebuild.target import Model, RebuildError
+from projections.search.client import make_client
 from projections.search.index import IndexNames, alias_target, swap_alias
 from projections.search.projector import SearchProjectorStore
 from projections.search.tracking import state_index_for
@@ -44,9 +46,8 @@ class SearchTarget:
     @classmethod
     def from_config(cls, search: SearchConfig, prefix: str) -> SearchTarget:
         """The generations of `prefix`'s users index on the cluster `search` names."""
-        def client() -> AsyncElasticsearch:
-            return AsyncElasticsearch(search.url, api_key=search.api_key, request_timeout=30)
-        return cls(client, IndexNames.for_prefix(prefix), search.refresh_interval)
+        return cls(partial(make_client, search), IndexNames.for_prefix(prefix),
+                   search.refresh_interval)
 
     async def close(self) -> None:
         await self._client.close()

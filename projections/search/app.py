@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from elasticsearch import AsyncElasticsearch
 from prometheus_client import CollectorRegistry
 
-from projections.config import ProjectionsConfig, SearchConfig
+from projections.config import ProjectionsConfig
 from projections.runtime import ProjectorApp, make_projector_app
+from projections.search.client import make_client
 from projections.search.index import IndexNames
 from projections.search.projector import SearchProjectorStore
 
 NAME = "search"
-
-
-def make_client(search: SearchConfig, request_timeout: float = 30) -> AsyncElasticsearch:
-    """An async client for `search.url` (with `search.api_key` when set)."""
-    return AsyncElasticsearch(search.url, api_key=search.api_key,
-                              request_timeout=request_timeout)
 
 
 def make_app(config: ProjectionsConfig,

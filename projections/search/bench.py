@@ -11,9 +11,8 @@ import asyncio
 import datetime as dt
 import time
 
-from elasticsearch import AsyncElasticsearch
-
 from projections.config import SearchConfig
+from projections.search.client import make_client
 from projections.search.index import IndexNames, drop_indices, ensure_index
 from projections.search.store import ElasticsearchUserStore
 from projections.search.writes import apply_documents
@@ -55,7 +54,7 @@ def synthetic_events(count: int, users_count: int) -> list[EventEnvelope]:
 
 async def run(search: SearchConfig, events: int, users_count: int, batch: int) -> None:
     names = IndexNames.for_prefix(f"bench-{int(time.time())}.")
-    async with AsyncElasticsearch(search.url, api_key=search.api_key) as client:
+    async with make_client(search) as client:
         await ensure_index(client, names)
         store = ElasticsearchUserStore(client, names.alias)
         log = synthetic_events(events, users_count)

@@ -12,6 +12,7 @@ hand-written" measures the runtime alone.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from bench.measure import Measurement, Sample, from_log
 from bench.workload import BATCH, QUIET
+from pipeline.processor import heap
 from projections.postgres.store import PostgresStore
 from projections.runtime.errors import TransientError
 from projections.runtime.processor import BatchProcessor
@@ -76,8 +78,17 @@ def handwritten_projector(kafka: dict[str, Any], topic: str, dlq: str, group: st
 
     Timed as the Faust projector is timed from its log: from the end of the first batch to the
     commit of the batch holding the `count`th record, the first batch's records excluded (so
-    the store's start, migrations included, and the group join are not measured)."""
-    return asyncio.run(_project(kafka, topic, dlq, group, dsn, partitions, count, tick))
+    the store's start, migrations included, and the group join are not measured). The
+    collector is set as `cqrs project` sets it (`heap.tune`, `heap.settle`) while it runs, so the
+    two differ in their runtime alone."""
+    threshold = gc.get_threshold()
+    heap.tune(heap.YOUNG_THRESHOLD)
+    heap.settle()
+    try:
+        return asyncio.run(_project(kafka, topic, dlq, group, dsn, partitions, count, tick))
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
 
 
 async def _project(kafka: dict[str, Any], topic: str, dlq: str, group: str, dsn: str,

@@ -12,7 +12,7 @@ import typer
 
 from cqrs.cli.boot import bootstrap, configure_logging
 from observability import served
-from pipeline.processor.config import default_instance_id
+from pipeline.processor.config import ProcessorConfig, default_instance_id
 from pipeline.processor.transactions import ProducerFenced
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,11 @@ def processor(
             "host name (distinct per container, stable across its restarts).",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Most commands per transaction.")] = 500,
-    batch_ms: Annotated[int, typer.Option(min=1, help="Longest wait to fill a batch (ms).")] = 100,
+    batch_size: Annotated[int, typer.Option(
+        min=1, help="Most commands per transaction.")] = ProcessorConfig.batch_size,
+    batch_ms: Annotated[int, typer.Option(
+        min=1, help="Longest a batch stays open (ms); it also closes once the commands "
+        "queued are taken.")] = ProcessorConfig.batch_ms,
     log_level: Annotated[str | None, typer.Option(
         help="DEBUG logs one line per command (default: `cqrs --log-level`, else INFO).",
     )] = None,

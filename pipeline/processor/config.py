@@ -65,10 +65,11 @@ class ProcessorConfig:
     instance_id: str = "0"
     group_id: str | None = None
     batch_size: int = 500
-    batch_ms: int = 20
-    """Longest a batch stays open: under a steady flow below the processor's capacity the queue
-    never drains for `batch_idle_ms`, so this cap is the wait a command adds (at 100 ms, half
-    the sustained rate put 70 ms of it between issue and commit; see docs/performance.md)."""
+    batch_ms: int = 100
+    """Longest a batch stays open. At light load a batch closes once idle (`batch_idle_ms`), so
+    this cap only matters under a steady flow; there, tried at 20 ms against 100 in the bench's
+    pipeline stage (docs/performance.md), smaller transactions cost the broker and the
+    processor more per command and, on a saturated machine, queued commands for longer."""
     batch_idle_ms: int = 5
     """A batch holding commands closes once a wait this long brings no more (see `batching`)."""
     transaction_timeout_ms: int = 10_000

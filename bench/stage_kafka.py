@@ -10,12 +10,13 @@ from bench.context import Context
 from bench.infra import Namespace, Worker
 from bench.measure import from_log, timed
 from bench.workload import BATCH, QUIET, command_size, produce_commands, send
+from pipeline.processor.config import ProcessorConfig
 
 MAX_BATCH_SIZE = 10_000
 """Cap on an interval run's batch: one transaction of it stays well inside the processor's
 10 s `transaction.timeout.ms`, even on a loaded machine."""
 INTERVALS_MS = (10, 100, 1000)
-DEFAULT_BATCH_SIZE, DEFAULT_BATCH_MS = 500, 100
+DEFAULT_BATCH_SIZE, DEFAULT_BATCH_MS = ProcessorConfig.batch_size, ProcessorConfig.batch_ms
 """`cqrs processor`'s defaults."""
 
 

@@ -39,8 +39,10 @@ HOPS: dict[str, tuple[str, str]] = {
     "issue_to_searchable": ("issued", "searchable"),
 }
 """Hop name → (from stamp, to stamp); the last two are the totals the targets are about."""
-POLL_S = {"postgres": 0.01, "search_commit": 0.01, "searchable": 0.02}
-"""Seconds between two polls of each sink (a stamp is late by up to one interval)."""
+POLL_S = {"postgres": 0.01, "search_commit": 0.01, "searchable": 0.05}
+"""Seconds between two polls of each sink (a stamp is late by up to one interval). A search of
+up to 2,000 pending ids is work for the Elasticsearch being measured, and the refresh it waits
+for is a second: it is polled less often."""
 OBSERVER_FETCH_WAIT_MS = 10
 """The events observer's `fetch.wait.max.ms`: the broker answers a fetch as soon as committed
 records arrive (long poll), and after this at the latest."""

@@ -24,7 +24,7 @@ def run_at(rate: float, pg: tuple[float, float], search_p99: float) -> dict[str,
 
 STAGES: dict[str, Any] = {
     "kafka": {"rate": 100_000.0},
-    "processor": {"defaults": {"rate": 9_000.0}, "100ms": {"rate": 16_000.0}},
+    "processor": {"defaults": {"rate": 9_000.0}, "100ms": {"rate": 33_000.0}},
     "postgres_sink": {"baseline": {"rate": 40_000.0}, "projector": {"rate": 20_000.0},
                       "events": 30_000},
     "search_sink": {"baseline": {"rate": 10_000.0}, "projector": {"rate": 7_000.0}},
@@ -48,7 +48,7 @@ def test_the_issue_targets_from_one_run() -> None:
     assert found["postgres projector / raw upsert"].met is True
     assert found["search projector / raw bulk"].met is False  # 0.7 < 0.8
     processor = found["processor (~100 ms transactions) / before"]
-    assert processor.value == round(16_000 / PROCESSOR_BEFORE_CMD_S, 3)
+    assert processor.value == round(33_000 / PROCESSOR_BEFORE_CMD_S, 3)
     assert (processor.threshold, processor.met) == (2.0, True)
     pipeline = found["pipeline sustained / slowest stage alone"]
     assert pipeline.value == round(5_600 / 7_000, 3)
@@ -69,7 +69,7 @@ def test_the_search_target_follows_the_refresh_interval() -> None:
 
 
 def test_the_processor_target_takes_another_before_figure() -> None:
-    found = by_name(targets(STAGES, processor_before=8_000.0))
+    found = by_name(targets(STAGES, processor_before=16_500.0))
     assert found["processor (~100 ms transactions) / before"].value == 2.0
 
 

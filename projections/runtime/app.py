@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import ssl
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -193,6 +194,9 @@ def make_projector_app(
         consumer_max_fetch_size=CONSUMER_MAX_FETCH,
         broker_max_poll_records=batch.size,
         store="memory://",
+        # Faust creates its data directories at start even with in-memory tables; not in the
+        # working directory of whoever runs the projector.
+        datadir=os.path.join(tempfile.gettempdir(), "kafka-cqrs.{conf.name}-data"),
     )
     # The events topic is subscribed (the conductor holds it) but no agent reads it: the consumer
     # hands its fetches to the `fetches` channel whole (`projections.runtime.drain`). No acks:

@@ -178,6 +178,10 @@ class ProjectorApp(faust.App):
 
     def on_rebalance_start(self) -> None:
         super().on_rebalance_start()
+        if not self._rebalancing_sensor_state:
+            # Faust keeps one state per sensor and warns "Missing sensor state" twice per
+            # rebalance when it has none (no sensor is installed here); no sensor reads this.
+            self._rebalancing_sensor_state = {None: None}
         if self.health is not None:
             self.health.rebalancing = True
         if self.metrics is not None:

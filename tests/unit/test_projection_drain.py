@@ -214,3 +214,16 @@ def test_a_fetch_of_an_older_generation_is_not_current() -> None:
         return app.current(Fetch(app.consumer_generation_id - 1, [], {}))
 
     assert asyncio.run(build()) is False
+
+
+def test_a_rebalance_without_sensors_logs_no_missing_state_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def rebalance() -> None:
+        app = _app()
+        app.on_init_dependencies()
+        app.on_rebalance_start()
+        app.on_rebalance_return()
+        app.on_rebalance_end()
+
+    asyncio.run(rebalance())
+    assert not [r for r in caplog.records if "Missing sensor state" in r.getMessage()]

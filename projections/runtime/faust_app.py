@@ -33,6 +33,7 @@ since the seek) for the lag gauge.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -116,7 +117,7 @@ class CheckpointConsumer(faust_aiokafka.Consumer):
         # partitions' last applied positions are committed while they are still assigned.
         await super().on_partitions_revoked(revoked)
         final = {tp: self._applied.pop(tp) for tp in revoked if tp in self._applied}
-        if final:
+        if final and not self.app.should_stop:  # stopping: Faust's commit at stop has them
             await self._commit(final)
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
@@ -136,8 +137,11 @@ class CheckpointConsumer(faust_aiokafka.Consumer):
                         behind[tp] = next_offset
                     positions[tp] = next_offset
         self.log.info("seeked to store checkpoints: %r", positions)
-        if behind:  # the group's offsets catch up with the store (lag tools read them)
-            await self._commit(behind)
+        if behind:
+            # The group's offsets catch up with the store (lag tools read them), in the
+            # background: aiokafka retries a commit while the coordinator moves, and this step
+            # runs under Faust's seek timeout.
+            self.add_future(self._commit(behind))
         return positions
 
 
@@ -162,8 +166,16 @@ class ProjectorApp(faust.App):
     in_flight: InFlight
 
     async def hand_off(self, fetch: Fetch) -> None:
-        """Queue `fetch` for the agent; waits while the channel is full."""
-        await self.fetches.put(fetch)
+        """Queue `fetch` for the agent; waits while the channel is full. A revocation clears
+        the channel (Faust's `flow_control.clear`), which cancels a waiting put: that fetch is
+        dropped like the ones the channel held (read again from the checkpoints), not an error
+        (only a cancellation of this task itself goes on)."""
+        try:
+            await self.fetches.put(fetch)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
 
     def current(self, fetch: Fetch) -> bool:
         """Whether `fetch` may be applied: flow runs and it was read in this generation."""

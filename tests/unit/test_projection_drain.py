@@ -227,3 +227,23 @@ def test_a_rebalance_without_sensors_logs_no_missing_state_warning(
 
     asyncio.run(rebalance())
     assert not [r for r in caplog.records if "Missing sensor state" in r.getMessage()]
+
+
+def test_a_revocation_clearing_the_full_channel_drops_the_waiting_fetch_quietly() -> None:
+    async def run() -> tuple[bool, BaseException | None, int]:
+        app = _app()
+        app.flow_control.resume()
+        agent_side = app.fetches.__aiter__()  # the agent's subscription: the bounded queue
+        for _ in range(BatchOptions().queued):
+            await app.hand_off(Fetch(1, [], {}))
+        waiting = asyncio.ensure_future(app.hand_off(Fetch(1, [], {})))
+        await asyncio.sleep(0.01)
+        blocked = not waiting.done()
+        app.flow_control.clear()  # what Faust does on revocation
+        await asyncio.wait([waiting], timeout=1.0)
+        return blocked, waiting.exception() if waiting.done() else None, agent_side.queue.qsize()
+
+    blocked, error, left = asyncio.run(run())
+    assert blocked
+    assert error is None
+    assert left == 0

@@ -20,9 +20,12 @@ from tests.integration.projector_harness import (
     wait_until,
 )
 from tests.support.events import produce, stream
-from topics import UserCreated, UserNameChanged
+from topics import EventEnvelope, UserCreated, UserNameChanged
 
 PER_ROUND = 25
+BACKLOG = 100_000
+"""Users waiting before the members start: the first is still catching up (its fetches channel
+full) when the second joins, so that rebalance clears a full channel."""
 
 
 @pytest.fixture
@@ -31,22 +34,25 @@ def env(kafka_config: dict[str, str], pg_dsn: str, topic_prefix: str) -> Iterato
         yield found
 
 
+def renamed(n: int) -> list[EventEnvelope]:
+    """User `g<n>` created, then renamed."""
+    return stream(f"user-g{n}", [UserCreated(email=f"g{n}@x.io", name=f"g{n}"),
+                                 UserNameChanged(name=f"g{n}-renamed")])
+
+
 class Rounds(threading.Thread):
     """Users created then renamed, PER_ROUND per transaction, about five rounds a second, until
     `stop`; `users` is how many were produced."""
 
-    def __init__(self, env: Setup) -> None:
+    def __init__(self, env: Setup, first: int = 0) -> None:
         super().__init__(daemon=True)
         self.env = env
-        self.users = 0
+        self.users = first
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            events = [e for n in range(self.users, self.users + PER_ROUND)
-                      for e in stream(f"user-g{n}", [
-                          UserCreated(email=f"g{n}@x.io", name=f"g{n}"),
-                          UserNameChanged(name=f"g{n}-renamed")])]
+            events = [e for n in range(self.users, self.users + PER_ROUND) for e in renamed(n)]
             produce(self.env.kafka_config, self.env.events, events, PARTITIONS,
                     transactional=True)
             self.users += PER_ROUND
@@ -89,11 +95,16 @@ def _committed(env: Setup) -> dict[int, int]:
 
 def test_members_joining_and_leaving_lose_and_break_nothing(env: Setup, tmp_path: Path) -> None:
     member_env = {**env.env, "CQRS_PROJECTOR_POSTGRES_METRICS_PORT": "0"}
-    rounds = Rounds(env)
+    backlog = [e for n in range(BACKLOG) for e in renamed(n)]
+    for start in range(0, len(backlog), 1000):
+        produce(env.kafka_config, env.events, backlog[start:start + 1000], PARTITIONS,
+                transactional=True)
+    rounds = Rounds(env, first=BACKLOG)
     with running_projector(member_env, tmp_path / "a.log") as first:
+        wait_until(lambda: first.totals()["consumed"] > 0, 90, "the first member's batches")
         rounds.start()
         try:
-            wait_until(lambda: first.totals()["consumed"] > 0, 90, "the first member's batches")
+            # The second joins while the first works through the backlog: a rebalance.
             with running_projector(member_env, tmp_path / "b.log") as second:
                 wait_until(lambda: second.totals()["consumed"] > 0, 90, "the second's share")
                 assert first.stop() == 0  # leaves while events flow: a second rebalance
@@ -103,10 +114,10 @@ def test_members_joining_and_leaving_lose_and_break_nothing(env: Setup, tmp_path
                     "SELECT count(*) FROM users WHERE version = 2")[0][0] == users, 120,
                     "every user renamed in the read model")
                 last = _last_offsets(env)
-                wait_until(lambda: _committed(env) == {p: o + 1 for p, o in last.items()}, 30,
-                           "the group's offsets committed past each partition's last event")
+                wait_until(lambda: _committed(env) == {p: o + 1 for p, o in last.items()},
+                           30, "the group's offsets committed past each partition's last event")
                 totals = [first.totals(), second.totals()]
-            assert second.stop() == 0
+                assert second.stop() == 0
         finally:
             rounds.stop()
 

@@ -4,36 +4,24 @@ versions and idempotence: `test_search_store_contract`)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterator
 
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from projections.search.index import IndexNames, alias_target, drop_indices, ensure_index
+from projections.search.index import IndexNames, alias_target, ensure_index
 from projections.search.query import UserSearch
 from projections.search.store import ElasticsearchUserStore
 from projections.search.writes import apply_documents
+from tests.support.search import fresh_names, run_with
 from tests.unit.test_search_documents import envelope
 from topics import UserCreated, UserDeactivated
-
-T = TypeVar("T")
 
 
 @pytest.fixture
 def names(es_url: str) -> Iterator[IndexNames]:
-    names = IndexNames.for_prefix(f"Test-{uuid.uuid4().hex[:8]}.")
-    yield names
-    run_with(es_url, lambda client: drop_indices(client, names))
-
-
-def run_with(es_url: str, work: Callable[[AsyncElasticsearch], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with AsyncElasticsearch(es_url) as client:
-            return await work(client)
-
-    return asyncio.run(main())
+    with fresh_names(es_url, "Test") as found:
+        yield found
 
 
 PEOPLE = [

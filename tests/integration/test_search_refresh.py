@@ -4,34 +4,21 @@ start without the batch having waited for a refresh (`refresh="wait_for"` is gon
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
 from elasticsearch import AsyncElasticsearch
 
 from projections.runtime.records import Batch, SourceRecord
-from projections.search.index import IndexNames, drop_indices, ensure_index
+from projections.search.index import IndexNames, ensure_index
 from projections.search.projector import SearchProjectorStore
-
-T = TypeVar("T")
+from tests.support.search import fresh_names, run_with
 
 
 @pytest.fixture
 def names(es_url: str) -> Iterator[IndexNames]:
-    names = IndexNames.for_prefix(f"test-{uuid.uuid4().hex[:8]}.")
-    yield names
-    run_with(es_url, lambda client: drop_indices(client, names))
-
-
-def run_with(es_url: str, work: Callable[[AsyncElasticsearch], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with AsyncElasticsearch(es_url) as client:
-            return await work(client)
-
-    return asyncio.run(main())
+    with fresh_names(es_url) as found:
+        yield found
 
 
 async def refresh_interval(client: AsyncElasticsearch, index: str) -> str:

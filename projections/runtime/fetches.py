@@ -10,7 +10,7 @@ partition once the store has committed it (the store's checkpoint stays the trut
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -48,14 +48,13 @@ def source_record(record: KafkaRecord) -> SourceRecord:
 
 
 def fetch_of(records: Mapping[Any, Sequence[KafkaRecord]], generation: int,
-             active: Iterable[Any] | None = None) -> Fetch | None:
+             active: Collection[Any] | None = None) -> Fetch | None:
     """The `Fetch` of a `{topic partition: records}` fetch, keeping only the partitions in `active`
     (all when `None`); `None` when nothing is left."""
-    kept = set(active) if active is not None else None
     found: list[SourceRecord] = []
     last: dict[tuple[str, int], int] = {}
     for tp, batch in records.items():
-        if not batch or (kept is not None and tp not in kept):
+        if not batch or (active is not None and tp not in active):
             continue
         found.extend(map(source_record, batch))
         last[(tp.topic, tp.partition)] = batch[-1].offset
@@ -69,10 +68,6 @@ class InFlight:
     def __init__(self) -> None:
         self._idle = asyncio.Event()
         self._idle.set()
-
-    @property
-    def busy(self) -> bool:
-        return not self._idle.is_set()
 
     @contextmanager
     def batch(self) -> Iterator[None]:

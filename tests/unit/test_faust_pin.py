@@ -30,7 +30,7 @@ OVERRIDDEN = {
     ("faust.transport.drivers.aiokafka", "Consumer", "_new_offset"):
         "faust_app.CheckpointConsumer: Faust's commit asks it each partition's offset",
     ("faust.transport.drivers.aiokafka", "Consumer", "on_partitions_revoked"):
-        "faust_app.CheckpointConsumer: forgets the revoked partitions' applied positions",
+        "faust_app.CheckpointConsumer: commits, then forgets, the revoked partitions' positions",
     ("faust", "App", "_new_transport"):
         "faust_app.ProjectorApp: the transport with the checkpoint consumer",
     ("faust.transport.drivers.aiokafka", "Consumer", "seek_to_committed"):

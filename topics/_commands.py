@@ -46,6 +46,17 @@ class ReactivateUser(Command):
     pass
 
 
+class ForgetUser(Command):
+    """Erase a user: the personal data of its stream leaves every log and read model for good
+    (docs/erasure.md). `reason` is the ground (a GDPR article 17 request, say) and `requested_by`
+    who asked for it; both are kept in the stream's last event, so they must not be personal
+    data of the subject. The user id is never usable again: later commands are rejected with
+    `user.forgotten`."""
+
+    reason: Text
+    requested_by: Text
+
+
 def _orderable(items: tuple[OrderItem, ...]) -> tuple[OrderItem, ...]:
     if not items:
         raise PydanticCustomError("no_items", "an order needs at least one item")
@@ -91,5 +102,5 @@ class CancelOrder(Command):
     reason: Text
 
 
-UserCommand = CreateUser | UpdateUser | DeactivateUser | ReactivateUser
+UserCommand = CreateUser | UpdateUser | DeactivateUser | ReactivateUser | ForgetUser
 OrderCommand = CreateOrder | PayOrder | ShipOrder | CancelOrder

@@ -35,6 +35,15 @@ class UserReactivated(Event):
     pass
 
 
+class UserForgotten(Event):
+    """The user's last event: its earlier events are tombstoned in the same transaction, and
+    every read model deletes what it held of the user (docs/erasure.md). Carries no personal
+    data; `version` in its envelope is the stream's last."""
+
+    reason: StoredText
+    requested_by: StoredText
+
+
 class OrderCreated(Event):
     """v2: v1 had no `currency`; every v1 order was in EUR (see `topics.UPCASTERS`)."""
 
@@ -58,5 +67,8 @@ class OrderCancelled(Event):
     reason: StoredText
 
 
-UserEvent = UserCreated | UserEmailChanged | UserNameChanged | UserDeactivated | UserReactivated
+UserEvent = (
+    UserCreated | UserEmailChanged | UserNameChanged | UserDeactivated | UserReactivated
+    | UserForgotten
+)
 OrderEvent = OrderCreated | OrderPaid | OrderShipped | OrderCancelled

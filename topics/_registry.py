@@ -11,6 +11,7 @@ from topics._commands import (
     CreateOrder,
     CreateUser,
     DeactivateUser,
+    ForgetUser,
     PayOrder,
     ReactivateUser,
     ShipOrder,
@@ -24,6 +25,7 @@ from topics._events import (
     UserCreated,
     UserDeactivated,
     UserEmailChanged,
+    UserForgotten,
     UserNameChanged,
     UserReactivated,
 )
@@ -55,7 +57,7 @@ class EventSpec:
 COMMANDS: Mapping[str, CommandSpec] = {
     model.__name__: CommandSpec(aggregate_type, model)
     for aggregate_type, models in (
-        (USER_AGGREGATE, (CreateUser, UpdateUser, DeactivateUser, ReactivateUser)),
+        (USER_AGGREGATE, (CreateUser, UpdateUser, DeactivateUser, ReactivateUser, ForgetUser)),
         (ORDER_AGGREGATE, (CreateOrder, PayOrder, ShipOrder, CancelOrder)),
     )
     for model in models
@@ -66,7 +68,8 @@ EVENTS: Mapping[str, EventSpec] = {
     for aggregate_type, models in (
         (
             USER_AGGREGATE,
-            (UserCreated, UserEmailChanged, UserNameChanged, UserDeactivated, UserReactivated),
+            (UserCreated, UserEmailChanged, UserNameChanged, UserDeactivated, UserReactivated,
+             UserForgotten),
         ),
         (ORDER_AGGREGATE, (OrderCreated, OrderPaid, OrderShipped, OrderCancelled)),
     )

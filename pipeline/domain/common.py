@@ -18,7 +18,7 @@ class Rejection(BaseModel):
     reason: str
 
 
-CustomerStatus = Literal["active", "deactivated"]
+CustomerStatus = Literal["active", "deactivated", "forgotten"]
 
 
 class CustomerStatusLookup(Protocol):

@@ -5,7 +5,8 @@ writer cannot read the user's stream (it may live on another partition). `decide
 `customer_status` lookup in its `DecisionContext`, which the processor feeds from a replicated,
 eventually consistent read of every user's status (the aggregates topic). A user deactivated
 concurrently may therefore still get an order accepted; compensating (cancelling such orders) is
-left to a process manager reacting to `UserDeactivated`, not to this aggregate.
+left to the process managers (`projections.managers`, docs/process-managers.md), not to this
+aggregate.
 
 Money is integer minor units (cents) of the order's currency; totals are always computed here
 (`topics.order_total`), and bounded at the command (`topics.CreateOrder`). The commands and events
@@ -85,7 +86,7 @@ def _create(
         return Rejection(code="order.unknown_customer", reason=f"no user {command.customer_id!r}")
     if customer != "active":
         return Rejection(
-            code="order.customer_inactive", reason=f"user {command.customer_id!r} is deactivated"
+            code="order.customer_inactive", reason=f"user {command.customer_id!r} is {customer}"
         )
     total = order_total(command.items)
     return [

@@ -1,4 +1,8 @@
-"""The user aggregate: create, update (changed fields only), deactivate, reactivate.
+"""The user aggregate: create, update (changed fields only), deactivate, reactivate, forget.
+
+A forgotten user keeps no personal data in its state (empty email and name) and refuses every
+later command with `user.forgotten`, `CreateUser` included: an erased id is never reused, so
+nothing that still names it (orders, an old client) can reach a new person (docs/erasure.md).
 
 Its commands and events are the contract's (`topics`); the state and the rules are here."""
 
@@ -10,6 +14,7 @@ from pipeline.domain.common import CustomerStatus, DecisionContext, Rejection
 from topics import (
     CreateUser,
     DeactivateUser,
+    ForgetUser,
     InvalidHistory,
     UpdateUser,
     UserCommand,
@@ -17,6 +22,7 @@ from topics import (
     UserDeactivated,
     UserEmailChanged,
     UserEvent,
+    UserForgotten,
     UserNameChanged,
     UserReactivated,
 )
@@ -28,15 +34,20 @@ class UserState(BaseModel):
     email: str
     name: str
     active: bool = True
+    forgotten: bool = False
 
 
 UserDecision = list[UserEvent] | Rejection
 
 _NOT_FOUND = Rejection(code="user.not_found", reason="the user does not exist")
+_FORGOTTEN = Rejection(code="user.forgotten",
+                       reason="the user was forgotten (erased); its id cannot be used again")
 
 
 def decide(state: UserState | None, command: UserCommand, context: DecisionContext) -> UserDecision:
     """The events `command` causes on a user in `state`, or why it is refused. Pure."""
+    if state is not None and state.forgotten:
+        return _FORGOTTEN
     if isinstance(command, CreateUser):
         if state is not None:
             return Rejection(code="user.already_exists", reason="the user already exists")
@@ -45,6 +56,8 @@ def decide(state: UserState | None, command: UserCommand, context: DecisionConte
         return _NOT_FOUND
     if isinstance(command, UpdateUser):
         return _update(state, command)
+    if isinstance(command, ForgetUser):
+        return [UserForgotten(reason=command.reason, requested_by=command.requested_by)]
     if isinstance(command, DeactivateUser):
         if not state.active:
             return Rejection(code="user.already_deactivated", reason="the user is deactivated")
@@ -73,6 +86,10 @@ def evolve(state: UserState | None, event: UserEvent) -> UserState:
         return UserState(email=event.email, name=event.name)
     if state is None:
         raise InvalidHistory(f"{type(event).__name__} before UserCreated")
+    if state.forgotten:
+        raise InvalidHistory(f"{type(event).__name__} after UserForgotten")
+    if isinstance(event, UserForgotten):
+        return FORGOTTEN
     if isinstance(event, UserEmailChanged):
         return state.model_copy(update={"email": event.email})
     if isinstance(event, UserNameChanged):
@@ -80,8 +97,14 @@ def evolve(state: UserState | None, event: UserEvent) -> UserState:
     return state.model_copy(update={"active": isinstance(event, UserReactivated)})
 
 
+FORGOTTEN = UserState(email="", name="", active=False, forgotten=True)
+"""Every forgotten user's state: nothing of the person is left in it."""
+
+
 def status(state: UserState | None) -> CustomerStatus | None:
     """What a `CustomerStatusLookup` answers for a user in `state`."""
     if state is None:
         return None
+    if state.forgotten:
+        return "forgotten"
     return "active" if state.active else "deactivated"

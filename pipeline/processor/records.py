@@ -158,6 +158,18 @@ def event(envelope: EventEnvelope, topics: TopicNames, partition: int) -> Outbou
     )
 
 
+def tombstones(stream_id: str, versions: range, topics: TopicNames,
+               partition: int) -> list[OutboundRecord]:
+    """A null value for each of the stream's event keys at `versions`: compaction then removes
+    every record of those keys (an erasure, docs/erasure.md). The headers name the stream and
+    version, so tools can tell an erasure from any other tombstone without the key's format."""
+    return [
+        OutboundRecord(topics.events, partition, event_key(stream_id, version).encode(), None,
+                       [("stream_id", stream_id.encode()), ("version", str(version).encode())])
+        for version in versions
+    ]
+
+
 def domain_event(
     event_data: Event,
     stream_id: str,

@@ -76,9 +76,9 @@ def test_unknown_type_lists_the_known_ones() -> None:
         stream_id_of(command)
 
 
-def test_known_types_are_the_eight_commands() -> None:
+def test_known_types_are_the_nine_commands() -> None:
     assert known_types() == sorted([
-        "CreateUser", "UpdateUser", "DeactivateUser", "ReactivateUser",
+        "CreateUser", "UpdateUser", "DeactivateUser", "ReactivateUser", "ForgetUser",
         "CreateOrder", "PayOrder", "ShipOrder", "CancelOrder",
     ])
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from projections.fake_tracking import FakeTracking
-from projections.postgres.fold import FoldFailed, Row, RowKey, fold
+from projections.postgres.fold import FoldFailed, Row, RowKey, fold, is_forgotten
 from projections.postgres.models import Order, User, UserStats, period_starts
 from projections.postgres.projector import project
 from projections.runtime.errors import PoisonEvent, TransientError
@@ -26,6 +26,8 @@ class FakeStore(FakeTracking):
         super().__init__()
         self.users: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
+        self.forgotten: dict[str, dict[str, Any]] = {}
+        """Forgotten users' markers (`forgotten_users`), by id."""
         self.fail_next = 0
 
     async def apply(self, batch: Batch) -> Applied:
@@ -35,6 +37,7 @@ class FakeStore(FakeTracking):
         tables = {"users": self.users, "orders": self.orders}
         stored: dict[RowKey, Row] = {
             (table, row_id): row for table, rows in tables.items() for row_id, row in rows.items()}
+        stored.update({("users", user_id): row for user_id, row in self.forgotten.items()})
         changed: dict[RowKey, Row] = {}
         current = ChainMap(changed, stored)
         applied = 0
@@ -50,7 +53,14 @@ class FakeStore(FakeTracking):
             changed.update(folded.rows)
             applied += folded.applied
         for (table, row_id), row in changed.items():
-            tables[table][row_id] = row
+            if is_forgotten(row):
+                self.users.pop(row_id, None)
+                self.forgotten[row_id] = row
+            else:
+                tables[table][row_id] = row
+        for order in self.orders.values():
+            if order["customer_id"] in self.forgotten:
+                order["customer_id"] = None
         self.track(batch, forward_only=False)  # the checkpoint upsert overwrites
         return Applied(applied=applied, skipped=len(batch.items) - applied)
 

@@ -4,17 +4,18 @@ Pure. `evolve_row` is how a `users` or `orders` row changes under one row operat
 included: the batch fold, the fake store and the store's item-by-item path all call it, and the
 SQL only adds the same version guard (`WHERE t.version < EXCLUDED.version`) to what it computed.
 `fold` applies a batch's operations, item by item in order, onto the current rows (read once per
-batch): the latest state of every changed row (one write per row) and how many items changed the
-read model; an item with no operation counts as changed.
+batch, with the customers of the orders created): the latest state of every changed row (one write
+per row) and how many items changed the read model; an item with no operation counts as changed.
+An order created for a forgotten customer is written without its customer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from projections.postgres.projector import Patch, PutOrder, PutUser, RowOp
+from projections.postgres.projector import Forget, Patch, PutOrder, PutUser, RowOp
 from topics import InvalidHistory
 
 PATCHABLE = {"users": {"email", "name", "active"},
@@ -43,11 +44,30 @@ class Folded:
 
 
 def row_key(operation: RowOp) -> RowKey:
-    if isinstance(operation, PutUser):
+    if isinstance(operation, PutUser | Forget):
         return ("users", operation.user_id)
     if isinstance(operation, PutOrder):
         return ("orders", operation.order_id)
     return (operation.table, operation.row_id)
+
+
+def is_forgotten(row: Row | None) -> bool:
+    """Whether `row` is a forgotten user's marker (`forgotten_users`), not a `users` row."""
+    return row is not None and bool(row.get("forgotten"))
+
+
+def customer_key(operation: RowOp) -> RowKey | None:
+    """The user row an order's creation must read: its customer may be forgotten."""
+    if isinstance(operation, PutOrder) and operation.customer_id is not None:
+        return ("users", operation.customer_id)
+    return None
+
+
+def unlinked(operation: RowOp, customer: Row | None) -> RowOp:
+    """`operation`, without its customer when it creates an order for a forgotten one."""
+    if isinstance(operation, PutOrder) and is_forgotten(customer):
+        return replace(operation, customer_id=None)
+    return operation
 
 
 def evolve_row(row: Row | None, operation: RowOp) -> Row | None:
@@ -60,7 +80,24 @@ def evolve_row(row: Row | None, operation: RowOp) -> Row | None:
     row (or than 0, for a missing row) follows a gap, as the search document rule also decides.
     Raises `InvalidHistory` for a gap and for a patch of a missing row, `ValueError` for a patch
     of columns that may not be patched.
+
+    A `Forget` turns the user row (or no row) into the forgotten marker `{"id", "forgotten",
+    "forgotten_at", "version"}` at any version: the stream's earlier events are erased from the
+    log, so no gap is checked. Every older event of a forgotten user is then already applied
+    (the row never comes back, whatever a replay reads), and a newer one is an impossible
+    history.
     """
+    if isinstance(operation, Forget):
+        if row is not None and row["version"] >= operation.version:
+            return None
+        return {"id": operation.user_id, "forgotten": True, "forgotten_at": operation.at,
+                "version": operation.version}
+    if is_forgotten(row):
+        assert row is not None
+        if operation.version <= row["version"]:
+            return None
+        raise InvalidHistory(f"user {row['id']!r} was forgotten at version {row['version']}: "
+                             f"version {operation.version} cannot follow")
     known = row["version"] if row is not None else 0
     if operation.version > known + 1:
         raise InvalidHistory(f"{row_key(operation)[0]} row {row_key(operation)[1]!r} is at "
@@ -96,6 +133,9 @@ def fold(operations: Sequence[Sequence[RowOp]], current: Mapping[RowKey, Row]) -
     for index, item_operations in enumerate(operations):
         changed = not item_operations
         for operation in item_operations:
+            customer = customer_key(operation)
+            if customer is not None:
+                operation = unlinked(operation, rows.get(customer, current.get(customer)))
             key = row_key(operation)
             try:
                 after = evolve_row(rows.get(key, current.get(key)), operation)

@@ -27,7 +27,8 @@ class Order(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
-    customer_id: str
+    customer_id: str | None
+    """`None` once the customer is forgotten (docs/erasure.md)."""
     items: list[dict[str, Any]]
     total: int
     currency: str

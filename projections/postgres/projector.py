@@ -23,6 +23,7 @@ from topics import (
     UserDeactivated,
     UserEmailChanged,
     UserEvent,
+    UserForgotten,
     UserNameChanged,
     UserReactivated,
     parse_stream_id,
@@ -40,9 +41,21 @@ class PutUser:
 
 
 @dataclass(frozen=True)
+class Forget:
+    """Erase user `user_id`: its row leaves `users` for a marker in `forgotten_users` (no
+    personal data: id, version, time) that keeps every older event of the stream from writing
+    the row again, and its orders lose their customer (docs/erasure.md)."""
+
+    user_id: str
+    at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
 class PutOrder:
     order_id: str
-    customer_id: str
+    customer_id: str | None
+    """`None` once the customer is forgotten."""
     items: list[dict[str, Any]]
     total: int
     currency: str
@@ -62,7 +75,7 @@ class Patch:
     version: int
 
 
-RowOp = PutUser | PutOrder | Patch
+RowOp = PutUser | PutOrder | Patch | Forget
 
 
 def project(item: Item) -> list[RowOp]:
@@ -71,6 +84,8 @@ def project(item: Item) -> list[RowOp]:
     event, at, version = item.event, item.envelope.occurred_at, item.envelope.version
     if isinstance(event, UserCreated):
         return [PutUser(row_id, event.email, event.name, True, at, version)]
+    if isinstance(event, UserForgotten):
+        return [Forget(row_id, at, version)]
     if isinstance(event, OrderCreated):
         items = [line.model_dump(mode="json") for line in event.items]
         return [PutOrder(row_id, event.customer_id, items, event.total, event.currency,

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from projections.postgres.fold import Row, RowKey
+from projections.postgres.fold import Row, RowKey, is_forgotten
 
 COLUMNS = {
     "users": ("id", "email", "name", "active", "created_at", "updated_at", "version"),
@@ -46,6 +46,23 @@ output)."""
 UPSERT_ROW = {table: _guarded_upsert(table, "VALUES ({})".format(
     ", ".join("%s" for _ in COLUMNS[table]))) for table in COLUMNS}
 """One whole row, its values in `COLUMNS` order."""
+FORGOTTEN_SELECT = ("SELECT id, version, forgotten_at FROM forgotten_users WHERE id = ANY(%b)"
+                    " FOR UPDATE")
+FORGET = """
+WITH marked AS (
+    INSERT INTO forgotten_users AS f (id, version, forgotten_at)
+    SELECT * FROM unnest(%b::text[], %b::bigint[], %b::timestamptz[])
+    ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, forgotten_at = EXCLUDED.forgotten_at
+    WHERE f.version < EXCLUDED.version
+    RETURNING id
+), erased AS (
+    DELETE FROM users WHERE id IN (SELECT id FROM marked)
+)
+SELECT count(*) FROM marked"""
+"""Forget users, guarded by version like every write: the marker and the row deleted, in one
+statement; counts the markers the guard let through."""
+UNLINK = "UPDATE orders SET customer_id = NULL WHERE customer_id = ANY(%b)"
+"""Forgotten users' orders lose their customer (those of this batch too: written before)."""
 PUT_USER = UPSERT_ROW["users"]
 """`UPSERT_ROW["users"]` under the name `bench/sinks.py` still imports (a baseline of its own)."""
 
@@ -63,6 +80,11 @@ async def read_rows(
         await cursor.execute(SELECT[table].encode(), (wanted,))
         for values in await cursor.fetchall():
             found[(table, values[0])] = dict(zip(COLUMNS[table], values, strict=True))
+    if "users" in ids:
+        await cursor.execute(FORGOTTEN_SELECT.encode(), (ids["users"],))
+        for user_id, version, forgotten_at in await cursor.fetchall():
+            found[("users", user_id)] = {"id": user_id, "forgotten": True,
+                                         "forgotten_at": forgotten_at, "version": version}
     return found
 
 
@@ -71,17 +93,33 @@ async def write_rows(cursor: psycopg.AsyncCursor[Any], rows: Mapping[RowKey, Row
     array per column (in id order); returns how many rows the guards let through."""
     written = 0
     for table, columns in COLUMNS.items():
-        chosen = [row for (name, _), row in sorted(rows.items()) if name == table]
+        chosen = [row for (name, _), row in sorted(rows.items())
+                  if name == table and not is_forgotten(row)]
         if chosen:
             arrays = [[_value(row[column], kind) for row in chosen]
                       for column, kind in zip(columns, TYPES[table], strict=True)]
             await cursor.execute(UPSERT[table].encode(), arrays)
             written += cursor.rowcount
+    forgotten = [row for _, row in sorted(rows.items()) if is_forgotten(row)]
+    if forgotten:
+        written += await _forget(cursor, forgotten)
     return written
+
+
+async def _forget(cursor: psycopg.AsyncCursor[Any], forgotten: list[Row]) -> int:
+    """Write forgotten users' markers (see `FORGET`), after the batch's orders."""
+    ids = [row["id"] for row in forgotten]
+    await cursor.execute(FORGET.encode(), (ids, [row["version"] for row in forgotten],
+                                           [row["forgotten_at"] for row in forgotten]))
+    marked = await cursor.fetchone()
+    await cursor.execute(UNLINK.encode(), (ids,))
+    return int(marked[0]) if marked else 0
 
 
 async def write_row(cursor: psycopg.AsyncCursor[Any], key: RowKey, row: Row) -> bool:
     """Upsert one whole row, guarded by version; `True` when the guard let it through."""
+    if is_forgotten(row):
+        return await _forget(cursor, [row]) > 0
     table = key[0]
     values = [_value(row[column], kind) for column, kind in zip(COLUMNS[table], TYPES[table],
                                                                  strict=True)]

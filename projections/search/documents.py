@@ -7,6 +7,9 @@ reach it through `plan_batch`, called by `writes.apply_documents`). Contract (no
 - A document carries the stream version it reflects. For each stream, in delivery order, an event
   at `version <= document.version` is *already applied* (a redelivery) and skipped; the event at
   `document.version + 1` is applied; any higher version is a *gap* (events missing before it).
+- A `UserForgotten` turns the document into a forgotten marker at any version (the stream's earlier
+  events are erased, so no gap); every older event of the stream is then already applied, and a
+  newer one is an impossible history.
 - An event that cannot be applied (gap, unknown type, failed upcast or validation, an impossible
   history) is poison, and every later event of the same stream in the batch is parked behind it
   (reported as poison too) since applying them out of order would corrupt the document. The
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
@@ -31,6 +35,7 @@ from topics import (
     UserCreated,
     UserDeactivated,
     UserEmailChanged,
+    UserForgotten,
     UserNameChanged,
     UserReactivated,
     from_envelope,
@@ -50,6 +55,16 @@ class UserDocument(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     version: int
+    forgotten: bool = False
+    """A forgotten user's marker (no personal data: empty name and email), never a document of
+    the users index: the store deletes the user's document and keeps the marker apart, so that
+    no older event of the stream writes the document again (docs/erasure.md)."""
+
+
+def forgotten_marker(user_id: str, version: int, at: datetime) -> UserDocument:
+    """The marker of user `user_id`, forgotten at `version`."""
+    return UserDocument(user_id=user_id, name="", email="", active=False, created_at=at,
+                        updated_at=at, version=version, forgotten=True)
 
 
 @dataclass(frozen=True)
@@ -139,18 +154,19 @@ def apply_event(
     Raises `_Poison` for anything that retrying cannot fix.
     """
     current_version = document.version if document else 0
-    if envelope.version != current_version + 1:
-        raise _Poison(
-            "StreamGap",
-            f"{envelope.stream_id}@{envelope.version} follows version {current_version}: "
-            f"events {current_version + 1}..{envelope.version - 1} are missing",
-        )
     try:
         parse_stream_id(envelope.stream_id)
         if event is None:
             event = from_envelope(envelope)
     except (InvalidStreamId, UnknownMessageType, UpcastError, ValidationError) as error:
         raise _Poison(type(error).__name__, str(error).splitlines()[0]) from None
+    # A forget follows no gap: the stream's earlier events are erased from the log.
+    if envelope.version != current_version + 1 and not isinstance(event, UserForgotten):
+        raise _Poison(
+            "StreamGap",
+            f"{envelope.stream_id}@{envelope.version} follows version {current_version}: "
+            f"events {current_version + 1}..{envelope.version - 1} are missing",
+        )
     return evolve_document(document, envelope, event)
 
 
@@ -161,6 +177,11 @@ def evolve_document(
     rule of a user document. Raises `_Poison` for an impossible history (a second `UserCreated`,
     a change before it) or an event that is not a user event."""
     stamp = {"version": envelope.version, "updated_at": envelope.occurred_at}
+    if document is not None and document.forgotten:
+        raise _Poison(InvalidHistory.__name__, f"{envelope.type} after UserForgotten")
+    if isinstance(event, UserForgotten):
+        return forgotten_marker(user_id_of(envelope) or "", envelope.version,
+                                envelope.occurred_at)
     if isinstance(event, UserCreated):
         if document is not None:
             raise _Poison(InvalidHistory.__name__, "UserCreated on an existing user")

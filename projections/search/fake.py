@@ -26,7 +26,8 @@ class FakeUserDocuments:
         return {user_id: self.stored.get(user_id) for user_id in ids}
 
     async def get_document(self, user_id: str) -> UserDocument | None:
-        return self.stored.get(user_id)
+        held = self.stored.get(user_id)
+        return None if held is None or held.forgotten else held
 
     async def index_documents(self, documents: Sequence[UserDocument]) -> tuple[set[str], Rejected]:
         conflicted: set[str] = set()

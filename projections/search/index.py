@@ -49,6 +49,11 @@ class IndexNames:
         return f"{self.alias}-v{generation}"
 
     @property
+    def forgotten(self) -> str:
+        """The forgotten users' markers, shared by every generation (docs/erasure.md)."""
+        return f"{self.alias}-forgotten"
+
+    @property
     def pattern(self) -> str:
         """Every generation of this index (for clean-up)."""
         return f"{self.alias}-v*"

@@ -29,7 +29,12 @@ from projections.runtime.errors import TransientError
 from projections.runtime.records import Applied, Batch, Item, SourceRecord
 from projections.search.errors import SearchError, SearchUnavailable, StateWriteRefused
 from projections.search.index import IndexNames, alias_target, create_index, ensure_index
-from projections.search.store import WRITE_BLOCK, ElasticsearchUserStore, Refresh
+from projections.search.store import (
+    WRITE_BLOCK,
+    ElasticsearchUserStore,
+    Refresh,
+    ensure_forgotten_index,
+)
 from projections.search.tracking import (
     bulk_chunks,
     checkpoint_operations,
@@ -60,8 +65,12 @@ class SearchProjectorStore:
         self._refresh = refresh
         self._target = index
         self._refresh_interval = refresh_interval
-        self._users = ElasticsearchUserStore(client, index or names.alias, refresh=refresh)
+        self._users = self._store(index or names.alias)
         self._state_index: str | None = None
+
+    def _store(self, index: str) -> ElasticsearchUserStore:
+        return ElasticsearchUserStore(self._client, index, refresh=self._refresh,
+                                      forgotten_index=self._names.forgotten)
 
     @property
     def documents(self) -> ElasticsearchUserStore:
@@ -83,8 +92,9 @@ class SearchProjectorStore:
                 await create_index(self._client, index, self._refresh_interval)
             self._state_index = state_index_for(index)
             # The concrete index, not the alias: a batch never straddles a rebuild's swap.
-            self._users = ElasticsearchUserStore(self._client, index, refresh=self._refresh)
+            self._users = self._store(index)
             await ensure_state_index(self._client, self._state_index)
+            await ensure_forgotten_index(self._client, self._names.forgotten)
 
     async def close(self) -> None:
         await self._client.close()
@@ -118,7 +128,7 @@ class SearchProjectorStore:
             if index is not None and state_index_for(index) != self._state_index:
                 logger.warning("search projector follows the alias %s to %s",
                                self._names.alias, index)
-                self._users = ElasticsearchUserStore(self._client, index, refresh=self._refresh)
+                self._users = self._store(index)
                 self._state_index = state_index_for(index)
 
     async def _apply_to_index(self, batch: Batch) -> Applied:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal, cast
 
 from elasticsearch import (
@@ -26,7 +27,7 @@ from elasticsearch import (
     ConnectionTimeout,
 )
 
-from projections.search.documents import UserDocument
+from projections.search.documents import UserDocument, forgotten_marker
 from projections.search.errors import SearchUnavailable
 from projections.search.writes import Rejected
 
@@ -41,13 +42,39 @@ def _transient_status(status: int) -> bool:
     return status in _TRANSIENT_STATUS or status >= 500
 
 
-class ElasticsearchUserStore:
-    """`writes.UserDocuments` in `index` (normally the alias) through an async client."""
+FORGOTTEN_MAPPINGS = {
+    "dynamic": "strict",
+    "properties": {"user_id": {"type": "keyword"}, "version": {"type": "long"},
+                   "forgotten_at": {"type": "date"}},
+}
+"""The forgotten users' markers: an id, a version and a time, nothing of the person."""
 
-    def __init__(self, client: AsyncElasticsearch, index: str, *, refresh: Refresh = False) -> None:
+
+async def ensure_forgotten_index(client: AsyncElasticsearch, index: str) -> None:
+    """Create the forgotten users' index unless it exists (idempotent, safe to race)."""
+    try:
+        await client.indices.create(
+            index=index, settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
+            mappings=FORGOTTEN_MAPPINGS)
+    except ApiError as error:
+        if error.error != "resource_already_exists_exception":
+            raise
+
+
+class ElasticsearchUserStore:
+    """`writes.UserDocuments` in `index` (normally the alias) through an async client.
+
+    A forgotten user (docs/erasure.md) has no document: its document is deleted (by external
+    version, so no older write lands after it) and its marker kept in `forgotten_index`, shared
+    by every generation of the users index (a rebuild reads it too), which `get_documents` reads
+    with the documents. Without a `forgotten_index` (read-only uses), markers are not read."""
+
+    def __init__(self, client: AsyncElasticsearch, index: str, *, refresh: Refresh = False,
+                 forgotten_index: str | None = None) -> None:
         self._client = client
         self._index = index
         self._refresh = refresh
+        self._forgotten = forgotten_index
 
     @property
     def index(self) -> str:
@@ -57,23 +84,34 @@ class ElasticsearchUserStore:
         """The stored documents of `ids` (`None` where there is none), read in one `mget`."""
         if not ids:
             return {}
+        found: dict[str, UserDocument | None] = {user_id: None for user_id in ids}
+        for item in await self._mget(self._index, ids):
+            found[item["_id"]] = UserDocument.model_validate(item["_source"])
+        if self._forgotten is not None:
+            for item in await self._mget(self._forgotten, ids):
+                marker = item["_source"]
+                found[item["_id"]] = forgotten_marker(
+                    marker["user_id"], marker["version"],
+                    datetime.fromisoformat(marker["forgotten_at"]))
+        return found
+
+    async def _mget(self, index: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The documents of `ids` found in `index` (realtime)."""
         try:
-            response = await self._client.mget(index=self._index, ids=list(ids), realtime=True)
+            response = await self._client.mget(index=index, ids=list(ids), realtime=True)
         except (ConnectionError, ConnectionTimeout) as error:
             raise SearchUnavailable(f"mget failed: {error}") from error
         except ApiError as error:
             if _transient_status(error.status_code):
                 raise SearchUnavailable(f"mget answered {error.status_code}") from error
             raise
-        found: dict[str, UserDocument | None] = {user_id: None for user_id in ids}
-        for item in response.body["docs"]:
-            if item.get("found"):
-                found[item["_id"]] = UserDocument.model_validate(item["_source"])
-        return found
+        return [item for item in response.body["docs"] if item.get("found")]
 
     async def get_document(self, user_id: str) -> UserDocument | None:
-        """One stored document (realtime: sees writes not yet refreshed)."""
-        return (await self.get_documents([user_id]))[user_id]
+        """One stored document (realtime: sees writes not yet refreshed); `None` for a
+        forgotten user."""
+        found = (await self.get_documents([user_id]))[user_id]
+        return None if found is None or found.forgotten else found
 
     async def index_documents(self, documents: Sequence[UserDocument]) -> tuple[set[str], Rejected]:
         """Write `documents` in one `bulk` (external versions): the ids answered 409, and those
@@ -82,9 +120,13 @@ class ElasticsearchUserStore:
         # client): the client's NDJSON serializer sends `str` lines as they are.
         operations: list[str] = []
         for document in documents:
-            action = {"_id": document.user_id, "version": document.version}
-            operations.append(json.dumps({"index": {**action, "version_type": "external"}}))
-            operations.append(document.model_dump_json())
+            action = {"_id": document.user_id, "version": document.version,
+                      "version_type": "external"}
+            if document.forgotten:
+                operations.extend(self._forget(document, action))
+                continue
+            operations.append(json.dumps({"index": action}))
+            operations.append(document.model_dump_json(exclude={"forgotten"}))
         try:
             response = await self._client.bulk(
                 index=self._index, operations=cast(Any, operations), refresh=self._refresh
@@ -97,16 +139,27 @@ class ElasticsearchUserStore:
             raise
         return _classify_items(response.body["items"])
 
+    def _forget(self, marker: UserDocument, action: dict[str, Any]) -> list[str]:
+        """Bulk lines: delete the user's document, keep its marker (both by external version)."""
+        if self._forgotten is None:
+            raise RuntimeError("this store has no forgotten users' index to keep markers in")
+        source = {"user_id": marker.user_id, "version": marker.version,
+                  "forgotten_at": marker.updated_at.isoformat()}
+        return [json.dumps({"delete": action}),
+                json.dumps({"index": {**action, "_index": self._forgotten}}), json.dumps(source)]
+
 
 def _classify_items(items: Sequence[dict[str, Any]]) -> tuple[set[str], Rejected]:
-    """Split bulk item results into 409 conflicts and poison rejections; raise on transient."""
+    """Split bulk item results into 409 conflicts and poison rejections; raise on transient.
+    A forget's `delete` of a document that is not there (404) is fine; its marker's `index`
+    answers for the forget's version."""
     conflicted: set[str] = set()
     rejected: Rejected = {}
     transient: list[str] = []
     for item in items:
-        result = item["index"]
+        operation, result = next(iter(item.items()))
         status = int(result["status"])
-        if status < 300:
+        if status < 300 or (operation == "delete" and status in (404, 409)):
             continue
         if status == 409:
             conflicted.add(result["_id"])

@@ -29,6 +29,7 @@ from topics import (
     UserCreated,
     UserDeactivated,
     UserEmailChanged,
+    UserForgotten,
     UserNameChanged,
     UserReactivated,
 )
@@ -118,6 +119,61 @@ class StoreContract:
         runner.run(scenario())
 
 
+    @pytest.mark.parametrize("one_batch", [True, False])
+    def test_a_forgotten_user_never_comes_back(
+        self, store: Any, runner: asyncio.Runner, one_batch: bool
+    ) -> None:
+        """Erasure: the user is gone, and a replay of its stream from before the log's
+        compaction (the same events again, then the forget again) never writes it back."""
+        history = stream("user-f1", [UserCreated(email="f1@x.io", name="Forget Me"),
+                                     UserNameChanged(name="Forget Me Too"),
+                                     UserForgotten(reason="art. 17", requested_by="dpo")])
+
+        async def scenario() -> None:
+            if one_batch:
+                assert (await apply(store, history)).applied == 3
+            else:
+                for event in history:
+                    await apply(store, [event])
+            assert await self.user(store, "f1") is None
+            replayed = await apply(store, history)
+            assert (replayed.applied, replayed.skipped) == (0, 3)
+            assert await self.user(store, "f1") is None
+            for event in history[:2]:
+                assert (await apply(store, [event])).skipped == 1
+            assert await self.user(store, "f1") is None
+        runner.run(scenario())
+
+    def test_a_forget_alone_applies_after_compaction(
+        self, store: Any, runner: asyncio.Runner
+    ) -> None:
+        """Once compacted, the log holds only the stream's `UserForgotten`: no gap, no row."""
+        alone = envelope("user-f2", 4, UserForgotten(reason="r", requested_by="dpo"))
+
+        async def scenario() -> None:
+            assert (await apply(store, [alone])).applied == 1
+            assert await self.user(store, "f2") is None
+            late = envelope("user-f2", 1, UserCreated(email="f2@x.io", name="F"))
+            assert (await apply(store, [late])).skipped == 1
+            assert await self.user(store, "f2") is None
+        runner.run(scenario())
+
+    def test_an_event_after_the_forget_is_poison(
+        self, store: Any, runner: asyncio.Runner
+    ) -> None:
+        history = stream("user-f3", [UserCreated(email="f3@x.io", name="F"),
+                                     UserForgotten(reason="r", requested_by="dpo"),
+                                     UserNameChanged(name="Back")])
+
+        async def scenario() -> None:
+            await apply(store, history[:2])
+            with pytest.raises(PoisonEvent) as raised:
+                await apply(store, history[2:])
+            assert raised.value.index == 0
+            assert await self.user(store, "f3") is None
+        runner.run(scenario())
+
+
 class PostgresStoreContract(StoreContract):
     """The rows and queries of the PostgreSQL read models."""
 
@@ -187,6 +243,32 @@ class PostgresStoreContract(StoreContract):
                 "created", 900, "pay-1", "trk-1")
             assert order.version == 4
             assert order.created_at < order.updated_at == NOW
+        runner.run(scenario())
+
+    def test_forgotten_users_leave_the_stats_and_their_orders(
+        self, store: Any, runner: asyncio.Runner
+    ) -> None:
+        """Orders of a forgotten customer keep their money facts and lose their customer, those
+        written before the forget and those a replay writes after it."""
+        forget = envelope("user-g1", 2, UserForgotten(reason="r", requested_by="dpo"), NOW)
+
+        async def scenario() -> None:
+            await apply(store, [envelope("user-g1", 1, UserCreated(email="g1@x.io", name="G"),
+                                         NOW),
+                                envelope("user-g2", 1, UserCreated(email="g2@x.io", name="H"),
+                                         NOW)])
+            await apply(store, stream("order-p1", [order_created("p1", "g1", 500),
+                                                   OrderPaid(amount=500, payment_ref="p")]))
+            await apply(store, [forget, *stream("order-p2", [order_created("p2", "g1", 700)])])
+            await apply(store, stream("order-p3", [order_created("p3", "g1", 900)]))
+            stats = await store.user_stats(NOW)
+            assert (stats.total, stats.active, stats.new_today) == (1, 1, 1)
+            assert await store.orders_for_user("g1") == []
+            for order_id, total, status in (("p1", 500, "paid"), ("p2", 700, "created"),
+                                            ("p3", 900, "created")):
+                order = await store.order(order_id)
+                assert order is not None
+                assert (order.customer_id, order.total, order.status) == (None, total, status)
         runner.run(scenario())
 
     def test_checkpoints_and_min_version(self, store: Any, runner: asyncio.Runner) -> None:

@@ -161,3 +161,35 @@ def test_snapshot_round_trip_keeps_state_and_window() -> None:
     restored = StreamState.from_snapshot(snapshot)
     assert restored.version == 1
     assert restored.has_seen("c1")
+
+
+def test_forget_tombstones_every_earlier_event_and_forgets_the_window() -> None:
+    """Erasure: the forget's transaction holds a null value for each earlier event key of the
+    stream, a snapshot with nothing of the person, and a window of the forget's id alone."""
+    current = batch()
+    partition = partition_for("user-u1", PARTITIONS)
+    handle(record(command("CreateUser", "u1", "c1", **CREATE)), current)
+    handle(record(command("UpdateUser", "u1", "c2", data={"name": "Ann B"})), current)
+    forget = command("ForgetUser", "u1", "c3", data={"reason": "art. 17", "requested_by": "dpo"})
+    handled = handle(record(forget), current)
+    assert handled.outcome == "accepted"
+    event = decode_event(handled.outputs[0].value or b"")
+    assert (event.type, event.version, event.data) == (
+        "UserForgotten", 3, {"reason": "art. 17", "requested_by": "dpo"})
+    snapshot = decode_snapshot(next(o.value for o in handled.outputs if o.topic == "a") or b"")
+    assert snapshot.state == {"email": "", "name": "", "active": False, "forgotten": True}
+    assert snapshot.recent_command_ids == ["c3"]
+    erased = [o for o in handled.outputs if o.topic == "e" and o.value is None]
+    assert [o.key for o in erased] == [b"user-u1@1", b"user-u1@2"]
+    assert {o.partition for o in erased} == {partition}
+    assert b"ann" not in b"".join(o.value or b"" for o in handled.outputs).lower()
+    again = handle(record(forget), current)
+    assert again.outcome == "duplicate"
+    for type_, data in (("CreateUser", CREATE["data"]), ("UpdateUser", {"name": "X"}),
+                        ("ReactivateUser", {})):
+        refused = handle(record(command(type_, "u1", f"n-{type_}", data=data)), current)
+        assert (refused.outcome, refused.code) == ("rejected", "user.forgotten")
+    order = handle(record(command(
+        "CreateOrder", "o1", "c9", data={"customer_id": "u1", "currency": "EUR", "items": [
+            {"sku": "s", "quantity": 1, "unit_price": 100}]}), "order-o1"), current)
+    assert (order.outcome, order.code) == ("rejected", "order.customer_inactive")

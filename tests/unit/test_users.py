@@ -10,11 +10,13 @@ from pipeline.domain.testing import FIXED_NOW, given
 from topics import (
     CreateUser,
     DeactivateUser,
+    ForgetUser,
     ReactivateUser,
     UpdateUser,
     UserCreated,
     UserDeactivated,
     UserEmailChanged,
+    UserForgotten,
     UserNameChanged,
     UserReactivated,
     limits,
@@ -120,3 +122,22 @@ def test_any_name_with_an_inner_control_character_is_refused(
     name = f"a{before}{control}{after}z"
     code = rejection_code("CreateUser", {"email": "a@example.com", "name": name})
     assert code == "validation.control_character"
+
+
+FORGOTTEN = UserForgotten(reason="art. 17", requested_by="dpo")
+
+
+def test_forget_an_active_or_deactivated_user() -> None:
+    forget = ForgetUser(reason="art. 17", requested_by="dpo")
+    given(CREATED).when(forget).then(FORGOTTEN)
+    given(CREATED, UserDeactivated()).when(forget).then(FORGOTTEN)
+    given().when(forget).then_rejected("user.not_found")
+
+
+@pytest.mark.parametrize("command", [
+    CreateUser(email="ada@example.com", name="Ada"), UpdateUser(name="X"), DeactivateUser(),
+    ReactivateUser(), ForgetUser(reason="again", requested_by="dpo")])
+def test_a_forgotten_user_refuses_everything(
+    command: CreateUser | UpdateUser | DeactivateUser | ReactivateUser | ForgetUser,
+) -> None:
+    given(CREATED, FORGOTTEN).when(command).then_rejected("user.forgotten")

@@ -79,7 +79,8 @@ def _raw_log(pipeline: Pipeline, topic: str) -> list[tuple[bytes | None, bytes |
 
 def _rebuild(pipeline: Pipeline, projection: str) -> None:
     done = subprocess.run([sys.executable, "-m", "cqrs", "rebuild", projection, "--no-keep"],
-                          cwd=ROOT, env={**os.environ, **pipeline.env}, capture_output=True, timeout=240)
+                          cwd=ROOT, env={**os.environ, **pipeline.env}, capture_output=True,
+                          timeout=240)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
 
 

@@ -84,12 +84,12 @@ def evolve(state: UserState | None, event: UserEvent) -> UserState:
         if state is not None:
             raise InvalidHistory("UserCreated on an existing user")
         return UserState(email=event.email, name=event.name)
+    if isinstance(event, UserForgotten) and (state is None or not state.forgotten):
+        return FORGOTTEN  # also on no state: a compacted log keeps only the stream's forget
     if state is None:
         raise InvalidHistory(f"{type(event).__name__} before UserCreated")
     if state.forgotten:
         raise InvalidHistory(f"{type(event).__name__} after UserForgotten")
-    if isinstance(event, UserForgotten):
-        return FORGOTTEN
     if isinstance(event, UserEmailChanged):
         return state.model_copy(update={"email": event.email})
     if isinstance(event, UserNameChanged):

@@ -7,6 +7,10 @@ topic, keyed `<stream_id>@<version>`: they are decoded and upcast (`from_envelop
 (`aggregates.evolve`), and the duplicate window is rebuilt from their `causation_id`s. An event
 whose key is not `event_key` of its own stream id and version is skipped (and logged).
 
+An erased stream (docs/erasure.md) is its `UserForgotten` alone: its earlier keys are tombstoned
+(a null value, read as "this version is erased") and, once compacted, gone; the forget, which
+must be the stream's last event, rebuilds the forgotten state at its version.
+
 Only a deterministic failure quarantines a stream (no events, versions not 1..n, an event that
 does not decode): reading again would give the same answer. A read that does not finish (a
 timeout, a broker fault) decides nothing: `RebuildInterrupted` is raised, as a restore timeout
@@ -55,6 +59,10 @@ def fold_stream(stream_id: str, envelopes: Iterable[EventEnvelope]) -> StreamSta
     by_version = {envelope.version: envelope for envelope in envelopes}
     if not by_version:
         raise RebuildFailed(f"no events of {stream_id!r} on its partition")
+    forgotten = [version for version, envelope in by_version.items()
+                 if envelope.type == "UserForgotten"]
+    if forgotten:
+        return _forgotten(stream_id, by_version, max(forgotten))
     if sorted(by_version) != list(range(1, len(by_version) + 1)):
         raise RebuildFailed(f"events of {stream_id!r} are not versions 1..{len(by_version)}")
     aggregate_type, _ = parse_stream_id(stream_id)
@@ -67,6 +75,17 @@ def fold_stream(stream_id: str, envelopes: Iterable[EventEnvelope]) -> StreamSta
         if cause is not None and (not window or window[-1] != cause):
             window = remember_command(window, cause)
     return StreamState(stream_id, aggregate_type, len(by_version), state, tuple(window))
+
+
+def _forgotten(stream_id: str, by_version: dict[int, EventEnvelope], version: int) -> StreamState:
+    """An erased stream: the forgotten state at its forget's version, which must be the last."""
+    if max(by_version) != version:
+        raise RebuildFailed(f"events of {stream_id!r} follow its UserForgotten at {version}")
+    forget = by_version[version]
+    aggregate_type, _ = parse_stream_id(stream_id)
+    state = aggregates.evolve(None, from_envelope(forget))
+    window = (forget.causation_id,) if forget.causation_id is not None else ()
+    return StreamState(stream_id, aggregate_type, version, state, window)
 
 
 def rebuild(
@@ -87,6 +106,8 @@ def rebuild(
             key = (record.key or b"").decode("utf-8", errors="replace")
             slot = (record.partition, key.rpartition("@")[0])
             if slot not in envelopes or slot in reasons:
+                continue
+            if record.value is None:  # a tombstone: that version is erased
                 continue
             try:
                 envelope = decode_event(record.value or b"")

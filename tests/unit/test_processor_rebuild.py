@@ -17,6 +17,7 @@ from topics import (
     Event,
     EventEnvelope,
     UserCreated,
+    UserForgotten,
     UserNameChanged,
     decode_event,
     decode_result,
@@ -189,3 +190,34 @@ def test_events_whose_key_is_not_their_stream_and_version_are_skipped(
     (event,) = [decode_event(r.value or b"") for r in broker.records("e")
                 if r.key == b"user-u1@2" and r.offset == 2]
     assert event.stream_id == "user-u1"
+
+
+def test_an_erased_stream_rebuilds_as_forgotten_from_its_forget_alone() -> None:
+    """After a forget and the log's compaction, the stream is its tombstones (or nothing) and its
+    `UserForgotten`: that alone rebuilds it, at its version, still refusing everything."""
+    broker = history_of(["u1"])
+    send(broker, "u1", rename("u1", "Anna", 1))
+    send(broker, "u1", {"command_id": "forget-u1", "type": "ForgetUser",
+                        "data": {"reason": "art. 17", "requested_by": "dpo"}})
+    processor = restart(broker)
+    drain(processor, broker)
+    processor.close()
+    erased = [r for r in broker.records("e") if r.value is None]
+    assert sorted(r.key for r in erased) == [b"user-u1@1", b"user-u1@2"]
+    bad_snapshot(broker, "user-u1", b"{broken")
+    processor = restart(broker)
+    send(broker, "u1", create("u1", "Again") | {"command_id": "create-again"})
+    send(broker, "u1", {"command_id": "forget-u1", "type": "ForgetUser",
+                        "data": {"reason": "again", "requested_by": "dpo"}})
+    drain(processor, broker)
+    found = results(broker)
+    assert found["forget-u1"] == ("duplicate", 3, None)
+    assert found["create-again"] == ("rejected", 3, "user.forgotten")
+
+
+def test_events_after_a_forget_do_not_rebuild() -> None:
+    forget = envelope(UserForgotten(reason="r", requested_by="dpo"), 3, "c3")
+    later = envelope(UserNameChanged(name="Back"), 4, "c4")
+    assert fold_stream("user-u1", [forget]).version == 3
+    with pytest.raises(RebuildFailed):
+        fold_stream("user-u1", [*history(), forget, later])

@@ -37,7 +37,7 @@ and tombstones; for a day after a write nothing is compacted, so a consumer up t
 reads the log exactly as it was written."""
 EVENTS_MAX_COMPACTION_LAG_MS = 7 * DAY_MS
 """Upper bound before a record must be compacted (KIP-354, rolls the active segment too):
-tombstoned (erased, GDPR) events leave the disk within about a week."""
+tombstoned (erased, GDPR) events leave the disk within about a week (docs/erasure.md)."""
 TOMBSTONE_RETENTION_MS = 1 * DAY_MS
 """`delete.retention.ms`: how long a tombstone stays readable after compaction, so a replay or
 rebuild running in that window still sees the erasure."""
@@ -47,6 +47,13 @@ close to one record per stream (the default is a week)."""
 RETAIN_FOREVER = "-1"
 """`retention.ms=-1`: irrelevant under `cleanup.policy=compact` alone, stated so that a
 `compact,delete` set by mistake cannot silently start expiring history."""
+
+MANAGER_FACTS_RETENTION_MS = 7 * DAY_MS
+"""The managers' repartitioned facts are derived from the events (kept forever) and folded into
+their tables (changelogs, compacted): a week covers a long outage of the managers."""
+MANAGER_TABLES = ("orders", "cancel-on-deactivation", "late-order")
+"""The process managers' Faust tables (docs/process-managers.md): the router's order → customer
+map, then each manager's per-customer state; one compacted changelog topic each."""
 
 MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_NAME = re.compile(r"^[A-Za-z0-9._-]*$")
@@ -142,6 +149,9 @@ class Catalogue:
             "retention.ms": RETAIN_FOREVER,
             "delete.retention.ms": str(TOMBSTONE_RETENTION_MS),
             "segment.ms": str(AGGREGATES_SEGMENT_MS),
+            # A forgotten user's snapshot replaces its last one: the older, with the person in
+            # it, must be compacted within the same bound as the stream's events.
+            "max.compaction.lag.ms": str(EVENTS_MAX_COMPACTION_LAG_MS),
         }
         return self._spec("aggregates", configs, "stream id (<type>-<id>)",
                           "latest snapshot per stream, written with its events")
@@ -167,8 +177,38 @@ class Catalogue:
                               "the source event's key",
                               f"events the {name} projector could not apply")
 
+    @property
+    def manager_facts(self) -> TopicSpec:
+        """The managers' repartition topic: facts of the events keyed by customer."""
+        return self._deleting("manager.customers.facts", MANAGER_FACTS_RETENTION_MS,
+                              "the customer's stream id (user-<id>), on its murmur2 partition",
+                              "facts of user and order events, repartitioned by customer")
+
+    def manager_changelog(self, table: str) -> TopicSpec:
+        """The changelog of the managers' table `table` (one of `MANAGER_TABLES`)."""
+        if table not in MANAGER_TABLES:
+            raise KeyError(f"no manager table {table!r}; known: {', '.join(MANAGER_TABLES)}")
+        configs = {"cleanup.policy": "compact", "retention.ms": RETAIN_FOREVER,
+                   "delete.retention.ms": str(TOMBSTONE_RETENTION_MS)}
+        return self._spec(f"manager.customers.{table}.changelog", configs,
+                          "the table's key (order or customer stream id)",
+                          f"the managers' {table} table, restored from here")
+
+    @property
+    def manager_dlq(self) -> TopicSpec:
+        """Records the managers could not use (events or facts), with the DLQ headers."""
+        return self._deleting("manager.customers.dlq", DLQ_RETENTION_MS,
+                              "the source record's key",
+                              "records the process managers could not use")
+
+    def manager_specs(self) -> list[TopicSpec]:
+        """The process managers' topics: facts, the tables' changelogs, the DLQ."""
+        return [self.manager_facts, *(self.manager_changelog(t) for t in MANAGER_TABLES),
+                self.manager_dlq]
+
     def specs(self) -> list[TopicSpec]:
         """Every topic, commands first: the order `apply` creates and reports them in."""
         fixed = [self.commands, self.events, self.aggregates, self.command_results,
                  self.commands_dlq]
-        return fixed + [self.projection_dlq(name) for name in self.projectors]
+        return (fixed + [self.projection_dlq(name) for name in self.projectors]
+                + self.manager_specs())

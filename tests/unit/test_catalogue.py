@@ -52,6 +52,9 @@ def test_aggregates_are_compacted_by_stream_id() -> None:
     spec = Catalogue().aggregates
     assert spec.configs["cleanup.policy"] == "compact"
     assert spec.key_format.startswith("stream id")
+    # An erased user's older snapshots go within the bound its events do (docs/erasure.md).
+    assert spec.configs["max.compaction.lag.ms"] == Catalogue().events.configs[
+        "max.compaction.lag.ms"]
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,11 @@
-"""The seed's scenario: users created, found, searched, updated, counted, rejected; orders paid.
+"""The seed's scenario, with the seed's values: Alice Smith, Bob Johnson and Charlie Brown created,
+found, searched, Alice updated, counted, a duplicate rejected, orders paid; then what the seed
+lacks: a deactivation the process managers compensate, and an erasure.
 
-Each step checks its answer and says what it saw. Ids carry a per-run suffix so the scenario can
-be replayed on the same pipeline; statistics are compared before and after the run.
+Each step checks its answer and says what it saw. Names and emails are the seed's; only the user
+and order ids carry a per-run suffix, since a stream id can be created once (an erased one is
+never reused), so the scenario can be played again on the same pipeline. Statistics are compared
+before and after the run.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from projections.queries import (
     get_user_stats,
     orders_for_user,
 )
-from projections.search import UserSearch
+from projections.search import UserSearch, UserSearchResult
 from topics import CommandResult
 
 RESULT_TIMEOUT = 60.0
 PROJECTION_WAIT = 60.0
 T = TypeVar("T")
 USERS = (("alice", "Alice Smith"), ("bob", "Bob Johnson"), ("charlie", "Charlie Brown"))
+ALICE_UPDATED = ("alice.smith@newcompany.com", "Alice Smith-Jones")
 
 
 @dataclass
@@ -75,10 +80,12 @@ class Scenario:
         await self._statistics(before)
         await self._duplicate_create()
         await self._orders()
+        await self._compensation()
+        await self._forget_bob()
 
     async def _create_users(self) -> None:
         for who, name in USERS:
-            email = f"{who}.{self.run}@example.com"
+            email = f"{who}@example.com"
             result = await self._send("CreateUser", self.user_id(who), email=email, name=name)
             self._check(f"create user {name}", result.status == "accepted" and result.version == 1,
                         f"{result.status}, {result.stream_id} version {result.version}")
@@ -90,18 +97,24 @@ class Scenario:
                     f"{user.name} <{user.email}> active={user.active} v{user.version}"
                     if user else "not found")
 
-    async def _search_alice(self) -> None:
+    async def _search_alice(self, name: str = "Alice Smith", title: str = 'search "alice"'
+                            ) -> None:
+        """This run's Alice among the hits for "alice", under `name` (earlier runs' Alices may
+        be there too: the seed's names are the same in every run)."""
         wanted = self.user_id("alice")
-        hits = await _eventually(lambda: self.search.search_users("alice", limit=50),
-                                 lambda found: any(h.id == wanted for h in found.hits))
-        names = ", ".join(f"{h.name} ({h.score:.1f})" for h in hits.hits[:3])
-        self._check('search "alice"', any(h.id == wanted for h in hits.hits),
-                    f"{hits.total} hit(s): {names}")
+
+        def found_her(result: UserSearchResult) -> bool:
+            return any(h.id == wanted and h.name == name for h in result.hits)
+
+        hits = await _eventually(lambda: self.search.search_users("alice", limit=100), found_her)
+        mine = next((h for h in hits.hits if h.id == wanted), None)
+        self._check(title, found_her(hits),
+                    f"{hits.total} hit(s); this run's: {mine.name} <{mine.email}> "
+                    f"({mine.score:.1f})" if mine else f"{hits.total} hit(s), not this run's")
 
     async def _update_alice(self) -> None:
-        email = f"alice.cooper.{self.run}@example.com"
-        result = await self._send("UpdateUser", self.user_id("alice"), email=email,
-                                  name="Alice Cooper")
+        email, name = ALICE_UPDATED
+        result = await self._send("UpdateUser", self.user_id("alice"), email=email, name=name)
         self._check("update Alice's email and name", result.status == "accepted"
                     and result.version == 3,
                     f"{result.status}, {len(result.event_ids)} events, now version "
@@ -109,8 +122,9 @@ class Scenario:
         user = await get_user(self.read_model, GetUser(id=self.user_id("alice"), min_version=3,
                                                        wait=PROJECTION_WAIT))
         self._check("read Alice's new version", user is not None and user.email == email
-                    and user.name == "Alice Cooper",
+                    and user.name == name,
                     f"{user.name} <{user.email}> v{user.version}" if user else "not found")
+        await self._search_alice(name, 'search "alice" after the update')
 
     async def _statistics(self, before: UserStats) -> None:
         """This run's three users are counted (other writers may add more meanwhile)."""
@@ -154,6 +168,55 @@ class Scenario:
                     await get_order(self.read_model, GetOrder(id=order_id, min_version=2,
                                                               wait=PROJECTION_WAIT))
         await self._orders_per_user(plan, paid)
+
+    async def _compensation(self) -> None:
+        """Charlie orders, does not pay, and is deactivated: the process manager cancels the
+        open order (a `CancelOrder` with a deterministic id, reason `customer.deactivated`)."""
+        order_id = f"o-charlie-0-{self.run}"
+        lines = [{"sku": "kite", "quantity": 1, "unit_price": 2500}]
+        created = await self._send("CreateOrder", order_id, currency="EUR",
+                                   customer_id=self.user_id("charlie"), items=lines)
+        self._check(f"place order {order_id} (not paid)", created.status == "accepted",
+                    f"{created.status}, total 25.00 EUR")
+        deactivated = await self._send("DeactivateUser", self.user_id("charlie"),
+                                       reason="account closed")
+        self._check("deactivate Charlie", deactivated.status == "accepted",
+                    f"{deactivated.status}, version {deactivated.version}")
+        order = await _eventually(
+            lambda: self.read_model.order(order_id),
+            lambda found: found is not None and found.status == "cancelled")
+        self._check("the process manager cancels Charlie's open order",
+                    order is not None and order.status == "cancelled",
+                    f"{order_id}: {order.status}, version {order.version}" if order
+                    else f"{order_id} not found")
+
+    async def _forget_bob(self) -> None:
+        """Bob asks to be forgotten: his row and document go, the statistics drop him, his paid
+        order keeps its money and loses him, and his id is never usable again."""
+        bob = self.user_id("bob")
+        before = await get_user_stats(self.read_model, GetUserStats())
+        result = await self._send("ForgetUser", bob, reason="GDPR art. 17 request",
+                                  requested_by="demo")
+        self._check("forget Bob", result.status == "accepted",
+                    f"{result.status}, version {result.version}: earlier events tombstoned")
+        gone = await _eventually(lambda: self.read_model.user(bob), lambda user: user is None)
+        hits = await _eventually(lambda: self.search.search_users("bob johnson", limit=100),
+                                 lambda found: all(h.id != bob for h in found.hits))
+        self._check("Bob is gone from PostgreSQL and the search index",
+                    gone is None and all(h.id != bob for h in hits.hits),
+                    "no row, no document")
+        after = await get_user_stats(self.read_model, GetUserStats())
+        self._check("statistics after the forget", after.total - before.total <= -1,
+                    f"total {before.total} -> {after.total}")
+        order = await self.read_model.order(f"o-bob-0-{self.run}")
+        self._check("Bob's paid order keeps its money, not its customer",
+                    order is not None and order.customer_id is None and order.status == "paid",
+                    f"{order.id}: {order.status}, {order.total / 100:.2f} {order.currency}, "
+                    f"customer {order.customer_id}" if order else "not found")
+        again = await self._send("CreateUser", bob, email="bob@example.com", name="Bob Johnson")
+        self._check("Bob's id cannot be used again",
+                    again.status == "rejected" and again.code == "user.forgotten",
+                    f"{again.status}: {again.code}")
 
     async def _orders_per_user(self, plan: dict[str, list[Any]], paid: dict[str, int]) -> None:
         for who, orders in plan.items():

@@ -158,12 +158,15 @@ async def swap_alias(client: AsyncElasticsearch, names: IndexNames, new_index: s
 
 
 async def drop_indices(client: AsyncElasticsearch, names: IndexNames) -> None:
-    """Delete every generation of the index (and so the alias). For tests and teardown.
+    """Delete every generation of the index (and so the alias), and the forgotten users'
+    markers. For tests and teardown.
 
     Deleted by name: the cluster refuses wildcard deletes (`action.destructive_requires_name`).
     """
     response = await client.indices.get(index=names.pattern, allow_no_indices=True)
     indices = sorted(response.body)
+    if await client.indices.exists(index=names.forgotten):
+        indices.append(names.forgotten)
     if indices:
         await client.indices.delete(index=",".join(indices), ignore_unavailable=True)
 

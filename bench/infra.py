@@ -1,8 +1,9 @@
 """Each stage's own namespace (topics, database, index prefix) and worker processes; all cleaned up.
 
 Every stage gets a unique topic prefix `bench-<run>-<stage>.`, a fresh PostgreSQL database
-created from the configured DSN, and the Elasticsearch indices named after that prefix; `close`
-deletes the topics, force-drops the database and deletes the indices, whatever happened.
+created from the configured DSN (its read models in the prefix's schema there), and the
+Elasticsearch indices named after that prefix; `close` deletes the topics, force-drops the
+database and deletes the indices, whatever happened.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from elasticsearch import Elasticsearch
 from bench.config import BenchConfig
 from projections.config import SearchConfig
 from projections.postgres.migrate import migration_files
+from projections.postgres.schema import schema_dsn, schema_for_prefix
 from projections.search.index import IndexNames
 from topics import Catalogue, apply
 
@@ -64,12 +66,23 @@ class Namespace:
         return urlunsplit(urlsplit(self.config.postgres.dsn)._replace(path=f"/{self.database}"))
 
     @property
+    def schema(self) -> str:
+        """The live schema of this namespace's prefix, in its own database."""
+        return schema_for_prefix(self.prefix)
+
+    @property
+    def live_dsn(self) -> str:
+        """`dsn` in the live schema: where the stage's projector writes its read models."""
+        return schema_dsn(self.dsn, self.schema)
+
+    @property
     def index_names(self) -> IndexNames:
         return IndexNames.for_prefix(self.prefix)
 
     def env(self) -> dict[str, str]:
         """The environment of a worker process of this namespace."""
         return {**os.environ, "CQRS_TOPIC_PREFIX": self.prefix, "CQRS_PG_DSN": self.dsn,
+                "CQRS_PG_SCHEMA": self.schema,
                 "CQRS_PARTITIONS": str(self.config.partitions),
                 "CQRS_SEARCH_REFRESH_INTERVAL": self.config.search.refresh_interval}
 

@@ -41,7 +41,7 @@ def run_at(ctx: Context, ns: Namespace, rate: float, tag: str) -> dict[str, Any]
     total = max(1, int(rate * ctx.sizes.latency_seconds))
     every = max(1, total // LATENCY_SAMPLE)
     stamps = Stamps()
-    pg = psycopg.connect(ns.dsn, autocommit=True)
+    pg = psycopg.connect(ns.live_dsn, autocommit=True)
     es = es_client(ns.config.search)
     alias = ns.index_names.alias
     events = ns.catalogue.events.name

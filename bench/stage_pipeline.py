@@ -66,7 +66,7 @@ def _pg_count(connection: psycopg.Connection[Any], tag: str) -> Callable[[], int
 def _warm_up(ctx: Context, ns: Namespace, workers: list[Worker]) -> None:
     ctx.progress.begin("pipeline: start-up and warm-up command", 1)
     produce_commands(ns.kafka, ns.catalogue.commands.name, ns.config.partitions, WARM_UP, 1)
-    with psycopg.connect(ns.dsn, autocommit=True) as connection:
+    with psycopg.connect(ns.live_dsn, autocommit=True) as connection:
         ctx.watch(_pg_count(connection, WARM_UP), 1, "warm-up to PostgreSQL", _alive(workers))
     with es_client(ns.config.search) as client:
         def searchable() -> int:
@@ -84,7 +84,7 @@ def _sustained(ctx: Context, ns: Namespace, workers: list[Worker]) -> dict[str, 
     produce_commands(ns.kafka, ns.catalogue.commands.name, ns.config.partitions, "w", count)
     produced_s = ctx.clock() - began
     series: list[Sample] = [(0.0, 0)]
-    with psycopg.connect(ns.dsn, autocommit=True) as connection:
+    with psycopg.connect(ns.live_dsn, autocommit=True) as connection:
         read = _pg_count(connection, "w")
         while (done := read()) < count:
             if not all(worker.alive() for worker in workers):

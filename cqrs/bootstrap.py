@@ -70,7 +70,7 @@ def rebuild_target(projection: str, config: Config) -> Target:
     if projection == "postgres":
         from projections.rebuild.postgres import PostgresTarget
 
-        return PostgresTarget(config.postgres.dsn, projector="postgres")
+        return PostgresTarget.live(config.postgres, projector="postgres")
     from projections.rebuild.search import SearchTarget
 
     search: Target = SearchTarget.from_config(config.search, config.prefix)

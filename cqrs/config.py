@@ -45,7 +45,9 @@ class Config:
         )
         catalogue = Catalogue(prefix=settings.topic_prefix, partitions=settings.partitions,
                               replication_factor=settings.replication_factor)
-        return cls(kafka, catalogue, PostgresConfig(settings.pg_dsn),
+        postgres = PostgresConfig.for_prefix(settings.pg_dsn, settings.topic_prefix,
+                                             settings.pg_schema)
+        return cls(kafka, catalogue, postgres,
                    SearchConfig(settings.es_url, settings.es_api_key,
                                 settings.search_refresh_interval),
                    projector_metrics_ports={

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cqrs.metrics_ports import PROCESSOR, PROJECTOR_POSTGRES, PROJECTOR_SEARCH
 from cqrs.services.layout import Layout
 from projections.config import DEFAULT_REFRESH_INTERVAL, refresh_interval_ms
+from projections.postgres.schema import check_schema
 
 COMPOSE_PG_DSN = "postgresql://cqrs:cqrs@127.0.0.1:5432/cqrs"
 
@@ -44,6 +45,10 @@ class Settings(BaseSettings):
     kafka_sasl_password: str | None = None
     kafka_ssl_ca_location: str | None = None
     pg_dsn: str = Field(default_factory=default_pg_dsn)
+    pg_schema: str | None = None
+    """The PostgreSQL schema of this deployment's read models. Unset: derived from
+    ``topic_prefix`` (``cqrs.`` → ``cqrs``, ``test-ab12.`` → ``test_ab12``; see
+    `projections.postgres.schema`). Set ``public`` to keep a deployment that lived there."""
     es_url: str = "http://127.0.0.1:9200"
     es_api_key: str | None = None
     search_refresh_interval: str = DEFAULT_REFRESH_INTERVAL
@@ -59,6 +64,11 @@ class Settings(BaseSettings):
     """`/metrics`, `/livez`, `/readyz` of `cqrs project search` (0: not served)."""
     processor_metrics_port: int = Field(default=PROCESSOR, ge=0, le=65535)
     """`/metrics`, `/livez`, `/readyz` of `cqrs processor` (0: not served)."""
+
+    @field_validator("pg_schema")
+    @classmethod
+    def _live_schema_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_schema(value)  # SchemaNameError: a ValueError
 
     @field_validator("search_refresh_interval")
     @classmethod

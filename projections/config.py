@@ -9,14 +9,36 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from projections.postgres.schema import check_schema, schema_dsn, schema_for_prefix
 from topics import Catalogue, KafkaConnection
 
 
 @dataclass(frozen=True)
 class PostgresConfig:
-    """The read models' database (credentials inside the DSN, never shown in a repr)."""
+    """The read models' database (credentials inside the DSN, never shown in a repr), and the
+    live schema in it that belongs to one deployment: `schema`, claimed for topic prefix `owner`
+    (`projections.postgres.schema`). `schema=None` keeps the DSN's own `search_path` and claims
+    nothing: for a database of its own (tests, the bench's baselines)."""
 
     dsn: str = field(repr=False)
+    schema: str | None = None
+    owner: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.schema is not None:
+            check_schema(self.schema)  # SchemaNameError: not usable as a live schema
+
+    @classmethod
+    def for_prefix(cls, dsn: str, prefix: str, schema: str | None = None) -> PostgresConfig:
+        """The database `dsn`, in the schema of topic prefix `prefix` (or `schema`, explicit),
+        owned by `prefix`."""
+        return cls(dsn, schema if schema is not None else schema_for_prefix(prefix), prefix)
+
+    @property
+    def live_dsn(self) -> str:
+        """`dsn` with the live schema as its whole `search_path` (every reader and writer of
+        the live model connects with it)."""
+        return self.dsn if self.schema is None else schema_dsn(self.dsn, self.schema)
 
 
 DEFAULT_REFRESH_INTERVAL = "1s"

@@ -30,7 +30,7 @@ def _report(step: Step) -> None:
 
 
 async def _play(config: Config, client: CommandClient, run: str) -> Scenario:
-    store = PostgresStore(config.postgres.dsn)
+    store = PostgresStore.live(config.postgres)
     await store.start()  # applies the migrations, in case the projector has not yet
     search_client = make_client(config.search)
     search = UserSearch(search_client, IndexNames.for_prefix(config.prefix).alias)

@@ -144,9 +144,9 @@ def _search_client(config: Config, request_timeout: float) -> AsyncElasticsearch
 
 
 async def open_read_side(config: Config, connections: int = 1) -> ReadSide:
-    """The real read side for `config`: `PostgresStore(dsn)` (up to `connections` of them,
-    connected lazily) and `UserSearch` on the users alias of the topic prefix."""
-    store = PooledReadModel([PostgresStore(config.postgres.dsn) for _ in range(connections)])
+    """The real read side for `config`: `PostgresStore.live`, in the prefix's schema (up to
+    `connections` of them, connected lazily), and `UserSearch` on the prefix's users alias."""
+    store = PooledReadModel([PostgresStore.live(config.postgres) for _ in range(connections)])
     search_client = _search_client(config, request_timeout=10)
     alias = IndexNames.for_prefix(config.prefix).alias
     return ReadSide(store, UserSearch(search_client, alias), [store.close, search_client.close])

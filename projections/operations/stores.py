@@ -41,7 +41,7 @@ def open_store(name: str, config: ProjectionsConfig) -> OperableStore:
     if name == "postgres":
         from projections.postgres.store import PostgresStore
 
-        return PostgresStore(config.postgres.dsn, projector=name)
+        return PostgresStore.live(config.postgres, projector=name)
     if name == "search":
         from projections.search.client import make_client
         from projections.search.index import IndexNames

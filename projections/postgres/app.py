@@ -15,5 +15,5 @@ def make_app(config: ProjectionsConfig,
              registry: CollectorRegistry | None = None) -> ProjectorApp:
     """The postgres projector's Faust app (consumer group `<prefix>projector.postgres`), its
     metrics on `registry`."""
-    store = PostgresStore(config.postgres.dsn, projector=NAME)
+    store = PostgresStore.live(config.postgres, projector=NAME)
     return make_projector_app(NAME, config.kafka, config.catalogue, store, registry=registry)

@@ -1,8 +1,13 @@
 """Apply `projections/migrations/NNNN_*.sql` in order, once each, recorded in `schema_migrations`.
 
-Idempotent and safe to race: all run in one transaction under a transaction-level advisory lock,
-so two projectors starting together apply each file exactly once. Tables go to the first schema
-of the connection's `search_path`.
+Idempotent and safe to race: all run in one transaction under a transaction-level advisory lock
+(per schema: the two-key form, keyed by the schema's name), so two projectors starting together
+apply each file exactly once. Tables go to the first schema of the connection's `search_path`.
+
+Given a `schema` (a deployment's live schema, or a rebuild's side model), `migrate` creates it
+when missing and, given an `owner` (the topic prefix), records in its `schema_owner` row which
+prefix it belongs to: the first to migrate it claims it, and any other prefix is refused with
+`SchemaOwned` before anything is written, so two deployments never share read models.
 """
 
 from __future__ import annotations
@@ -11,8 +16,27 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-MIGRATIONS_LOCK = 0x70726F6A  # "proj": pg_advisory_xact_lock key shared by every migrator
+MIGRATIONS_LOCK = 0x70726F6A  # "proj": pg_advisory_xact_lock(key, hashtext(schema)) of migrators
+
+OWNER_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_owner (
+  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  prefix text NOT NULL,
+  claimed_at timestamptz NOT NULL DEFAULT now())"""
+
+
+class SchemaOwned(Exception):
+    """The schema belongs to another topic prefix (a deployment's configuration error)."""
+
+    def __init__(self, schema: str, owner: str, prefix: str) -> None:
+        super().__init__(
+            f"PostgreSQL schema {schema!r} belongs to topic prefix {owner!r}, not to {prefix!r}: "
+            "two deployments cannot share read models. Give this one a schema of its own: set "
+            "CQRS_PG_SCHEMA to an unused name (created when its projector starts), or unset it "
+            "to use the schema derived from the prefix")
+        self.schema, self.owner, self.prefix = schema, owner, prefix
 
 
 def migration_files() -> list[tuple[str, str]]:
@@ -22,21 +46,56 @@ def migration_files() -> list[tuple[str, str]]:
     return [(entry.name, entry.read_text("utf-8")) for entry in sorted(found, key=lambda e: e.name)]
 
 
-async def migrate(connection: psycopg.AsyncConnection[Any]) -> list[str]:
-    """Apply what is missing; returns the names applied now (empty when up to date)."""
+async def migrate(connection: psycopg.AsyncConnection[Any], schema: str | None = None,
+                  owner: str | None = None) -> list[str]:
+    """Apply what is missing; returns the names applied now (empty when up to date). With
+    `schema` (which must be the connection's `search_path`), create it first if missing; with
+    `owner`, claim it or raise `SchemaOwned` (nothing changed then)."""
     applied_now: list[str] = []
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
+        await connection.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                                 (MIGRATIONS_LOCK, schema or ""))
+        if schema is not None:
+            await connection.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        if owner is not None:
+            await claim(connection, schema or "(search_path)", owner)
         await connection.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         cursor = await connection.execute("SELECT name FROM schema_migrations")
         done = {row[0] for row in await cursor.fetchall()}
-        for name, sql in migration_files():
+        for name, text in migration_files():
             if name in done:
                 continue
-            await connection.execute(sql.encode("utf-8"))
+            await connection.execute(text.encode("utf-8"))
             await connection.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
             applied_now.append(name)
     return applied_now
+
+
+async def claim(connection: psycopg.AsyncConnection[Any], schema: str, owner: str) -> None:
+    """Record `owner` as the prefix of the connection's schema unless one is recorded already;
+    `SchemaOwned` if that one is another prefix. Inside the caller's transaction."""
+    await connection.execute(OWNER_TABLE)
+    await connection.execute(
+        "INSERT INTO schema_owner (prefix) VALUES (%s) ON CONFLICT DO NOTHING", (owner,))
+    row = await (await connection.execute("SELECT prefix FROM schema_owner")).fetchone()
+    if row is not None and row[0] != owner:
+        raise SchemaOwned(schema, str(row[0]), owner)
+
+
+async def owner_of(connection: psycopg.AsyncConnection[Any], schema: str) -> str | None:
+    """The prefix recorded in `schema` (`None`: none recorded, or no such schema)."""
+    found = await (await connection.execute(
+        "SELECT to_regclass(%s)", (f"{_quoted(schema)}.schema_owner",))).fetchone()
+    if found is None or found[0] is None:
+        return None
+    query = sql.SQL("SELECT prefix FROM {}.schema_owner").format(sql.Identifier(schema))
+    row = await (await connection.execute(query)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

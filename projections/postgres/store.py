@@ -21,11 +21,13 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from projections.config import PostgresConfig
 from projections.postgres.fold import FoldFailed, evolve_row, fold, row_key
 from projections.postgres.migrate import migrate
 from projections.postgres.models import Order, User, UserStats, period_starts
 from projections.postgres.projector import RowOp, project
 from projections.postgres.rows import read_rows, write_row, write_rows
+from projections.postgres.schema import schema_dsn
 from projections.runtime.errors import PoisonEvent, TransientError
 from projections.runtime.records import Applied, Batch, Item, SourceRecord
 from topics import InvalidHistory
@@ -51,8 +53,12 @@ VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"""
 BLOCK = """
 INSERT INTO projection_blocked_streams (projector, stream_id, topic, partition, "offset")
 VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"""
-SWAP_LOCK = 0x72656275  # "rebu": pg_advisory_xact_lock key; `projections.rebuild` holds it to swap
-"""Each batch transaction takes it shared, so a schema swap (exclusive) never lands mid-batch."""
+SWAP_LOCK = 0x72656275  # "rebu": pg_advisory_xact_lock(key, hashtext(live schema)) of a swap
+"""Each batch transaction takes it shared for its live schema, so a swap of that schema
+(exclusive, `projections.rebuild.postgres`) never lands mid-batch, and a swap of another
+prefix's schema never holds the batch back (the two-key form: one lock per schema name)."""
+SWAP_LOCK_SHARED = ("SELECT pg_advisory_xact_lock_shared("
+                    "%s, hashtext(coalesce(%s::text, current_schema()::text)))")
 
 
 class _ItemFailed(Exception):
@@ -65,13 +71,22 @@ class _Replay(Exception):
 
 
 class PostgresStore:
-    """The postgres projector's store; `dsn` may carry `options=-csearch_path=...`."""
+    """The postgres projector's store, in schema `schema` of database `dsn` (created and claimed
+    for topic prefix `owner` by `start`); without `schema`, in the first schema of the DSN's
+    own `search_path` (`dsn` may carry `options=-csearch_path=...`)."""
 
-    def __init__(self, dsn: str, projector: str = "postgres", *, swap_guard: bool = True) -> None:
-        self._dsn = dsn
+    def __init__(self, dsn: str, projector: str = "postgres", *, schema: str | None = None,
+                 owner: str | None = None, swap_guard: bool = True) -> None:
+        self._dsn = dsn if schema is None else schema_dsn(dsn, schema)
         self._projector = projector
+        self._schema, self._owner = schema, owner
         self._swap_guard = swap_guard  # False only for a rebuild's own store (it must not wait)
         self._connection: psycopg.AsyncConnection[Any] | None = None
+
+    @classmethod
+    def live(cls, config: PostgresConfig, projector: str = "postgres") -> PostgresStore:
+        """The store of `config`'s live schema (the projector's, the queries', the tools')."""
+        return cls(config.dsn, projector, schema=config.schema, owner=config.owner)
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         if self._connection is None or self._connection.closed:
@@ -92,7 +107,9 @@ class PostgresStore:
             raise TransientError(f"{type(error).__name__}: {error}") from error
 
     async def start(self) -> None:
-        await self._guarded(migrate)
+        """Create the schema if missing, claim it (`SchemaOwned` if another prefix has) and
+        apply the migrations."""
+        await self._guarded(lambda connection: migrate(connection, self._schema, self._owner))
 
     async def close(self) -> None:
         await self._drop()
@@ -136,7 +153,7 @@ class PostgresStore:
     ) -> Applied:
         async with connection.transaction(), connection.cursor() as cursor:
             if self._swap_guard:
-                await cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", (SWAP_LOCK,))
+                await cursor.execute(SWAP_LOCK_SHARED, (SWAP_LOCK, self._schema))
             if folded:
                 applied = await _apply_folded(cursor, batch.items)
             else:
@@ -215,7 +232,7 @@ class PostgresStore:
             applied = 0
             async with connection.transaction(), connection.cursor() as cursor:
                 if self._swap_guard:
-                    await cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", (SWAP_LOCK,))
+                    await cursor.execute(SWAP_LOCK_SHARED, (SWAP_LOCK, self._schema))
                 for index, item in enumerate(items):
                     applied += await self._apply_item(cursor, index, item)
                 for table in ("projection_parked", "projection_blocked_streams"):

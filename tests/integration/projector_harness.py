@@ -22,6 +22,7 @@ import psycopg
 from elasticsearch import AsyncElasticsearch
 
 from bench.infra import drop_database
+from projections.postgres.schema import schema_dsn, schema_for_prefix
 from projections.search.index import IndexNames, drop_indices
 from tests.support.events import create_topics, delete_topics
 
@@ -43,6 +44,11 @@ def log_totals(log: str) -> dict[str, int]:
         if document.get("event") == "batch" and isinstance(document.get("totals"), dict):
             found = {name: int(document["totals"][name]) for name in TOTAL_NAMES}
     return found
+
+
+def live_dsn(database_dsn: str, prefix: str) -> str:
+    """`database_dsn` in the live schema of topic prefix `prefix`, where its projector writes."""
+    return schema_dsn(database_dsn, schema_for_prefix(prefix))
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -100,6 +106,9 @@ def running_projector(env: dict[str, str], log: Path) -> Iterator[Projector]:
 
 @dataclass
 class Setup:
+    """A test's topics and database; `dsn` is the live schema's (`live_dsn`): what `query`
+    reads is what the prefix's projector wrote, never another prefix's rows."""
+
     prefix: str
     kafka_config: dict[str, str]
     dsn: str
@@ -127,7 +136,7 @@ def setup(kafka_config: dict[str, str], pg_dsn: str, prefix: str) -> Iterator[Se
         with fresh_database(pg_dsn) as (name, dsn):
             env = {"CQRS_TOPIC_PREFIX": prefix, "CQRS_PG_DSN": dsn,
                    "CQRS_KAFKA_BOOTSTRAP": kafka_config["bootstrap.servers"]}
-            yield Setup(prefix, kafka_config, dsn, name, env)
+            yield Setup(prefix, kafka_config, live_dsn(dsn, prefix), name, env)
     finally:
         delete_topics(kafka_config, prefix)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from projections.postgres.schema import schema_for_prefix
 from projections.postgres.store import PostgresStore
 from projections.queries import GetUser, GetUserStats, get_user, get_user_stats
 from tests.integration.projector_harness import (
@@ -179,10 +180,11 @@ def test_rebuild_swaps_under_writes_and_reads(env: Setup, tmp_path: Path) -> Non
             threads[0].join(60)
         print(output, f"writes during the rebuild: {writer.produced}, "
               f"reads checked: {reader.answers}")
-        assert "swapped: rebuild_1 is live" in output
+        live = schema_for_prefix(env.prefix)
+        assert f"swapped: {live}__rebuild_1 is live" in output
         assert writer.produced > 500
-        assert env.query("SELECT nspname FROM pg_namespace WHERE nspname ~ '^(rebuild|retired)'"
-                         ) == [("retired_1",)]
+        assert env.query("SELECT nspname FROM pg_namespace WHERE nspname ~ '__(rebuild|retired)'"
+                         ) == [(f"{live}__retired_1",)]
 
         expected = dict(writer.names)
         def matches() -> bool:
@@ -200,15 +202,15 @@ def test_rebuild_swaps_under_writes_and_reads(env: Setup, tmp_path: Path) -> Non
 
     ends = end_offsets(env)
     until = ",".join(f"{p}:{end - 1}" for p, end in ends.items())
-    pit = re.search(r"model (pit_\d+)", cli(env, "--until", until))
+    pit = re.search(r"model (\w+__pit_\d+)", cli(env, "--until", until))
     assert pit is not None
-    assert checksum(env, pit[1]) == checksum(env, "public")
-    assert checksum(env, "public")[0] == len(expected)
+    assert checksum(env, pit[1]) == checksum(env, live)
+    assert checksum(env, live)[0] == len(expected)
 
     cli(env, "--drop-old")
     cli(env, "--drop", pit[1])
     assert "retired_1" not in cli(env, "--list")
-    assert env.query("SELECT count(*) FROM pg_namespace WHERE nspname ~ '^(retired|pit)_'"
+    assert env.query("SELECT count(*) FROM pg_namespace WHERE nspname ~ '__(retired|pit)_'"
                      ) == [(0,)]
 
 
@@ -224,15 +226,16 @@ def test_point_in_time_build_holds_exactly_the_events_up_to_its_bound(env: Setup
     produce(env.kafka_config, env.events, [envelope(f"user-{u}", 1, created(u)) for u in later],
             PARTITIONS)
 
-    by_offset = re.search(r"model (pit_\d+)", cli(
+    by_offset = re.search(r"model (\w+__pit_\d+)", cli(
         env, "--until", ",".join(f"{p}:{end - 1}" for p, end in ends.items())))
-    by_time = re.search(r"model (pit_\d+)", cli(env, "--until", moment.isoformat()))
+    by_time = re.search(r"model (\w+__pit_\d+)", cli(env, "--until", moment.isoformat()))
     assert by_offset is not None
     assert by_time is not None
     for schema in (by_offset[1], by_time[1]):
         ids = {row[0] for row in env.query(f"SELECT id FROM {schema}.users")}
         assert ids == set(first)
     assert env.query("SELECT to_regclass('public.users')") == [(None,)]
+    assert env.query("SELECT to_regclass('users')") == [(None,)]  # no live model yet
     listed = cli(env, "--list")
     assert by_offset[1] in listed
     assert by_time[1] in listed

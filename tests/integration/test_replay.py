@@ -20,6 +20,7 @@ from tests.integration.projector_harness import (
     Projector,
     Setup,
     fresh_database,
+    live_dsn,
     running_projector,
     wait_until,
 )
@@ -55,7 +56,7 @@ def env(kafka_config: dict[str, str], pg_dsn: str, topic_prefix: str) -> Iterato
             variables = {"CQRS_TOPIC_PREFIX": topic_prefix, "CQRS_PG_DSN": dsn,
                          "CQRS_PARTITIONS": str(PARTITIONS),
                          "CQRS_KAFKA_BOOTSTRAP": kafka_config["bootstrap.servers"]}
-            yield Setup(topic_prefix, kafka_config, dsn, name, variables)
+            yield Setup(topic_prefix, kafka_config, live_dsn(dsn, topic_prefix), name, variables)
     finally:
         delete_topics(kafka_config, topic_prefix)
 

@@ -27,6 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from confluent_kafka.admin import AdminClient
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 
+from cqrs.config import Config
 from cqrs.settings import Settings
 from projections.search.index import IndexNames, drop_indices
 from tests.integration.projector_harness import fresh_database, log_totals
@@ -67,7 +68,9 @@ class Pipeline:
         return log_totals((self.logs / f"{projector}.log").read_text(errors="replace"))
 
     def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.settings.pg_dsn) as connection:
+        """`query` in the pipeline's live schema (its prefix's, as the workers derive it)."""
+        live = Config.from_settings(self.settings).postgres.live_dsn
+        with psycopg.connect(live) as connection:
             return connection.execute(query.encode(), params).fetchall()
 
     def wait_ready(self, timeout: float = 60) -> None:

@@ -29,13 +29,17 @@ class FakeTracking:
         return set(self.blocked)
 
     def track(self, batch: Batch, *, forward_only: bool) -> None:
-        """Record the batch's parked records, blocked streams and checkpoints: a parked record
-        or a blocked stream is kept as first recorded; a checkpoint is overwritten, or with
+        """Record the batch's parked records, blocked streams and checkpoints, then forget the
+        released streams' parked records and blocks: a parked record or a blocked stream is kept
+        as first recorded; a checkpoint is overwritten, or with
         `forward_only` never moved back (the search index's external versions)."""
         for stream_id, record in batch.parked:
             self.parked.setdefault((record.topic, record.partition, record.offset), stream_id)
         for stream_id, record in batch.blocked:
             self.blocked.setdefault(stream_id, (record.topic, record.partition, record.offset))
+        for stream_id in batch.released:
+            self.blocked.pop(stream_id, None)
+            self.parked = {at: held for at, held in self.parked.items() if held != stream_id}
         for where, offset in batch.checkpoints.items():
             held = self.checkpoint_rows.get(where, offset)
             self.checkpoint_rows[where] = max(offset, held) if forward_only else offset

@@ -40,6 +40,7 @@ class UserForgotten(Event):
     every read model deletes what it held of the user (docs/erasure.md). Carries no personal
     data; `version` in its envelope is the stream's last."""
 
+    erases_stream = True
     reason: StoredText
     requested_by: StoredText
 

@@ -18,3 +18,6 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     schema_version: ClassVar[int] = 1
+    erases_stream: ClassVar[bool] = False
+    """The stream's last event, whose earlier events are erased (`UserForgotten`): a reader
+    applies it even where earlier events of the stream are held back (docs/erasure.md)."""

@@ -11,6 +11,8 @@ Contract, per batch of records (in partition order):
 - A poison record is published to the DLQ, durably, before the checkpoint moves past it; when it
   names a valid stream, that stream is blocked and every later record of it is parked (kept by
   the store, not applied), in this batch and in later ones, across restarts. Other streams go on.
+  An erasure of a blocked stream (`Event.erases_stream`) is applied all the same, and the stream
+  released (its parked records and block deleted with the batch): it supersedes the events held.
 - `TransientError` from the store or the DLQ is retried in place with capped exponential backoff,
   forever (until the task is cancelled); so are the reads at start and on partition assignment
   (`start`: parked streams, `checkpoints`) and of the partition count (first batch). Only a
@@ -297,7 +299,8 @@ class BatchProcessor:
             classified.update(before)
             raise StoreFault(error)
         await self._send_dead(plan, sent)
-        rest = Batch([], plan.batch.parked, plan.batch.blocked, plan.batch.checkpoints)
+        rest = Batch([], plan.batch.parked, plan.batch.blocked, plan.batch.checkpoints,
+                     plan.batch.released)
         await self._retry(partial(self._apply, rest), "store.apply(rest)")
         return plan, Applied(applied, skipped)
 
@@ -321,6 +324,7 @@ class BatchProcessor:
         parked: list[tuple[str, SourceRecord]] = []
         dead: list[tuple[SourceRecord, Poison]] = []
         blocked: list[tuple[str, SourceRecord]] = []
+        released: list[str] = []
         skipped = 0
         for record in records:
             found = classified[_position(record)]
@@ -328,7 +332,13 @@ class BatchProcessor:
                 skipped += 1
                 continue
             stream_id = found.stream_id
-            if stream_id is not None and stream_id in parked_streams:
+            if (stream_id is not None and stream_id in parked_streams
+                    and isinstance(found, Item) and found.event.erases_stream):
+                # An erasure supersedes what is held back: applied, and the stream released.
+                parked_streams.discard(stream_id)
+                released.append(stream_id)
+                items.append(found)
+            elif stream_id is not None and stream_id in parked_streams:
                 parked.append((stream_id, record))
             elif isinstance(found, Poison):
                 dead.append((record, found))
@@ -337,7 +347,7 @@ class BatchProcessor:
                     blocked.append((stream_id, record))
             else:
                 items.append(found)
-        batch = Batch(items, parked, blocked, last_offsets(records))
+        batch = Batch(items, parked, blocked, last_offsets(records), released)
         return _Plan(batch=batch, dead=dead, parked_streams=parked_streams, skipped=skipped)
 
     async def _send_dead(self, plan: _Plan, sent: set[Position]) -> None:

@@ -59,13 +59,17 @@ class Batch:
     (their stream has a dead-lettered event before them); `blocked` are `(stream_id, record)` of
     the dead-lettered records that block a stream from now on (persist them: the stream stays
     parked after a restart); `checkpoints` maps `(topic, partition)` to the offset of the last
-    record of that partition this batch accounts for (applied, skipped, parked or dead-lettered).
+    record of that partition this batch accounts for (applied, skipped, parked or dead-lettered);
+    `released` are streams to unblock once the rest is written, their parked records and block
+    deleted: an erasure of the stream (`Event.erases_stream`) is among the items, and nothing of
+    the person may stay parked (docs/erasure.md).
     """
 
     items: Sequence[Item]
     parked: Sequence[tuple[str, SourceRecord]] = ()
     blocked: Sequence[tuple[str, SourceRecord]] = ()
     checkpoints: dict[tuple[str, int], int] = field(default_factory=dict)
+    released: Sequence[str] = ()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any, cast
 
 from elasticsearch import ApiError, AsyncElasticsearch, ConnectionError, ConnectionTimeout
@@ -141,6 +142,8 @@ class SearchProjectorStore:
             )
             if records:
                 await self._bulk(records, refresh=self._refresh)
+            if batch.released:
+                await self._unblock(batch.released)
             if batch.checkpoints:
                 await self._bulk(checkpoint_operations(batch.checkpoints), refresh=self._refresh)
         return applied
@@ -172,11 +175,24 @@ class SearchProjectorStore:
         records; a crash in between leaves it blocked, and a second release changes nothing."""
         applied = await self.apply(Batch(items))
         async with _transient("release"):
-            await self._client.delete_by_query(
-                index=self.state_index, refresh=True, query={"bool": {"filter": [
-                    {"terms": {"kind": ["parked", "blocked"]}},
-                    {"term": {"stream_id": stream_id}}]}})
+            await self._unblock([stream_id])
         return applied
+
+    async def _unblock(self, stream_ids: Sequence[str]) -> None:
+        """Delete the streams' parked and blocked records: found by a search (refreshed first:
+        a batch may have parked some a moment ago), deleted by id in bulk, until none is left.
+        (Not `_delete_by_query`: it needs the reindex module, which a cluster may not have.)"""
+        query = {"bool": {"filter": [{"terms": {"kind": ["parked", "blocked"]}},
+                                     {"terms": {"stream_id": list(stream_ids)}}]}}
+        while True:
+            await self._client.indices.refresh(index=self.state_index)
+            response = await self._client.search(
+                index=self.state_index, query=query, size=10_000, source=False)
+            ids = [hit["_id"] for hit in response.body["hits"]["hits"]]
+            if not ids:
+                return
+            await self._client.bulk(index=self.state_index, refresh=True,
+                                    operations=[{"delete": {"_id": found}} for found in ids])
 
     async def _bulk(self, operations: list[Any], refresh: Refresh) -> None:
         """Write the state `operations` in requests of at most `MAX_STATE_BULK_BYTES`; a request

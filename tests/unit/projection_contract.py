@@ -174,6 +174,28 @@ class StoreContract:
         runner.run(scenario())
 
 
+    def test_a_released_stream_leaves_nothing_parked(
+        self, store: Any, runner: asyncio.Runner
+    ) -> None:
+        """A batch that parks a stream's records and releases the stream (its erasure is among
+        the items) leaves no parked record and no block of it; other streams keep theirs."""
+        held = as_records([envelope("user-r1", 2, UserNameChanged(name="R")),
+                           envelope("user-r2", 2, UserNameChanged(name="S"))])
+        forget = as_records([envelope("user-r1", 3, UserForgotten(reason="r",
+                                                                  requested_by="dpo"))])
+
+        async def scenario() -> None:
+            await store.apply(Batch([], parked=[("user-r1", held[0])],
+                                    blocked=[("user-r1", held[0]), ("user-r2", held[1])],
+                                    checkpoints={("t.events", 0): 5}))
+            assert await store.parked_streams() == {"user-r1", "user-r2"}
+            await store.apply(Batch([decode(forget[0])], parked=[("user-r1", held[0])],
+                                    checkpoints={("t.events", 0): 6}, released=["user-r1"]))
+            assert await store.parked_streams() == {"user-r2"}
+            assert await self.user(store, "r1") is None
+        runner.run(scenario())
+
+
 class PostgresStoreContract(StoreContract):
     """The rows and queries of the PostgreSQL read models."""
 

@@ -19,6 +19,7 @@ from topics import (
     OrderShipped,
     UserCreated,
     UserDeactivated,
+    UserForgotten,
     UserNameChanged,
     UserReactivated,
 )
@@ -71,6 +72,33 @@ def test_poison_goes_to_dlq_and_parks_its_stream_while_others_go_on() -> None:
     assert store.users["g"]["version"] == 4
     counts = proc.counters.snapshot()
     assert counts == {"consumed": 8, "applied": 4, "skipped": 0, "parked": 3, "dead_lettered": 1}
+
+
+def test_an_erasure_of_a_blocked_stream_is_applied_and_releases_it() -> None:
+    """Nothing of a forgotten person stays parked: its stream's `UserForgotten` is applied even
+    behind a dead letter, and the parked records and the block are deleted with the batch."""
+    store = FakeStore()
+    proc, dlq = processor(store)
+    first, *later = as_records(user_history("p"))
+    poison = SourceRecord(first.topic, first.partition, first.offset, first.key, b"{not json",
+                          first.headers)
+    forget = as_records([envelope("user-p", 5, UserForgotten(reason="r", requested_by="dpo"))])
+    forget = [SourceRecord(r.topic, r.partition, later[-1].offset + 1, r.key, r.value, r.headers)
+              for r in forget]
+
+    async def scenario() -> None:
+        await proc.start()
+        await proc.process([poison, *later[:2]])
+        assert len(store.parked) == 2
+        await proc.process([later[2], *forget])
+    asyncio.run(scenario())
+
+    assert len(dlq.sent) == 1
+    assert "user-p" not in proc.parked_streams
+    assert (store.blocked, store.parked) == ({}, {})
+    assert "p" not in store.users and store.forgotten["p"]["version"] == 5
+    counts = proc.counters.snapshot()
+    assert counts == {"consumed": 5, "applied": 1, "skipped": 0, "parked": 3, "dead_lettered": 1}
 
 
 def test_store_poison_is_dead_lettered_and_rest_of_batch_applied() -> None:

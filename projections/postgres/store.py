@@ -22,7 +22,14 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from projections.config import PostgresConfig
-from projections.postgres.fold import FoldFailed, evolve_row, fold, row_key
+from projections.postgres.fold import (
+    FoldFailed,
+    customer_key,
+    evolve_row,
+    fold,
+    row_key,
+    unlinked,
+)
 from projections.postgres.migrate import migrate
 from projections.postgres.models import Order, User, UserStats, period_starts
 from projections.postgres.projector import RowOp, project
@@ -169,6 +176,8 @@ class PostgresStore:
                 await cursor.executemany(BLOCK, [
                     (name, stream_id, r.topic, r.partition, r.offset)
                     for stream_id, r in batch.blocked])
+            if batch.released:
+                await _unblock(cursor, name, batch.released)
             await cursor.executemany(CHECKPOINT, [
                 (name, topic, partition, offset)
                 for (topic, partition), offset in batch.checkpoints.items()])
@@ -235,10 +244,7 @@ class PostgresStore:
                     await cursor.execute(SWAP_LOCK_SHARED, (SWAP_LOCK, self._schema))
                 for index, item in enumerate(items):
                     applied += await self._apply_item(cursor, index, item)
-                for table in ("projection_parked", "projection_blocked_streams"):
-                    await cursor.execute(
-                        sql.SQL("DELETE FROM {} WHERE projector = %s AND stream_id = %s").format(
-                            sql.Identifier(table)), (self._projector, stream_id))
+                await _unblock(cursor, self._projector, [stream_id])
             return Applied(applied=applied, skipped=len(items) - applied)
         try:
             result: Applied = await self._guarded(write)
@@ -277,6 +283,15 @@ class PostgresStore:
         return UserStats.model_validate(rows[0])
 
 
+async def _unblock(cursor: psycopg.AsyncCursor[Any], projector: str,
+                   stream_ids: Sequence[str]) -> None:
+    """Delete the streams' parked records and blocks: they are released."""
+    for table in ("projection_parked", "projection_blocked_streams"):
+        await cursor.execute(
+            sql.SQL("DELETE FROM {} WHERE projector = %s AND stream_id = ANY(%s)").format(
+                sql.Identifier(table)), (projector, list(stream_ids)))
+
+
 async def _apply_folded(cursor: psycopg.AsyncCursor[Any], items: Sequence[Item]) -> int:
     """Read the rows the items touch, fold the items onto them in memory and write each changed
     row once; returns how many items changed the read model. Raises `_Replay` (the caller rolls
@@ -284,7 +299,9 @@ async def _apply_folded(cursor: psycopg.AsyncCursor[Any], items: Sequence[Item])
     guards let fewer rows through than the fold expected (another writer moved one)."""
     try:
         operations = [project(item) for item in items]
-        current = await read_rows(cursor, {row_key(op) for ops in operations for op in ops})
+        keys = {row_key(op) for ops in operations for op in ops}
+        keys |= {key for ops in operations for op in ops if (key := customer_key(op))}
+        current = await read_rows(cursor, keys)
         folded = fold(operations, current)
         written = await write_rows(cursor, folded.rows)
     except (FoldFailed, *POISON) as error:
@@ -297,6 +314,9 @@ async def _apply_folded(cursor: psycopg.AsyncCursor[Any], items: Sequence[Item])
 async def _apply_operation(cursor: psycopg.AsyncCursor[Any], operation: RowOp) -> bool:
     """Read the row (locked), evolve it by the rule and write it back behind the version guard;
     `True` when that changed the row, `False` when the guard kept it (already applied)."""
-    key = row_key(operation)
-    after = evolve_row((await read_rows(cursor, [key])).get(key), operation)
+    key, customer = row_key(operation), customer_key(operation)
+    rows = await read_rows(cursor, [key] if customer is None else [key, customer])
+    if customer is not None:
+        operation = unlinked(operation, rows.get(customer))
+    after = evolve_row(rows.get(key), operation)
     return after is not None and await write_row(cursor, key, after)

@@ -195,6 +195,8 @@ def migrated_columns() -> dict[tuple[str, str], str]:
                 r"(?:ADD COLUMN (?:IF NOT EXISTS )?|ALTER COLUMN )\"?(\w+)\"?\s+(?:SET DATA )?"
                 r"(?:TYPE )?([^,]+)", actions, re.I,
             ):
+                if re.match(r"(?:DROP|SET) (?:NOT NULL|DEFAULT)", type_words, re.I):
+                    continue  # a constraint or default changed, not the column's type
                 columns[(table, column)] = sql_type(type_words.split())
     return columns
 

@@ -83,7 +83,9 @@ class PostgresStore:
     own `search_path` (`dsn` may carry `options=-csearch_path=...`)."""
 
     def __init__(self, dsn: str, projector: str = "postgres", *, schema: str | None = None,
-                 owner: str | None = None, swap_guard: bool = True) -> None:
+                 owner: str | None = None, swap_guard: bool = True,
+                 forgotten_from: str | None = None) -> None:
+        self._forgotten_from = forgotten_from
         self._dsn = dsn if schema is None else schema_dsn(dsn, schema)
         self._projector = projector
         self._schema, self._owner = schema, owner
@@ -115,8 +117,24 @@ class PostgresStore:
 
     async def start(self) -> None:
         """Create the schema if missing, claim it (`SchemaOwned` if another prefix has) and
-        apply the migrations."""
+        apply the migrations; then, given `forgotten_from` (a rebuild's store: the live
+        schema), copy its forgotten users' markers, so that no build ever holds a forgotten
+        user, even from a log not yet compacted (docs/erasure.md)."""
         await self._guarded(lambda connection: migrate(connection, self._schema, self._owner))
+        if self._forgotten_from is not None:
+            await self._guarded(self._copy_forgotten)
+
+    async def _copy_forgotten(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        live = self._forgotten_from
+        assert live is not None
+        source = f"{live}.forgotten_users"
+        async with connection.transaction():
+            found = await (await connection.execute("SELECT to_regclass(%s)", (source,))).fetchone()
+            if found is None or found[0] is None:
+                return
+            await connection.execute(sql.SQL(
+                "INSERT INTO forgotten_users SELECT * FROM {}.forgotten_users"
+                " ON CONFLICT (id) DO NOTHING").format(sql.Identifier(live)))
 
     async def close(self) -> None:
         await self._drop()

@@ -48,6 +48,8 @@ class PostgresTarget:
         self._base_dsn = dsn
         self._projector = projector
         self._schema, self._owner = schema, owner
+        self._live_known: str | None = schema
+        """The live schema, as `create` found it: a build's store copies its forget markers."""
         self._connection: psycopg.AsyncConnection[Any] | None = None
 
     @classmethod
@@ -90,13 +92,15 @@ class PostgresTarget:
                               if (found := pattern.match(model.name))), default=0)
         name = side_model_name(live, kind, generation)
         await connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+        self._live_known = live
         return name
 
     def store(self, name: str) -> PostgresStore:
         """The projector's own store, writing into schema `name` (not waiting for swaps), claimed
-        for this target's prefix (so that, swapped in, it still belongs to it)."""
+        for this target's prefix (so that, swapped in, it still belongs to it), seeded with the
+        live schema's forgotten users' markers (it never holds a forgotten user)."""
         return PostgresStore(self._base_dsn, self._projector, schema=name, owner=self._owner,
-                             swap_guard=False)
+                             swap_guard=False, forgotten_from=self._live_known)
 
     async def models(self) -> list[Model]:
         """Every side, retired and point-in-time schema of the live one, with its user and

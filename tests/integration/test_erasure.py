@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -77,8 +78,9 @@ def _raw_log(pipeline: Pipeline, topic: str) -> list[tuple[bytes | None, bytes |
     return found
 
 
-def _rebuild(pipeline: Pipeline, projection: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "cqrs", "rebuild", projection, "--no-keep"],
+def _rebuild(pipeline: Pipeline, projection: str, *options: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "cqrs", "rebuild", projection,
+                           *(options or ("--no-keep",))],
                           cwd=ROOT, env={**os.environ, **pipeline.env}, capture_output=True,
                           timeout=240)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
@@ -110,6 +112,7 @@ def test_a_forgotten_user_leaves_every_model_and_the_compacted_logs(pipeline: Pi
                                               (subject,)))
                    and pipeline.documents().get(subject, {}).get("version") == 3,
                    60, "the subject projected", pipeline)
+        before_forget = datetime.now(UTC).isoformat()
         forget = new_command("ForgetUser", subject, {"reason": "GDPR art. 17 request",
                                                      "requested_by": "privacy-desk"})
         (forgotten,) = _send(client, forget)
@@ -125,6 +128,14 @@ def test_a_forgotten_user_leaves_every_model_and_the_compacted_logs(pipeline: Pi
         assert pipeline.rows("SELECT count(*) FROM users") == [(1,)]
         assert pipeline.rows("SELECT total, status, payment_ref FROM orders WHERE id = %s",
                              (f"paid{run}",)) == [(4200, "paid", "pay-1")]
+
+        # A point-in-time build up to just before the forget, into a side model for audits:
+        # it reads the live model's forget markers first, so it never holds the subject.
+        _rebuild(pipeline, "postgres", "--until", before_forget)
+        (pit,) = pipeline.rows("SELECT nspname FROM pg_namespace WHERE starts_with(nspname,"
+                               " current_schema() || '__pit_')")
+        assert pipeline.rows(f'SELECT id FROM "{pit[0]}".users ORDER BY id') == [(other,)]
+        _rebuild(pipeline, "postgres", "--drop", pit[0])
 
         # Before compaction the log still holds the subject's events: a rebuild from the
         # beginning reads them, and still swaps in models without the subject.

@@ -182,4 +182,8 @@ def test_a_forgotten_user_leaves_every_model_and_the_compacted_logs(pipeline: Pi
     _rebuild(pipeline, "postgres")
     assert not pipeline.rows("SELECT 1 FROM users WHERE id = %s", (subject,))
     assert pipeline.rows("SELECT id FROM forgotten_users") == [(subject,)]
+    # The tombstones were skipped by both projectors, nothing was dead-lettered anywhere.
+    for dlq in (catalogue.commands_dlq, catalogue.projection_dlq("postgres"),
+                catalogue.projection_dlq("search")):
+        assert _raw_log(pipeline, dlq.name) == [], dlq.name
     assert not pipeline.exited(), pipeline.log_tail()

@@ -213,4 +213,11 @@ def test_a_prefix_pointed_at_a_schema_another_owns_is_refused(
     listed = rebuild_cli(b, "--list", CQRS_PG_SCHEMA=taken)
     assert listed.returncode == 1
     assert f"belongs to topic prefix {a.prefix!r}" in listed.stderr
+    projector = subprocess.run(
+        [sys.executable, "-m", "cqrs", "project", "postgres"], capture_output=True, text=True,
+        env={**os.environ, **b.env, "CQRS_PG_SCHEMA": taken,
+             "CQRS_PROJECTOR_POSTGRES_METRICS_PORT": "0"}, timeout=120, check=False)
+    assert projector.returncode != 0  # stops at its start, before a batch
+    assert "SchemaOwned" in projector.stdout + projector.stderr
+    assert a.query("SELECT prefix FROM schema_owner") == [(a.prefix,)]
     asyncio.run(start(config_of(a)))  # its owner starts again as before

@@ -96,7 +96,8 @@ def test_an_erasure_of_a_blocked_stream_is_applied_and_releases_it() -> None:
     assert len(dlq.sent) == 1
     assert "user-p" not in proc.parked_streams
     assert (store.blocked, store.parked) == ({}, {})
-    assert "p" not in store.users and store.forgotten["p"]["version"] == 5
+    assert "p" not in store.users
+    assert store.forgotten["p"]["version"] == 5
     counts = proc.counters.snapshot()
     assert counts == {"consumed": 5, "applied": 1, "skipped": 0, "parked": 3, "dead_lettered": 1}
 

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     topic_prefix: str = "cqrs."
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    """Replicas of every catalogue topic (`cqrs services env` prints 3 for a 3-node cluster);
+    their `min.insync.replicas` follows: 2 with 3 or more replicas, else 1."""
     projector_postgres_metrics_port: int = Field(default=PROJECTOR_POSTGRES, ge=0, le=65535)
     """`/metrics`, `/livez`, `/readyz` of `cqrs project postgres` (0: not served)."""
     projector_search_metrics_port: int = Field(default=PROJECTOR_SEARCH, ge=0, le=65535)

@@ -1,8 +1,10 @@
 """Make a cluster match the catalogue: create what is missing, report drift, never alter or delete.
 
 `apply` is idempotent: run twice, the second run creates nothing. An existing topic that differs
-from its spec (partitions, replication, a catalogue config, co-partitioning of commands and
-events) is reported as `Drift`, never changed: fixing it means migrating data, a human decision.
+from its spec (partitions, replication factor, a catalogue config such as min.insync.replicas,
+co-partitioning of commands and events) is reported as `Drift`, never changed: fixing it means
+migrating data, a human decision. So is a broker's internal topic (transaction state, group
+offsets) with fewer replicas than the catalogue's topics: exactly-once needs it to survive as long.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ class TopicState:
     exists: bool
     partitions: int | None = None
     replication_factor: int | None = None
+    """The fewest replicas of any partition (`max_replication_factor`: the most; None: as few)."""
     configs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    max_replication_factor: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ def _state(spec: TopicSpec, metadata: ClusterMetadata,
     configs = {name: str(entry.value) for name, entry in entries.items()
                if name in spec.configs or entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG}
     return TopicState(spec, True, len(partitions), min(replicas, default=0),
-                      MappingProxyType(dict(sorted(configs.items()))))
+                      MappingProxyType(dict(sorted(configs.items()))), max(replicas, default=0))
 
 
 def _observe(admin: AdminClient, specs: Iterable[TopicSpec], metadata: ClusterMetadata,
@@ -167,13 +171,37 @@ def topic_drift(state: TopicState) -> list[Drift]:
     spec, found = state.spec, []
     if state.partitions != spec.partitions:
         found.append(Drift(spec.name, "partitions", str(spec.partitions), str(state.partitions)))
-    if (state.replication_factor or 0) < spec.replication_factor:
-        found.append(Drift(spec.name, "replication factor", f">= {spec.replication_factor}",
-                           str(state.replication_factor)))
+    fewest = state.replication_factor
+    most = fewest if state.max_replication_factor is None else state.max_replication_factor
+    if fewest != spec.replication_factor or most != spec.replication_factor:
+        replicas = str(fewest) if fewest == most else f"{fewest} to {most} (by partition)"
+        found.append(Drift(spec.name, "replication factor", str(spec.replication_factor),
+                           replicas))
     for setting, expected in spec.configs.items():
         actual = state.configs.get(setting)
         if not _same_value(setting, expected, actual):
             found.append(Drift(spec.name, setting, expected, str(actual)))
+    return found
+
+
+INTERNAL_TOPICS = ("__transaction_state", "__consumer_offsets")
+"""The brokers' topics that transactions and consumer groups depend on; created by the brokers
+(with `transaction.state.log.replication.factor`, `offsets.topic.replication.factor`)."""
+
+
+def internal_drift(catalogue: Catalogue, metadata: ClusterMetadata) -> list[Drift]:
+    """Drift when an internal topic exists with fewer replicas than the catalogue's topics: a
+    node's loss would then lose transaction outcomes or group offsets that the catalogue's
+    replication was meant to keep. A missing one is created by the brokers on first use."""
+    found = []
+    for name in INTERNAL_TOPICS:
+        topic = metadata.topics.get(name)
+        if topic is None or topic.error is not None or not topic.partitions:
+            continue
+        fewest = min(len(partition.replicas) for partition in topic.partitions.values())
+        if fewest < catalogue.replication_factor:
+            found.append(Drift(name, "replication factor (the brokers' setting)",
+                               f">= {catalogue.replication_factor}", str(fewest)))
     return found
 
 
@@ -242,7 +270,8 @@ def apply(admin: AdminClient, catalogue: Catalogue, *, dry_run: bool = False,
     clients started next do not see UNKNOWN_TOPIC_OR_PART. With `dry_run`, `created` lists what
     would be created and nothing changes.
     """
-    states = describe(admin, catalogue, timeout=timeout)
+    metadata = _metadata(admin, timeout)
+    states = _observe(admin, catalogue.specs(), metadata, timeout)
     blocked = _blocked_by_copartitioning(catalogue, states)
     blocked_names = {drift.topic for drift in blocked}
     missing = [state.spec for state in states
@@ -256,7 +285,8 @@ def apply(admin: AdminClient, catalogue: Catalogue, *, dry_run: bool = False,
             metadata = _await_visible(admin, [*created, *raced], timeout)
             existing += _observe(admin, [spec for spec in missing if spec.name in raced],
                                  metadata, timeout)
-    drift = [*blocked, *copartition_drift(catalogue, existing)]
+    drift = [*blocked, *copartition_drift(catalogue, existing),
+             *internal_drift(catalogue, metadata)]
     drift += [found for state in existing for found in topic_drift(state)]
     drifted = {found.topic for found in drift}
     unchanged = [state.spec.name for state in existing if state.spec.name not in drifted]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import time
 from typing import Annotated
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from cqrs.cli.boot import bootstrap
 from cqrs.services import Layout, Runner, ServiceError
+from cqrs.services.layout import MAX_KAFKA_NODES
 
 app = typer.Typer(help="Run Kafka, Elasticsearch and PostgreSQL natively (no Docker needed).")
 console = Console(stderr=True, soft_wrap=True)
@@ -28,13 +30,25 @@ WithMetrics = Annotated[
                  "pipeline's processes; CQRS_SERVICES_PROMETHEUS_PORT moves it)."),
 ]
 
+KafkaNodes = Annotated[
+    int | None,
+    typer.Option("--kafka-nodes", min=1, max=MAX_KAFKA_NODES,
+                 help="Run Kafka as this many KRaft nodes (broker and controller each; node n on "
+                      "ports 9092+2(n-1) and 9093+2(n-1)). Default: CQRS_SERVICES_KAFKA_NODES, "
+                      "else what the last `up` ran in this state directory, else 1. "
+                      "status, down and env follow the recorded count."),
+]
 
-def _runner(ctx: typer.Context, names: list[str] | None, with_metrics: bool = False) -> Runner:
+
+def _runner(ctx: typer.Context, names: list[str] | None, with_metrics: bool = False,
+            kafka_nodes: int | None = None) -> Runner:
     """The runner of `names`; Prometheus scrapes the processes at the settings' metrics ports."""
-    layout = Layout.from_env(metrics_ports=bootstrap(ctx).settings.metrics_ports())
     try:
+        layout = Layout.from_env(metrics_ports=bootstrap(ctx).settings.metrics_ports())
+        if kafka_nodes is not None:
+            layout = dataclasses.replace(layout, kafka_nodes=kafka_nodes)
         return Runner(layout, names, with_metrics=with_metrics)
-    except ServiceError as error:
+    except (ValueError, ServiceError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
 
@@ -44,9 +58,10 @@ def _say(message: str) -> None:
 
 
 @app.command()
-def up(ctx: typer.Context, names: Names = None, with_metrics: WithMetrics = False) -> None:
+def up(ctx: typer.Context, names: Names = None, with_metrics: WithMetrics = False,
+       kafka_nodes: KafkaNodes = None) -> None:
     """Fetch (once, cached), start and health-check the services. Idempotent."""
-    runner = _runner(ctx, names, with_metrics)
+    runner = _runner(ctx, names, with_metrics, kafka_nodes)
     started = time.monotonic()
     try:
         runner.up(_say)
@@ -85,6 +100,7 @@ def status(
 
 @app.command()
 def env() -> None:
-    """Print shell exports that point the project and its tests at the native services."""
+    """Print shell exports that point the project and its tests at the native services: every
+    Kafka node's address, and the replication the catalogue should ask of them."""
     for key, value in Layout.from_env().client_env().items():
         print(f"export {key}={shlex.quote(value)}")

@@ -31,7 +31,11 @@ def _kafka_round_trip(config: Config) -> str:
     kafka = config.kafka.client_config()
     admin = AdminClient(kafka)
     topic = f"{config.prefix}smoke-{uuid.uuid4().hex[:8]}"
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result()
+    # Replicated as the catalogue's topics are, so on a cluster the round trip needs its quorum.
+    catalogue = config.catalogue
+    replicated = {"min.insync.replicas": catalogue.commands.configs["min.insync.replicas"]}
+    admin.create_topics([NewTopic(topic, num_partitions=1, config=replicated,
+                                  replication_factor=catalogue.replication_factor)])[topic].result()
     try:
         marker = uuid.uuid4().hex.encode()
         producer = Producer({**kafka, "enable.idempotence": True})

@@ -50,6 +50,19 @@ GATEWAY_JOB = "cqrs-gateway"
 GATEWAY_PORT_VARIABLE = "CQRS_SERVICES_GATEWAY_PORT"
 GATEWAY_PORT = 8000
 
+# A Kafka cluster (`cqrs services up --kafka-nodes 3`): node n listens on the single node's ports
+# plus 2(n - 1), so 9092/9093, 9094/9095, 9096/9097 by default.
+KAFKA_PORT_STRIDE = 2
+MAX_KAFKA_NODES = 9
+CLUSTER_NODE_HEAP_MB = 384
+"""A cluster node's heap unless set (2 cores run three brokers, the pipeline and its tests)."""
+FULL_REPLICATION = 3
+"""Replicas per partition once there are enough nodes: one node may be lost (min ISR 2) while
+writes go on, and a second copy still remains."""
+KAFKA_NODES_RECORD = "kafka-nodes"
+"""A file in the state directory: how many Kafka nodes the last `up` ran there, so `status`,
+`down` and `env` cover the same nodes without being told."""
+
 
 def _default_targets(
     env: dict[str, str], host: str, ports: Mapping[str, int] | None = None
@@ -96,6 +109,19 @@ class Layout:
     metrics_targets: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: _default_targets({}, "127.0.0.1"), hash=False)
     prometheus_rules: tuple[Path, ...] = PROMETHEUS_RULES
+    kafka_nodes: int = 1
+    kafka_heap_mb: int | None = None
+    """Each Kafka node's heap; None: `heap_mb` for one node, `CLUSTER_NODE_HEAP_MB` for more."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.kafka_nodes <= MAX_KAFKA_NODES:
+            raise ValueError(f"kafka_nodes must be 1 to {MAX_KAFKA_NODES}, not {self.kafka_nodes}")
+        ports = [port for node in self.kafka_node_ids for port in self.kafka_ports(node)]
+        if len(set(ports)) != len(ports):
+            raise ValueError(
+                f"the Kafka nodes' ports overlap ({ports}): node n listens on the broker and "
+                f"controller ports plus {KAFKA_PORT_STRIDE}(n - 1); set "
+                "CQRS_SERVICES_KAFKA_CONTROLLER_PORT outside the brokers' range")
 
     @classmethod
     def from_env(
@@ -107,8 +133,10 @@ class Layout:
         home = Path.home()
         default_state = Path("/var/lib/cqrs") if _is_root() else home / ".local/state/cqrs"
         default_cache = Path("/var/cache/cqrs") if _is_root() else home / ".cache/cqrs"
+        state_dir = Path(env.get("CQRS_SERVICES_STATE_DIR", default_state))
+        kafka_heap = env.get("CQRS_SERVICES_KAFKA_HEAP_MB") or env.get("CQRS_SERVICES_HEAP_MB")
         return cls(
-            state_dir=Path(env.get("CQRS_SERVICES_STATE_DIR", default_state)),
+            state_dir=state_dir,
             cache_dir=Path(env.get("CQRS_SERVICES_CACHE_DIR", default_cache)),
             kafka_port=int(env.get("CQRS_SERVICES_KAFKA_PORT", 9092)),
             kafka_controller_port=int(env.get("CQRS_SERVICES_KAFKA_CONTROLLER_PORT", 9093)),
@@ -121,6 +149,9 @@ class Layout:
             prometheus_rules=tuple(
                 Path(path) for path in env["CQRS_SERVICES_PROMETHEUS_RULES"].split(os.pathsep)
             ) if env.get("CQRS_SERVICES_PROMETHEUS_RULES") else PROMETHEUS_RULES,
+            kafka_nodes=int(env.get("CQRS_SERVICES_KAFKA_NODES")
+                            or recorded_kafka_nodes(state_dir) or 1),
+            kafka_heap_mb=int(kafka_heap) if kafka_heap else None,
         )
 
     def service_dir(self, name: str) -> Path:
@@ -133,8 +164,46 @@ class Layout:
         return self.state_dir / "pids" / f"{name}.pid"
 
     @property
+    def kafka_node_ids(self) -> range:
+        return range(1, self.kafka_nodes + 1)
+
+    def kafka_node_name(self, node: int) -> str:
+        """`kafka` for the single node (as before clusters), `kafka-<n>` for a cluster's nodes:
+        the service's name, directory, pid and log file."""
+        return "kafka" if self.kafka_nodes == 1 else f"kafka-{node}"
+
+    def kafka_ports(self, node: int) -> tuple[int, int]:
+        """Node `node`'s (broker, controller) ports."""
+        offset = KAFKA_PORT_STRIDE * (node - 1)
+        return self.kafka_port + offset, self.kafka_controller_port + offset
+
+    def kafka_address(self, node: int) -> str:
+        return f"{self.host}:{self.kafka_ports(node)[0]}"
+
+    @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        """Every node's broker address, comma-separated (clients need any one of them)."""
+        return ",".join(self.kafka_address(node) for node in self.kafka_node_ids)
+
+    @property
+    def kafka_node_heap_mb(self) -> int:
+        if self.kafka_heap_mb is not None:
+            return self.kafka_heap_mb
+        return self.heap_mb if self.kafka_nodes == 1 else CLUSTER_NODE_HEAP_MB
+
+    @property
+    def replication_factor(self) -> int:
+        """What the catalogue's topics and the brokers' internal topics get on these nodes."""
+        return min(self.kafka_nodes, FULL_REPLICATION)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """With acks=all, 2 of 3 replicas confirm a write, so one node may be lost."""
+        return 2 if self.replication_factor >= FULL_REPLICATION else 1
+
+    @property
+    def kafka_nodes_record(self) -> Path:
+        return self.state_dir / KAFKA_NODES_RECORD
 
     @property
     def elasticsearch_url(self) -> str:
@@ -164,6 +233,15 @@ class Layout:
         """The variables that point the project (and its tests) at these services."""
         return {
             "CQRS_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "CQRS_REPLICATION_FACTOR": str(self.replication_factor),
             "CQRS_ES_URL": self.elasticsearch_url,
             "CQRS_PG_DSN": self.postgres_dsn,
         }
+
+
+def recorded_kafka_nodes(state_dir: Path) -> int | None:
+    """The node count the last `up` recorded in `state_dir` (None: none recorded)."""
+    try:
+        return int((state_dir / KAFKA_NODES_RECORD).read_text().strip())
+    except (OSError, ValueError):
+        return None

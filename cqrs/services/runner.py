@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import subprocess
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cqrs.services.base import Say, Service
 from cqrs.services.elasticsearch import Elasticsearch
 from cqrs.services.errors import PortTaken, ServiceError
 from cqrs.services.kafka import Kafka
-from cqrs.services.layout import SERVICE_USER, Layout
+from cqrs.services.layout import SERVICE_USER, Layout, recorded_kafka_nodes
 from cqrs.services.postgres import Postgres
 from cqrs.services.process import (
     group_alive,
@@ -36,6 +38,7 @@ SERVICE_TYPES: dict[str, type[Service]] = {
 # What `up` runs unless told otherwise; `--with-metrics` adds these.
 DEFAULT_SERVICES = ("kafka", "elasticsearch", "postgres")
 METRICS_SERVICES = ("prometheus",)
+_KAFKA_NODE = re.compile(r"^kafka-(?P<node>[1-9])$")
 
 
 @dataclass(frozen=True)
@@ -51,24 +54,47 @@ class Status:
 class Runner:
     """Sequences the services. Elasticsearch and PostgreSQL refuse to run as root, so as root
     they (and Prometheus) run as the system user ``cqrs`` (created on first use); Kafka runs as
-    the caller. Without names: the default services, plus Prometheus ``with_metrics``."""
+    the caller. Without names: the default services, plus Prometheus ``with_metrics``.
+
+    ``kafka`` names every Kafka node of the layout (one, or ``layout.kafka_nodes``, each its own
+    service ``kafka-<n>``); ``kafka-<n>`` names one node of a cluster."""
 
     def __init__(self, layout: Layout, names: list[str] | None = None,
                  with_metrics: bool = False) -> None:
         self.layout = layout
         user = SERVICE_USER if os.geteuid() == 0 else None
         chosen = names or [*DEFAULT_SERVICES, *(METRICS_SERVICES if with_metrics else ())]
-        unknown = sorted(set(chosen) - set(SERVICE_TYPES))
+        unknown = sorted(name for name in chosen
+                         if name not in SERVICE_TYPES and self._node_of(name) is None)
         if unknown:
-            raise ServiceError(f"unknown service(s) {unknown}; choose from {list(SERVICE_TYPES)}")
-        self.services = [
-            SERVICE_TYPES[name](layout, None if name == "kafka" else user) for name in chosen
-        ]
+            raise ServiceError(f"unknown service(s) {unknown}; choose from {self._known()}")
+        self.services: list[Service] = []
+        for name in chosen:
+            taken = {service.name for service in self.services}
+            self.services += [s for s in self._services_of(name, user) if s.name not in taken]
         self.user = user
+
+    def _node_of(self, name: str) -> int | None:
+        match = _KAFKA_NODE.match(name)
+        node = int(match.group("node")) if match else None
+        return node if node in self.layout.kafka_node_ids and self.layout.kafka_nodes > 1 else None
+
+    def _known(self) -> list[str]:
+        nodes = [self.layout.kafka_node_name(n) for n in self.layout.kafka_node_ids]
+        return [*SERVICE_TYPES, *(nodes if self.layout.kafka_nodes > 1 else [])]
+
+    def _services_of(self, name: str, user: str | None) -> list[Service]:
+        node = self._node_of(name)
+        if node is not None:
+            return [Kafka(self.layout, None, node)]
+        if name == "kafka":
+            return [Kafka(self.layout, None, node) for node in self.layout.kafka_node_ids]
+        return [SERVICE_TYPES[name](self.layout, user)]
 
     def up(self, say: Say) -> None:
         """Start every chosen service that is not running; idempotent."""
         self._prepare_dirs()
+        self._record_kafka_nodes(say)
         pending: list[tuple[Service, int]] = []
         for service in self.services:
             pid = self._pid(service, say)
@@ -98,24 +124,33 @@ class Runner:
             service.after_start(say)
 
     def down(self, say: Say) -> bool:
-        """Stop the processes ``up`` started (by their recorded pids); True if none is left."""
+        """Stop the processes ``up`` started (by their recorded pids); True if none is left.
+
+        A cluster's Kafka nodes are stopped together: one by one, the last node standing has
+        lost its controller quorum and waits out the whole timeout in its controlled shutdown.
+        """
         all_gone = True
-        for service in reversed(self.services):
-            pid_file = self.layout.pid_file(service.name)
-            pid = self._pid(service, say)
-            if pid is None:
-                say(f"{service.name}: not running")
-                pid_file.unlink(missing_ok=True)
-                continue
-            say(f"{service.name}: stopping pid {pid}")
-            gone = stop_group(pid, sig=service.stop_signal, leader_only=service.signal_leader_only)
-            if gone:
-                pid_file.unlink(missing_ok=True)
-                say(f"{service.name}: stopped")
-            else:
-                say(f"{service.name}: processes of group {pid} are still alive")
-            all_gone = all_gone and gone
+        for batch in _stop_batches(list(reversed(self.services))):
+            with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+                stopped = list(pool.map(lambda service: self._stop(service, say), batch))
+            all_gone = all_gone and all(stopped)
         return all_gone
+
+    def _stop(self, service: Service, say: Say) -> bool:
+        pid_file = self.layout.pid_file(service.name)
+        pid = self._pid(service, say)
+        if pid is None:
+            say(f"{service.name}: not running")
+            pid_file.unlink(missing_ok=True)
+            return True
+        say(f"{service.name}: stopping pid {pid}")
+        gone = stop_group(pid, sig=service.stop_signal, leader_only=service.signal_leader_only)
+        if gone:
+            pid_file.unlink(missing_ok=True)
+            say(f"{service.name}: stopped")
+        else:
+            say(f"{service.name}: processes of group {pid} are still alive")
+        return gone
 
     def running_metrics_services(self) -> list[str]:
         """The metrics services whose recorded process is alive (``down`` stops them too)."""
@@ -150,6 +185,24 @@ class Runner:
             pid_file.unlink(missing_ok=True)
         return pid
 
+    def _record_kafka_nodes(self, say: Say) -> None:
+        """Record how many Kafka nodes run here, once the other count's nodes are stopped."""
+        if not any(isinstance(service, Kafka) for service in self.services):
+            return
+        recorded = recorded_kafka_nodes(self.layout.state_dir) or 1
+        wanted = self.layout.kafka_nodes
+        if recorded == wanted:
+            return
+        before = replace(self.layout, kafka_nodes=recorded)
+        running = [service.name for service in Runner(before, ["kafka"]).services
+                   if read_pid(before.pid_file(service.name), service.owns) is not None]
+        if running:
+            raise ServiceError(
+                f"Kafka runs here as {recorded} node(s) ({', '.join(running)}); stop it first "
+                f"with `cqrs services down kafka`, then start {wanted} node(s)")
+        say(f"kafka: {wanted} node(s) in {self.layout.state_dir}")
+        self.layout.kafka_nodes_record.write_text(f"{wanted}\n")
+
     def _prepare_dirs(self) -> None:
         self.layout.state_dir.mkdir(parents=True, exist_ok=True)
         self.layout.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -165,8 +218,19 @@ class Runner:
                 raise PortTaken(
                     f"{name}: port {port} on {self.layout.host} is taken by another process "
                     f"(`ss -ltnp 'sport = :{port}'` shows which). Stop it, or choose another port "
-                    f"with CQRS_SERVICES_{name.upper()}_PORT."
+                    f"with CQRS_SERVICES_{name.split('-')[0].upper()}_PORT."
                 )
+
+
+def _stop_batches(services: list[Service]) -> list[list[Service]]:
+    """`services` in order, with consecutive Kafka nodes in one batch (stopped together)."""
+    batches: list[list[Service]] = []
+    for service in services:
+        if batches and isinstance(service, Kafka) and isinstance(batches[-1][0], Kafka):
+            batches[-1].append(service)
+        else:
+            batches.append([service])
+    return batches
 
 
 def _ensure_user(user: str, home: Path) -> None:

@@ -240,8 +240,10 @@ class Layout:
 
 
 def recorded_kafka_nodes(state_dir: Path) -> int | None:
-    """The node count the last `up` recorded in `state_dir` (None: none recorded)."""
+    """The node count the last `up` recorded in `state_dir` (None: none, or not a count: a
+    damaged record must not stop every entry point, which all read the layout)."""
     try:
-        return int((state_dir / KAFKA_NODES_RECORD).read_text().strip())
+        nodes = int((state_dir / KAFKA_NODES_RECORD).read_text().strip())
     except (OSError, ValueError):
         return None
+    return nodes if 1 <= nodes <= MAX_KAFKA_NODES else None

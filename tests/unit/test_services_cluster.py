@@ -85,6 +85,9 @@ def test_the_cluster_layout_comes_from_the_environment_or_the_last_up(tmp_path: 
     assert layout.kafka_node_heap_mb == 384
     assert Layout.from_env({**env, "CQRS_SERVICES_KAFKA_NODES": "1"}).kafka_nodes == 1
     assert Layout.from_env({**env, "CQRS_SERVICES_KAFKA_HEAP_MB": "256"}).kafka_node_heap_mb == 256
+    for damaged in ("0", "12", "three"):
+        (tmp_path / "kafka-nodes").write_text(damaged)
+        assert Layout.from_env(env).kafka_nodes == 1
 
 
 def test_env_prints_every_node_and_the_replication_factor(tmp_path: Path) -> None:

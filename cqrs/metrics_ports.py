@@ -13,3 +13,5 @@ from typing import Final
 PROCESSOR: Final = 9401
 PROJECTOR_POSTGRES: Final = 9402
 PROJECTOR_SEARCH: Final = 9403
+MANAGERS: Final = 9404
+"""`cqrs manage` (the process managers); `CQRS_MANAGERS_METRICS_PORT` or `--metrics-port`."""

@@ -22,6 +22,7 @@ from topics._catalogue import (
     COMMAND_RESULTS_RETENTION_MS,
     COMMANDS_RETENTION_MS,
     DLQ_RETENTION_MS,
+    MANAGER_TABLES,
     Catalogue,
     TopicSpec,
 )
@@ -161,6 +162,7 @@ __all__ = [
     "COMMAND_RESULTS_RETENTION_MS",
     "DLQ_RETENTION_MS",
     "EVENTS",
+    "MANAGER_TABLES",
     "ORDER_AGGREGATE",
     "SCHEMA_DIRECTORY",
     "UPCASTERS",

@@ -180,7 +180,7 @@ class Catalogue:
     @property
     def manager_facts(self) -> TopicSpec:
         """The managers' repartition topic: facts of the events keyed by customer."""
-        return self._deleting("manager.customers.facts", MANAGER_FACTS_RETENTION_MS,
+        return self._deleting("managers.facts", MANAGER_FACTS_RETENTION_MS,
                               "the customer's stream id (user-<id>), on its murmur2 partition",
                               "facts of user and order events, repartitioned by customer")
 
@@ -190,14 +190,14 @@ class Catalogue:
             raise KeyError(f"no manager table {table!r}; known: {', '.join(MANAGER_TABLES)}")
         configs = {"cleanup.policy": "compact", "retention.ms": RETAIN_FOREVER,
                    "delete.retention.ms": str(TOMBSTONE_RETENTION_MS)}
-        return self._spec(f"manager.customers.{table}.changelog", configs,
+        return self._spec(f"managers.{table}.changelog", configs,
                           "the table's key (order or customer stream id)",
                           f"the managers' {table} table, restored from here")
 
     @property
     def manager_dlq(self) -> TopicSpec:
         """Records the managers could not use (events or facts), with the DLQ headers."""
-        return self._deleting("manager.customers.dlq", DLQ_RETENTION_MS,
+        return self._deleting("managers.dlq", DLQ_RETENTION_MS,
                               "the source record's key",
                               "records the process managers could not use")
 

@@ -16,6 +16,7 @@ from cqrs.cli import (
     boot,
     demo,
     gateway,
+    manage,
     processor,
     project,
     query,
@@ -61,6 +62,7 @@ app.add_typer(project.app, name="project")
 app.add_typer(topics.app, name="topics")
 app.command("send", cls=send.SendCommand)(send.send)
 app.command("processor")(processor.processor)
+app.command("manage")(manage.manage)
 app.command("smoke")(smoke.smoke)
 app.add_typer(query.get_app, name="get")
 app.add_typer(query.stats_app, name="stats")

@@ -17,6 +17,8 @@ from projections.operations import (
     processor_lag,
     projector_lag,
 )
+from projections.operations.errors import OperationsError
+from projections.operations.managers import manager_lags
 from projections.registry import PROJECTORS
 from projections.runtime import TransientError
 
@@ -33,8 +35,9 @@ async def _projector(ctx: Context, name: str) -> ComponentLag:
 
 
 def collect(ctx: Context, only: list[str] | None = None) -> list[ComponentLag]:
-    """The processor's lag, then each registered projector's (or those in `only`); a projector
-    whose store is unreachable is reported and left out."""
+    """The processor's lag, then each registered projector's (or those in `only`; `managers` for
+    the process managers), then the process managers'; a projector whose store is unreachable is
+    reported and left out."""
     rows = [processor_lag(ctx.kafka, group=f"{ctx.config.prefix}processor",
                           commands=ctx.catalogue.commands.name,
                           dlq=ctx.catalogue.commands_dlq.name)]
@@ -45,6 +48,11 @@ def collect(ctx: Context, only: list[str] | None = None) -> list[ComponentLag]:
             rows.append(asyncio.run(_projector(ctx, name)))
         except TransientError as error:
             err.print(f"[yellow]{name}: store unreachable[/yellow] ({error})")
+    if not only or "managers" in only:
+        try:
+            rows.extend(manager_lags(ctx.kafka, ctx.catalogue))
+        except OperationsError as error:  # a deployment whose topics predate the managers
+            err.print(f"[yellow]managers: left out[/yellow] ({error})")
     return rows
 
 
@@ -52,7 +60,10 @@ def table(rows: list[ComponentLag]) -> Table:
     view = Table("component", "state", "partition", "position", "end", "lag", "dlq depth",
                  "parked", "blocked")
     for row in rows:
-        view.add_row(row.name, row.state, "all", "", "", str(row.lag), str(row.dlq_depth),
+        state = row.state
+        if row.details:
+            state += "\n" + "\n".join(f"{name}: {count}" for name, count in row.details.items())
+        view.add_row(row.name, state, "all", "", "", str(row.lag), str(row.dlq_depth),
                      str(row.parked), str(row.blocked), style="bold")
         for part in row.partitions:
             position = "-" if part.position is None else str(part.position)
@@ -65,9 +76,11 @@ def lag(
     invocation: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
     projector: Annotated[list[str] | None, typer.Option(
-        "--projector", "-p", help="Only these projectors (repeatable; default: all).")] = None,
+        "--projector", "-p", help="Only these projectors (repeatable; `managers`: the process "
+        "managers; default: all).")] = None,
 ) -> None:
-    """Lag, DLQ depth, parked records and state of the processor and every projector.
+    """Lag, DLQ depth, parked records and state of the processor, every projector and the
+    process managers (with their tables' customers and open orders).
 
     Position is the next offset to read: a projector's store checkpoint + 1 (its truth), the
     processor's committed offset. Lag counts offsets to the end (0 if only transaction markers

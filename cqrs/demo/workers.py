@@ -1,4 +1,5 @@
-"""Start the processor and projectors the demo needs, unless their groups already have members."""
+"""Start the processor, projectors and process managers the demo needs, unless their groups
+already have members."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ WORKERS: dict[str, list[str]] = {
     "processor": ["processor"],
     "projector.postgres": ["project", "postgres"],
     "projector.search": ["project", "search"],
+    "managers": ["manage"],
 }
+"""Group suffix (after the prefix) → `cqrs` arguments of the worker that joins that group."""
 
 
 def group_has_members(admin: AdminClient, group: str, timeout: float = 10.0) -> bool:

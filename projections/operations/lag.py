@@ -8,7 +8,7 @@ take offsets too) counts as 0: a read_committed reader has nothing left there.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from projections.operations.kafka import KafkaOps
@@ -36,6 +36,8 @@ class ComponentLag:
     dlq_depth: int
     parked: int
     blocked: int
+    details: dict[str, int] = field(default_factory=dict)
+    """What else the component holds (the process managers: customers, open orders)."""
 
     @property
     def lag(self) -> int:

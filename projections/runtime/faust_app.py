@@ -240,7 +240,7 @@ class ProjectorApp(faust.App):
         return ReadCommittedTransport(self.conf.broker_consumer, self)
 
 
-def make_worker(app: ProjectorApp, loglevel: str = "info",
+def make_worker(app: faust.App, loglevel: str = "info",
                 logging_config: Mapping[str, Any] | None = None) -> faust.Worker:
     """The Faust worker of `app`. Faust (mode) replaces the root logger's handlers with its own
     coloured ones when the worker starts; given `logging_config` (a `logging.config.dictConfig`
@@ -255,7 +255,7 @@ def make_worker(app: ProjectorApp, loglevel: str = "info",
     return worker
 
 
-def run_worker(app: ProjectorApp, loglevel: str = "info",
+def run_worker(app: faust.App, loglevel: str = "info",
                logging_config: Mapping[str, Any] | None = None) -> None:
     """Run `app` in a Faust worker until stopped (SIGTERM, SIGINT); blocks (see `make_worker`)."""
     make_worker(app, loglevel, logging_config).execute_from_commandline()

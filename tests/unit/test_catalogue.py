@@ -23,7 +23,22 @@ def test_every_topic_is_under_the_prefix() -> None:
     assert [spec.name for spec in catalogue.specs()] == [
         "shop.commands", "shop.events", "shop.aggregates", "shop.command-results",
         "shop.commands.dlq", "shop.projection.postgres.dlq", "shop.projection.search.dlq",
+        "shop.managers.facts", "shop.managers.orders.changelog",
+        "shop.managers.cancel-on-deactivation.changelog",
+        "shop.managers.late-order.changelog", "shop.managers.dlq",
     ]
+
+
+def test_the_managers_changelogs_are_compacted_and_their_facts_expire() -> None:
+    catalogue = Catalogue(partitions=4, replication_factor=3)
+    for spec in catalogue.manager_specs():
+        assert spec.partitions == 4
+        assert spec.replication_factor == 3
+        assert spec.configs["min.insync.replicas"] == "2"
+    assert catalogue.manager_changelog("late-order").configs["cleanup.policy"] == "compact"
+    assert catalogue.manager_facts.configs["cleanup.policy"] == "delete"
+    with pytest.raises(KeyError):
+        catalogue.manager_changelog("nope")
 
 
 def test_defaults() -> None:

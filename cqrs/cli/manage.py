@@ -1,0 +1,35 @@
+"""`cqrs manage`: run the process managers (one Faust worker, docs/process-managers.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from prometheus_client import CollectorRegistry
+
+from cqrs import metrics_ports
+from cqrs.cli.boot import bootstrap, configure_logging
+from observability import served
+from projections.managers.app import make_manager_app
+from projections.runtime import run_worker
+
+
+def manage(
+    ctx: typer.Context,
+    loglevel: Annotated[str | None, typer.Option(
+        "--log-level", "--loglevel",
+        help="debug, info, warning or error (default: `cqrs --log-level`, else info).")] = None,
+    metrics_port: Annotated[int, typer.Option(
+        "--metrics-port", min=0, max=65535, envvar="CQRS_MANAGERS_METRICS_PORT",
+        help="Serve /metrics, /livez, /readyz here (0: not served).")] = metrics_ports.MANAGERS,
+) -> None:
+    """Run the process managers until stopped: cancel the open orders of customers deactivated
+    or forgotten, and orders accepted for a customer already inactive (exits non-zero on an
+    unexpected error; a restart resumes from the group's offsets and the tables' changelogs)."""
+    log_config = configure_logging(ctx, loglevel)
+    config = bootstrap(ctx).config
+    registry = CollectorRegistry()
+    app = make_manager_app(config.kafka, config.catalogue, registry=registry)
+    with served(metrics_port, registry, app.health,
+                hint="another --metrics-port for cqrs manage, 0 disables"):
+        run_worker(app, log_config["root"]["level"].lower(), log_config)

@@ -1,0 +1,222 @@
+"""The managers' Faust app: a router agent and one agent per manager, their state in tables.
+
+One app, one consumer group (`<prefix>managers`), one process (`cqrs manage`):
+
+- agent `router` reads the events topic (read_committed, the projectors' consumer thread), keeps
+  order stream → customer in table `orders`, and forwards facts to the facts topic, keyed and
+  partitioned by customer (`partition_for(customer)`): the explicit repartition;
+- agents `cancel-on-deactivation` and `late-order` both read the facts topic; each keeps its
+  customers' state in its own table (key = customer stream id, value = JSON `CustomerState`) and
+  sends its `CancelOrder`s to the commands topic.
+
+Tables live in memory and are restored from their changelog topics (`<prefix>managers.
+<table>.changelog`, compacted) at every assignment; a table's changelog record goes to the
+partition of the record being processed, so with every topic of the app co-partitioned (the
+catalogue gives them all its partition count) a member owns a customer's facts and state
+together. The topics are the catalogue's (`cqrs topics apply` creates them; Faust declares none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from prometheus_client import CollectorRegistry
+
+from projections.managers.commands import OutgoingCommand
+from projections.managers.decide import MANAGERS
+from projections.managers.facts import Fact, encode_fact
+from projections.managers.handling import ManagerStage, RouterStage, Stage
+from projections.managers.metrics import ManagerMetrics
+from projections.managers.state import decode_state
+from projections.runtime.app import (
+    PRODUCER_MAX_REQUEST,
+    FaustDeadLetters,
+    _credentials,
+    exit_process,
+    partition_counter,
+)
+from projections.runtime.errors import TransientError
+from projections.runtime.faust_app import ReadCommittedConsumerThread
+from projections.runtime.health import ProjectorHealth
+from projections.runtime.processor import Backoff
+from projections.runtime.records import SourceRecord
+from topics import Catalogue, KafkaConnection
+
+logger = logging.getLogger("projections.managers")
+
+NAME = "managers"
+TOTALS_INTERVAL = 5.0
+"""Seconds between two `totals` log lines of a stage (only when its counts moved)."""
+GAUGES_INTERVAL = 15.0
+"""Seconds between two counts of the tables' customers and open orders (the gauges)."""
+
+
+class ReadCommittedConsumer(faust_aiokafka.Consumer):
+    """Faust's consumer with the projectors' read_committed, lenient consumer thread."""
+
+    def _new_consumer_thread(self) -> ReadCommittedConsumerThread:
+        return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class ReadCommittedTransport(faust_aiokafka.Transport):
+    Consumer = ReadCommittedConsumer
+
+
+class ManagerApp(faust.App):
+    """The managers' app: its stages (`router`, then one per manager), health and metrics."""
+
+    stages: dict[str, Stage]
+    health: ProjectorHealth
+    metrics: ManagerMetrics
+
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        if not self._rebalancing_sensor_state:
+            self._rebalancing_sensor_state = {None: None}  # as ProjectorApp: no warning
+        self.health.rebalancing = True
+
+    def on_rebalance_end(self) -> None:
+        super().on_rebalance_end()
+        self.health.assigned = True
+        self.health.rebalancing = False
+
+    def _new_transport(self) -> Any:
+        return ReadCommittedTransport(self.conf.broker_consumer, self)
+
+
+def source_record(message: Any) -> SourceRecord:
+    """A Faust message as the stages read it (a header without value reads as empty)."""
+    headers = tuple((str(name), bytes(value or b"")) for name, value in message.headers or ())
+    return SourceRecord(message.topic, message.partition, message.offset, message.key,
+                        message.value, headers)
+
+
+def _raw_topic(app: faust.App, name: str, **options: Any) -> Any:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", allow_empty=True, **options)
+
+
+def make_manager_app(
+    kafka: KafkaConnection,
+    catalogue: Catalogue,
+    *,
+    registry: CollectorRegistry | None = None,
+    backoff: Backoff | None = None,
+    fatal: Callable[[BaseException], None] = exit_process,
+) -> ManagerApp:
+    """The managers' Faust app for `faust.Worker` (`projections.runtime.run_worker`)."""
+    partitions = catalogue.partitions
+    app = ManagerApp(
+        f"{catalogue.prefix}{NAME}",
+        broker=f"kafka://{kafka.bootstrap}",
+        broker_credentials=_credentials(kafka),
+        autodiscover=False,
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=PRODUCER_MAX_REQUEST,
+        store="memory://",
+        datadir=os.path.join(tempfile.gettempdir(), "kafka-cqrs.{conf.name}-data"),
+    )
+    app.health = ProjectorHealth()
+    app.metrics = metrics = ManagerMetrics(registry or CollectorRegistry(), catalogue.prefix)
+    events = _raw_topic(app, catalogue.events.name)
+    facts = _raw_topic(app, catalogue.manager_facts.name, partitions=partitions)
+    commands = _raw_topic(app, catalogue.commands.name)
+    dead_letters = FaustDeadLetters(_raw_topic(app, catalogue.manager_dlq.name))
+    count = partition_counter(kafka, catalogue.events.name)
+    pacing = backoff or Backoff()
+
+    def table(name: str) -> Any:
+        changelog = _raw_topic(app, catalogue.manager_changelog(name).name,
+                               partitions=partitions)
+        return app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions,
+                         changelog_topic=changelog)
+
+    def fact_failed(sent: Any) -> None:
+        if not sent.cancelled() and sent.exception() is not None:
+            # Delivery failed after the producer's own retries: stop before the group commits
+            # past the event (Faust flushes the producer before each commit).
+            fatal(sent.exception())
+
+    async def forward(fact: Fact, partition: int) -> None:
+        try:
+            sent = await facts.send(key=fact.customer.encode(), value=encode_fact(fact),
+                                    partition=partition)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            raise TransientError(f"fact not sent: {type(error).__name__}: {error}") from error
+        sent.add_done_callback(fact_failed)
+
+    async def send_command(outgoing: OutgoingCommand) -> None:
+        try:
+            delivery = await commands.send(key=outgoing.key, value=outgoing.value,
+                                           partition=outgoing.partition,
+                                           headers=outgoing.headers)
+            await delivery  # acknowledged (acks=all) before the state is written
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            raise TransientError(f"command not sent: {type(error).__name__}: {error}") from error
+
+    tables = {name: table(name) for name in ("orders", *MANAGERS)}
+    app.stages = {"router": RouterStage(tables["orders"], forward, dead_letters, count, metrics,
+                                        pacing)}
+    for name in MANAGERS:
+        app.stages[name] = ManagerStage(name, tables[name], send_command, dead_letters, count,
+                                        metrics, pacing)
+
+    def agent_of(stage: Stage) -> Callable[[Any], Any]:
+        async def consume(stream: Any) -> None:
+            # Faust's supervisor would restart an agent that raised, with lost state: nothing
+            # may escape unhandled (a record's content never raises out of `handle`).
+            try:
+                app.health.store_started = True
+                async for event in stream.events():
+                    await stage.handle(source_record(event.message))
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                fatal(error)
+                raise
+        return consume
+
+    app.agent(events, name="router")(agent_of(app.stages["router"]))
+    for name in MANAGERS:
+        app.agent(facts, name=name)(agent_of(app.stages[name]))
+
+    logged: dict[str, dict[str, int]] = {}
+
+    async def log_totals() -> None:
+        app.health.idle_beat()
+        for name, stage in app.stages.items():
+            totals = stage.counters.snapshot()
+            if logged.get(name) != totals:
+                logged[name] = totals
+                logger.info("totals", extra={"stage": name, "totals": totals})
+
+    async def count_tables() -> None:
+        for name in MANAGERS:
+            states = list(tables[name].values())
+            open_orders = 0
+            for raw in states:
+                try:
+                    open_orders += len(decode_state(raw).open_orders())
+                except ValueError:
+                    continue
+            metrics.tables(name, len(states), open_orders)
+
+    app.timer(TOTALS_INTERVAL)(log_totals)
+    app.timer(GAUGES_INTERVAL)(count_tables)
+    return app

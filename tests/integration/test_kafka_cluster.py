@@ -3,7 +3,8 @@
 The cluster runs in its own temporary state directory and on free ports (never the services of
 `cqrs services up`), and is stopped and removed even when a step fails. One module-scoped cluster
 serves the steps in order: apply the catalogue with replication factor 3, a transactional round
-trip, then a node SIGKILLed while an idempotent producer writes with acks=all.
+trip, the real processor accepting commands, then a node SIGKILLed while an idempotent producer
+writes with acks=all.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from confluent_kafka.admin import AdminClient
 
 from cqrs.services import Layout, Runner
 from cqrs.services.process import port_open, read_pid
+from tests.support.processor import (
+    command,
+    processor_config,
+    produce,
+    running_in_thread,
+    wait_for,
+)
 from topics import Catalogue, apply, describe
 from topics._admin import internal_drift
 
@@ -175,6 +183,20 @@ def test_a_transactional_round_trip_and_replicated_internal_topics(
         partitions = metadata.topics[internal].partitions.values()
         assert {len(partition.replicas) for partition in partitions} == {3}, internal
     assert internal_drift(catalogue, metadata) == []
+
+
+def test_the_processor_accepts_commands_on_the_replicated_topics(
+    cluster: Cluster, catalogue: Catalogue
+) -> None:
+    kafka = {"bootstrap.servers": cluster.bootstrap}
+    commands = [command("CreateUser", f"u{i}", {"email": f"u{i}@example.com", "name": f"U {i}"})
+                for i in range(30)]
+    produce(kafka, catalogue.commands.name, commands, catalogue.partitions)
+    with running_in_thread(processor_config(kafka, catalogue, "cluster")) as processor:
+        _wait("30 accepted commands", lambda: processor.counters.accepted == 30, 60)
+    events = wait_for(kafka, catalogue.events.name, 30)
+    assert sorted(event.key or b"" for event in events) == sorted(
+        f"user-u{i}@1".encode() for i in range(30))
 
 
 def _isr_sizes(admin: AdminClient, topic: str) -> dict[int, int]:

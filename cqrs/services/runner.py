@@ -88,7 +88,7 @@ class Runner:
         if node is not None:
             return [Kafka(self.layout, None, node)]
         if name == "kafka":
-            return [Kafka(self.layout, None, node) for node in self.layout.kafka_node_ids]
+            return [Kafka(self.layout, None, each) for each in self.layout.kafka_node_ids]
         return [SERVICE_TYPES[name](self.layout, user)]
 
     def up(self, say: Say) -> None:

@@ -59,6 +59,9 @@ class UserDocument(BaseModel):
     """A forgotten user's marker (no personal data: empty name and email), never a document of
     the users index: the store deletes the user's document and keeps the marker apart, so that
     no older event of the stream writes the document again (docs/erasure.md)."""
+    lingering: bool = False
+    """A marker read while the index still holds the user's document (a delete that failed,
+    or a rebuild that indexed the user before the forget): the document is deleted again."""
 
 
 def forgotten_marker(user_id: str, version: int, at: datetime) -> UserDocument:

@@ -13,30 +13,51 @@ from collections.abc import Sequence
 from projections.fake_tracking import FakeTracking
 from projections.runtime.records import Applied, Batch
 from projections.search.documents import UserDocument
+from projections.search.errors import SearchUnavailable
 from projections.search.writes import Rejected, apply_documents
 
 
 class FakeUserDocuments:
-    """`writes.UserDocuments` in a dict; never refuses a document for its content."""
+    """`writes.UserDocuments` in a dict; never refuses a document for its content. Forgotten
+    users' markers are kept apart from the documents, as the Elasticsearch store keeps them in
+    an index of their own; `fail_deletes` makes the next deletes fail transiently."""
 
     def __init__(self) -> None:
         self.stored: dict[str, UserDocument] = {}
+        self.markers: dict[str, UserDocument] = {}
+        self.fail_deletes = 0
 
     async def get_documents(self, ids: Sequence[str]) -> dict[str, UserDocument | None]:
-        return {user_id: self.stored.get(user_id) for user_id in ids}
+        found: dict[str, UserDocument | None] = {}
+        for user_id in ids:
+            marker, held = self.markers.get(user_id), self.stored.get(user_id)
+            found[user_id] = (held if marker is None
+                              else marker.model_copy(update={"lingering": held is not None}))
+        return found
 
     async def get_document(self, user_id: str) -> UserDocument | None:
-        held = self.stored.get(user_id)
-        return None if held is None or held.forgotten else held
+        return None if user_id in self.markers else self.stored.get(user_id)
 
     async def index_documents(self, documents: Sequence[UserDocument]) -> tuple[set[str], Rejected]:
         conflicted: set[str] = set()
+        forgotten = [document for document in documents if document.forgotten]
+        if forgotten and self.fail_deletes > 0:
+            self.fail_deletes -= 1
+            raise SearchUnavailable("injected: the deletes failed")
         for document in documents:
             held = self.stored.get(document.user_id)
-            if held is not None and held.version >= document.version:
+            if document.forgotten:
+                self.stored.pop(document.user_id, None)
+            elif held is not None and held.version >= document.version:
                 conflicted.add(document.user_id)
             else:
                 self.stored[document.user_id] = document
+        for marker in forgotten:  # once the deletes are done
+            known = self.markers.get(marker.user_id)
+            if known is not None and known.version >= marker.version:
+                conflicted.add(marker.user_id)
+            else:
+                self.markers[marker.user_id] = marker.model_copy(update={"lingering": False})
         return conflicted, {}
 
 

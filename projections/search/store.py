@@ -64,10 +64,12 @@ async def ensure_forgotten_index(client: AsyncElasticsearch, index: str) -> None
 class ElasticsearchUserStore:
     """`writes.UserDocuments` in `index` (normally the alias) through an async client.
 
-    A forgotten user (docs/erasure.md) has no document: its document is deleted (by external
-    version, so no older write lands after it) and its marker kept in `forgotten_index`, shared
-    by every generation of the users index (a rebuild reads it too), which `get_documents` reads
-    with the documents. Without a `forgotten_index` (read-only uses), markers are not read."""
+    A forgotten user (docs/erasure.md) has no document: its document is deleted (whatever its
+    version) and then its marker kept in `forgotten_index`,
+    shared by every generation of the users index (a rebuild reads it too), which
+    `get_documents` reads with the documents. A marker read beside a document of this index is
+    `lingering`, and the document is deleted again. Without a `forgotten_index` (read-only
+    uses), markers are not read."""
 
     def __init__(self, client: AsyncElasticsearch, index: str, *, refresh: Refresh = False,
                  forgotten_index: str | None = None) -> None:
@@ -90,9 +92,11 @@ class ElasticsearchUserStore:
         if self._forgotten is not None:
             for item in await self._mget(self._forgotten, ids):
                 marker = item["_source"]
+                held = found[item["_id"]]
                 found[item["_id"]] = forgotten_marker(
                     marker["user_id"], marker["version"],
-                    datetime.fromisoformat(marker["forgotten_at"]))
+                    datetime.fromisoformat(marker["forgotten_at"])).model_copy(
+                        update={"lingering": held is not None})
         return found
 
     async def _mget(self, index: str, ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -119,14 +123,26 @@ class ElasticsearchUserStore:
         # Lines serialized here (pydantic's serializer, not one `json.dumps` per line in the
         # client): the client's NDJSON serializer sends `str` lines as they are.
         operations: list[str] = []
+        markers: list[str] = []
         for document in documents:
             action = {"_id": document.user_id, "version": document.version,
                       "version_type": "external"}
             if document.forgotten:
-                operations.extend(self._forget(document, action))
+                # Whatever version it holds: nothing of the user may stay (its tombstone, one
+                # version past it, still refuses an older writer for `index.gc_deletes`).
+                operations.append(json.dumps({"delete": {"_id": document.user_id}}))
+                markers.extend(self._marker_lines(document, action))
                 continue
             operations.append(json.dumps({"index": action}))
-            operations.append(document.model_dump_json(exclude={"forgotten"}))
+            operations.append(document.model_dump_json(exclude={"forgotten", "lingering"}))
+        conflicted, rejected = await self._bulk(operations)
+        if markers:  # only once the deletes are done: a marker hides what is left behind
+            kept, refused = await self._bulk(markers)
+            conflicted |= kept
+            rejected.update(refused)
+        return conflicted, rejected
+
+    async def _bulk(self, operations: list[str]) -> tuple[set[str], Rejected]:
         try:
             response = await self._client.bulk(
                 index=self._index, operations=cast(Any, operations), refresh=self._refresh
@@ -139,27 +155,26 @@ class ElasticsearchUserStore:
             raise
         return _classify_items(response.body["items"])
 
-    def _forget(self, marker: UserDocument, action: dict[str, Any]) -> list[str]:
-        """Bulk lines: delete the user's document, keep its marker (both by external version)."""
+    def _marker_lines(self, marker: UserDocument, action: dict[str, Any]) -> list[str]:
+        """Bulk lines keeping a forgotten user's marker (by external version)."""
         if self._forgotten is None:
             raise RuntimeError("this store has no forgotten users' index to keep markers in")
         source = {"user_id": marker.user_id, "version": marker.version,
                   "forgotten_at": marker.updated_at.isoformat()}
-        return [json.dumps({"delete": action}),
-                json.dumps({"index": {**action, "_index": self._forgotten}}), json.dumps(source)]
+        return [json.dumps({"index": {**action, "_index": self._forgotten}}), json.dumps(source)]
 
 
 def _classify_items(items: Sequence[dict[str, Any]]) -> tuple[set[str], Rejected]:
     """Split bulk item results into 409 conflicts and poison rejections; raise on transient.
     A forget's `delete` of a document that is not there (404) is fine; its marker's `index`
-    answers for the forget's version."""
+    (in a bulk of its own) answers for the forget's version."""
     conflicted: set[str] = set()
     rejected: Rejected = {}
     transient: list[str] = []
     for item in items:
         operation, result = next(iter(item.items()))
         status = int(result["status"])
-        if status < 300 or (operation == "delete" and status in (404, 409)):
+        if status < 300 or (operation == "delete" and status == 404):
             continue
         if status == 409:
             conflicted.add(result["_id"])

@@ -26,14 +26,16 @@ class UserDocuments(Protocol):
     """Where user documents live (Elasticsearch, or a dict in tests)."""
 
     async def get_documents(self, ids: Sequence[str]) -> dict[str, UserDocument | None]:
-        """The stored documents of `ids` (`None` where there is none), realtime."""
+        """The stored documents of `ids` (`None` where there is none), realtime; a forgotten
+        user's marker in place of its document (`lingering` when the document is still there)."""
 
     async def index_documents(
         self, documents: Sequence[UserDocument]
     ) -> tuple[set[str], Rejected]:
         """Write `documents` whole, each only if its version is above the stored one; returns
         the ids refused for their version (conflicts: already applied) and those refused for
-        their content. Raises `SearchUnavailable` for a fault a retry may cure."""
+        their content. Raises `SearchUnavailable` for a fault a retry may cure. A forgotten
+        user's marker deletes its document first, and is kept only once that delete is done."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,9 @@ async def apply_documents(
         first = min(plan.poison, key=lambda refused: refused.position)
         raise PoisonEvent(first.position, UnprojectableEvent(f"{first.error}: {first.reason}"))
     writes = plan.writes()
+    planned = {document.user_id for document in writes}
+    writes += [held for held in current.values()  # a forgotten user's document left behind
+               if held is not None and held.lingering and held.user_id not in planned]
     conflicted, rejected = await documents.index_documents(writes) if writes else (set(), {})
     report = report_of(plan, conflicted, rejected)
     if report.poison:

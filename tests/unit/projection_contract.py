@@ -352,11 +352,11 @@ class SearchStoreContract(StoreContract):
                 user_id="l1", name="Left Behind", email="l1@x.io", active=True,
                 created_at=NOW, updated_at=NOW, version=1))
             found = await store.documents.get_documents(["l1"])
-            assert found["l1"].forgotten and found["l1"].lingering
+            assert (found["l1"].forgotten, found["l1"].lingering) == (True, True)
             redelivered = await apply(store, history[:1])
             assert (redelivered.applied, redelivered.skipped) == (0, 1)
             found = await store.documents.get_documents(["l1"])
-            assert found["l1"].forgotten and not found["l1"].lingering
+            assert (found["l1"].forgotten, found["l1"].lingering) == (True, False)
         runner.run(scenario())
 
 

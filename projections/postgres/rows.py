@@ -13,7 +13,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from projections.postgres.fold import Row, RowKey, is_forgotten
+from projections.postgres.fold import Row, RowKey, customer_key, is_forgotten, row_key
+from projections.postgres.projector import Forget, RowOp
 
 COLUMNS = {
     "users": ("id", "email", "name", "active", "created_at", "updated_at", "version"),
@@ -56,15 +57,41 @@ WITH marked AS (
     WHERE f.version < EXCLUDED.version
     RETURNING id
 ), erased AS (
-    DELETE FROM users WHERE id IN (SELECT id FROM marked)
+    DELETE FROM users WHERE id = ANY(%b::text[])
 )
 SELECT count(*) FROM marked"""
-"""Forget users, guarded by version like every write: the marker and the row deleted, in one
-statement; counts the markers the guard let through."""
+"""Forget users: the marker, guarded by version like every write, and the row deleted (whatever
+the guard said: nothing of a forgotten user stays), in one statement; counts the markers the
+guard let through."""
 UNLINK = "UPDATE orders SET customer_id = NULL WHERE customer_id = ANY(%b)"
 """Forgotten users' orders lose their customer (those of this batch too: written before)."""
 PUT_USER = UPSERT_ROW["users"]
 """`UPSERT_ROW["users"]` under the name `bench/sinks.py` still imports (a baseline of its own)."""
+
+
+USER_LOCK = 0x75736572  # "user": pg_advisory_xact_lock(key, hashtext(schema:user id))
+LOCK_USERS = """
+SELECT CASE WHEN erase THEN pg_advisory_xact_lock(%s, hashtext(current_schema() || ':' || id))
+            ELSE pg_advisory_xact_lock_shared(%s, hashtext(current_schema() || ':' || id)) END
+FROM unnest(%b::text[], %b::boolean[]) AS t(id, erase) ORDER BY id"""
+"""One lock per user a transaction writes, reads as a customer, or forgets, taken in id order
+(no deadlock between batches): shared to write, exclusive to forget. A forget therefore never
+runs beside another writer of the user (a zombie member's late batch, a second instance
+creating an order for the customer on another partition), each of which reads the marker or
+the row only once the other has committed."""
+
+
+async def lock_users(cursor: psycopg.AsyncCursor[Any], operations: Iterable[RowOp]) -> None:
+    """Take `LOCK_USERS` for the users `operations` write, forget or read as customers."""
+    users: dict[str, bool] = {}
+    for operation in operations:
+        for table, row_id in (row_key(operation), customer_key(operation) or ("", "")):
+            if table == "users":
+                users[row_id] = users.get(row_id, False) or isinstance(operation, Forget)
+    if users:
+        ids = sorted(users)
+        await cursor.execute(LOCK_USERS.encode(),
+                             (USER_LOCK, USER_LOCK, ids, [users[i] for i in ids]))
 
 
 async def read_rows(
@@ -110,7 +137,7 @@ async def _forget(cursor: psycopg.AsyncCursor[Any], forgotten: list[Row]) -> int
     """Write forgotten users' markers (see `FORGET`), after the batch's orders."""
     ids = [row["id"] for row in forgotten]
     await cursor.execute(FORGET.encode(), (ids, [row["version"] for row in forgotten],
-                                           [row["forgotten_at"] for row in forgotten]))
+                                           [row["forgotten_at"] for row in forgotten], ids))
     marked = await cursor.fetchone()
     await cursor.execute(UNLINK.encode(), (ids,))
     return int(marked[0]) if marked else 0

@@ -33,7 +33,7 @@ from projections.postgres.fold import (
 from projections.postgres.migrate import migrate
 from projections.postgres.models import Order, User, UserStats, period_starts
 from projections.postgres.projector import RowOp, project
-from projections.postgres.rows import read_rows, write_row, write_rows
+from projections.postgres.rows import lock_users, read_rows, write_row, write_rows
 from projections.postgres.schema import schema_dsn
 from projections.runtime.errors import PoisonEvent, TransientError
 from projections.runtime.records import Applied, Batch, Item, SourceRecord
@@ -319,6 +319,7 @@ async def _apply_folded(cursor: psycopg.AsyncCursor[Any], items: Sequence[Item])
         operations = [project(item) for item in items]
         keys = {row_key(op) for ops in operations for op in ops}
         keys |= {key for ops in operations for op in ops if (key := customer_key(op))}
+        await lock_users(cursor, (op for ops in operations for op in ops))
         current = await read_rows(cursor, keys)
         folded = fold(operations, current)
         written = await write_rows(cursor, folded.rows)
@@ -333,6 +334,7 @@ async def _apply_operation(cursor: psycopg.AsyncCursor[Any], operation: RowOp) -
     """Read the row (locked), evolve it by the rule and write it back behind the version guard;
     `True` when that changed the row, `False` when the guard kept it (already applied)."""
     key, customer = row_key(operation), customer_key(operation)
+    await lock_users(cursor, [operation])
     rows = await read_rows(cursor, [key] if customer is None else [key, customer])
     if customer is not None:
         operation = unlinked(operation, rows.get(customer))

@@ -8,9 +8,11 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from projections.postgres.fake import FakeStore
+from projections.postgres.rows import USER_LOCK
 from projections.postgres.store import PostgresStore
 from projections.runtime import Applied, Batch, PoisonEvent
 from projections.runtime.classify import decode
@@ -98,3 +100,36 @@ def test_release_applies_item_by_item_by_the_same_rule(store: PostgresStore) -> 
         assert found is not None
         assert (found.total, found.payment_ref, found.tracking) == (800, "pay", "trk")
     asyncio.run(scenario())
+
+
+def test_a_forget_never_runs_beside_another_writer_of_the_user(pg_dsn: str) -> None:
+    """A writer of an older event of the user (a zombie member's late batch), or of an order
+    for the customer (another instance, another partition), waits for a forget in flight, and
+    then reads its marker: the row is not written back, and the order has no customer."""
+    late = batch(stream("user-z1", [UserCreated(email="z1@x.io", name="Zombie")])
+                 + stream("order-z2", [order_created("z2", "z1", 700)]))
+
+    async def scenario(dsn: str) -> None:
+        store = PostgresStore(dsn)
+        await store.start()
+        async with await psycopg.AsyncConnection.connect(dsn) as forget:
+            # A forget in flight, as `FORGET` writes it under the user's exclusive lock.
+            async with forget.transaction():
+                await forget.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema() || ':z1'))",
+                    (USER_LOCK,))
+                writer = asyncio.create_task(store.apply(late))
+                await asyncio.sleep(0.5)
+                assert not writer.done()
+                await forget.execute("INSERT INTO forgotten_users (id, version, forgotten_at)"
+                                     " VALUES ('z1', 2, now())")
+            result = await writer
+        assert (result.applied, result.skipped) == (1, 1)
+        assert await store.user("z1") is None
+        order = await store.order("z2")
+        assert order is not None
+        assert order.customer_id is None
+        await store.close()
+
+    with fresh_database(pg_dsn) as (_, dsn):
+        asyncio.run(scenario(dsn))

@@ -140,6 +140,7 @@ if TYPE_CHECKING:
         apply,
         copartition_drift,
         describe,
+        internal_drift,
         topic_drift,
     )
 
@@ -151,6 +152,7 @@ _LAZY = {
     "apply",
     "copartition_drift",
     "describe",
+    "internal_drift",
     "topic_drift",
 }
 
@@ -244,6 +246,7 @@ __all__ = [
     "decode_result",
     "decode_snapshot",
     "describe",
+    "internal_drift",
     "describe_validation_error",
     "encode",
     "encode_event_fields",

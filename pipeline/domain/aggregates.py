@@ -88,8 +88,14 @@ def fold(state: State | None, events: Iterable[Event]) -> State | None:
 
 
 def state_to_data(state: State | None) -> dict[str, Any] | None:
-    """A state as JSON-ready data for `topics.Snapshot.state`."""
-    return None if state is None else state.model_dump(mode="json")
+    """A state as JSON-ready data for `topics.Snapshot.state`. A user's `forgotten` is written
+    only when true: every other user snapshot stays readable by a processor that predates
+    erasure (a rolling upgrade, a rollback), whose state model forbids unknown fields."""
+    if state is None:
+        return None
+    if isinstance(state, users.UserState) and not state.forgotten:
+        return state.model_dump(mode="json", exclude={"forgotten"})
+    return state.model_dump(mode="json")
 
 
 def state_from_data(aggregate_type: str, data: Mapping[str, Any] | None) -> State | None:

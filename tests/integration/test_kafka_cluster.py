@@ -35,8 +35,7 @@ from tests.support.processor import (
     running_in_thread,
     wait_for,
 )
-from topics import Catalogue, apply, describe
-from topics._admin import internal_drift
+from topics import Catalogue, apply, describe, internal_drift
 
 NODES = 3
 HEAP_MB = 256

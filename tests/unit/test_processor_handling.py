@@ -193,3 +193,11 @@ def test_forget_tombstones_every_earlier_event_and_forgets_the_window() -> None:
         "CreateOrder", "o1", "c9", data={"customer_id": "u1", "currency": "EUR", "items": [
             {"sku": "s", "quantity": 1, "unit_price": 100}]}), "order-o1"), current)
     assert (order.outcome, order.code) == ("rejected", "order.customer_inactive")
+
+
+def test_a_user_snapshot_names_forgotten_only_when_it_is() -> None:
+    """Snapshots of users not forgotten keep the fields a processor before erasure reads."""
+    current = batch()
+    handled = handle(record(command("CreateUser", "u1", **CREATE)), current)
+    snapshot = decode_snapshot(next(o.value for o in handled.outputs if o.topic == "a") or b"")
+    assert snapshot.state == {"email": "a@example.com", "name": "Ann", "active": True}

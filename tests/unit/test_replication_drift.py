@@ -10,8 +10,7 @@ from typing import Any
 
 from confluent_kafka.admin import ConfigResource, ConfigSource  # type: ignore[attr-defined]
 
-from topics import Catalogue, TopicState, apply, topic_drift
-from topics._admin import internal_drift
+from topics import Catalogue, TopicState, apply, internal_drift, topic_drift
 
 CLUSTER = Catalogue(prefix="c.", partitions=3, replication_factor=3)
 

@@ -9,7 +9,7 @@ version -> the aggregate's `decide`. A failed check that is not a domain rejecti
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Literal
@@ -32,7 +32,6 @@ from pipeline.processor.state import Overlay, StreamState, customer_status_of
 from topics import (
     CommandEnvelope,
     Event,
-    UserForgotten,
     aggregate_type_of,
     correlation_of,
     decode_command,
@@ -157,12 +156,12 @@ def _accept(
         for index, event in enumerate(events, start=1)
     ]
     after = stream.advanced(aggregates.fold(stream.state, events), len(events), command.command_id)
-    if any(isinstance(event, UserForgotten) for event in events):
+    if any(event.erases_stream for event in events):
         # Erasure: every earlier event key is tombstoned in this transaction, and the window of
-        # command ids forgets the subject too (the forget's own id stays, for its retries).
+        # command ids forgets the subject too.
         outputs.extend(records.tombstones(
             stream.stream_id, range(1, stream.version + 1), context.topics, record.partition))
-        after = replace(after, recent_command_ids=(command.command_id,))
+        after = after.erased(command.command_id)
     event_ids = [
         event_id_for(stream.stream_id, stream.version + index)
         for index in range(1, len(events) + 1)

@@ -7,9 +7,9 @@ topic, keyed `<stream_id>@<version>`: they are decoded and upcast (`from_envelop
 (`aggregates.evolve`), and the duplicate window is rebuilt from their `causation_id`s. An event
 whose key is not `event_key` of its own stream id and version is skipped (and logged).
 
-An erased stream (docs/erasure.md) is its `UserForgotten` alone: its earlier keys are tombstoned
-(a null value, read as "this version is erased") and, once compacted, gone; the forget, which
-must be the stream's last event, rebuilds the forgotten state at its version.
+An erased stream (docs/erasure.md) is its erasure (`UserForgotten`) alone: its earlier keys are
+tombstoned (a null value, read as "this version is erased") and, once compacted, gone; the
+erasure, which must be the stream's last event, rebuilds the erased state at its version.
 
 Only a deterministic failure quarantines a stream (no events, versions not 1..n, an event that
 does not decode): reading again would give the same answer. A read that does not finish (a
@@ -27,6 +27,7 @@ from pipeline.domain import aggregates
 from pipeline.processor.ports import PartitionReader
 from pipeline.processor.state import StreamState
 from topics import (
+    EVENTS,
     EventEnvelope,
     decode_event,
     event_key,
@@ -59,10 +60,9 @@ def fold_stream(stream_id: str, envelopes: Iterable[EventEnvelope]) -> StreamSta
     by_version = {envelope.version: envelope for envelope in envelopes}
     if not by_version:
         raise RebuildFailed(f"no events of {stream_id!r} on its partition")
-    forgotten = [version for version, envelope in by_version.items()
-                 if envelope.type == "UserForgotten"]
-    if forgotten:
-        return _forgotten(stream_id, by_version, max(forgotten))
+    erasures = [version for version, envelope in by_version.items() if _erases(envelope)]
+    if erasures:
+        return _erased(stream_id, by_version, max(erasures))
     if sorted(by_version) != list(range(1, len(by_version) + 1)):
         raise RebuildFailed(f"events of {stream_id!r} are not versions 1..{len(by_version)}")
     aggregate_type, _ = parse_stream_id(stream_id)
@@ -77,15 +77,21 @@ def fold_stream(stream_id: str, envelopes: Iterable[EventEnvelope]) -> StreamSta
     return StreamState(stream_id, aggregate_type, len(by_version), state, tuple(window))
 
 
-def _forgotten(stream_id: str, by_version: dict[int, EventEnvelope], version: int) -> StreamState:
-    """An erased stream: the forgotten state at its forget's version, which must be the last."""
+def _erases(envelope: EventEnvelope) -> bool:
+    """Whether the envelope's event type erases its stream (`Event.erases_stream`)."""
+    spec = EVENTS.get(envelope.type)
+    return spec is not None and spec.model.erases_stream
+
+
+def _erased(stream_id: str, by_version: dict[int, EventEnvelope], version: int) -> StreamState:
+    """An erased stream: its state after its erasure alone, at the erasure's version, which must
+    be the stream's last."""
     if max(by_version) != version:
-        raise RebuildFailed(f"events of {stream_id!r} follow its UserForgotten at {version}")
-    forget = by_version[version]
+        raise RebuildFailed(f"events of {stream_id!r} follow its erasure at version {version}")
+    erasure = by_version[version]
     aggregate_type, _ = parse_stream_id(stream_id)
-    state = aggregates.evolve(None, from_envelope(forget))
-    window = (forget.causation_id,) if forget.causation_id is not None else ()
-    return StreamState(stream_id, aggregate_type, version, state, window)
+    state = aggregates.evolve(None, from_envelope(erasure))
+    return StreamState(stream_id, aggregate_type, version, state).erased(erasure.causation_id)
 
 
 def rebuild(

@@ -7,7 +7,7 @@ transaction aborts the overlay is dropped, so the store never holds a state Kafk
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pipeline.domain import aggregates, users
@@ -39,6 +39,11 @@ class StreamState:
             state,
             tuple(window),
         )
+
+    def erased(self, command_id: str | None) -> StreamState:
+        """The stream once erased: its window of command ids is the erasure's alone (kept, so
+        that a retry of it is a duplicate), nothing of the subject's earlier commands."""
+        return replace(self, recent_command_ids=(command_id,) if command_id is not None else ())
 
     def to_snapshot(self, updated_at: datetime) -> Snapshot:
         return Snapshot(

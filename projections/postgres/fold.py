@@ -51,6 +51,11 @@ def row_key(operation: RowOp) -> RowKey:
     return (operation.table, operation.row_id)
 
 
+def marker_row(user_id: str, version: int, forgotten_at: Any) -> Row:
+    """A forgotten user's marker as a row of the fold (`forgotten_users`: no personal data)."""
+    return {"id": user_id, "forgotten": True, "forgotten_at": forgotten_at, "version": version}
+
+
 def is_forgotten(row: Row | None) -> bool:
     """Whether `row` is a forgotten user's marker (`forgotten_users`), not a `users` row."""
     return row is not None and bool(row.get("forgotten"))
@@ -90,8 +95,7 @@ def evolve_row(row: Row | None, operation: RowOp) -> Row | None:
     if isinstance(operation, Forget):
         if row is not None and row["version"] >= operation.version:
             return None
-        return {"id": operation.user_id, "forgotten": True, "forgotten_at": operation.at,
-                "version": operation.version}
+        return marker_row(operation.user_id, operation.version, operation.at)
     if is_forgotten(row):
         assert row is not None
         if operation.version <= row["version"]:

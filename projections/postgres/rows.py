@@ -13,7 +13,14 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from projections.postgres.fold import Row, RowKey, customer_key, is_forgotten, row_key
+from projections.postgres.fold import (
+    Row,
+    RowKey,
+    customer_key,
+    is_forgotten,
+    marker_row,
+    row_key,
+)
 from projections.postgres.projector import Forget, RowOp
 
 COLUMNS = {
@@ -110,8 +117,7 @@ async def read_rows(
     if "users" in ids:
         await cursor.execute(FORGOTTEN_SELECT.encode(), (ids["users"],))
         for user_id, version, forgotten_at in await cursor.fetchall():
-            found[("users", user_id)] = {"id": user_id, "forgotten": True,
-                                         "forgotten_at": forgotten_at, "version": version}
+            found[("users", user_id)] = marker_row(user_id, version, forgotten_at)
     return found
 
 

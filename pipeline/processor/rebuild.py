@@ -83,6 +83,14 @@ def _erases(envelope: EventEnvelope) -> bool:
     return spec is not None and spec.model.erases_stream
 
 
+def _erased_before(envelopes: list[EventEnvelope], versions: list[str]) -> bool:
+    """Whether the stream was erased after every one of `versions` (as keyed): those events
+    are erased, whatever their content."""
+    erasures = [envelope.version for envelope in envelopes if _erases(envelope)]
+    return bool(erasures) and all(
+        version.isdigit() and int(version) < max(erasures) for version in versions)
+
+
 def _erased(stream_id: str, by_version: dict[int, EventEnvelope], version: int) -> StreamState:
     """An erased stream: its state after its erasure alone, at the erasure's version, which must
     be the stream's last."""
@@ -107,18 +115,23 @@ def rebuild(
         (partition, stream_id): [] for partition, ids in wanted.items() for stream_id in ids
     }
     reasons: dict[tuple[int, str], str] = {}
+    unreadable: dict[tuple[int, str], list[tuple[str, str]]] = {}
+    """Events that do not decode, by stream: (version as keyed, why); decided once all is read,
+    since an erasure later in the stream makes every earlier one irrelevant."""
     try:
         for record in reader.read(events_topic, sorted(wanted), timeout_s):
             key = (record.key or b"").decode("utf-8", errors="replace")
-            slot = (record.partition, key.rpartition("@")[0])
-            if slot not in envelopes or slot in reasons:
+            stream_id, _, keyed_version = key.rpartition("@")
+            slot = (record.partition, stream_id)
+            if slot not in envelopes:
                 continue
             if record.value is None:  # a tombstone: that version is erased
                 continue
             try:
                 envelope = decode_event(record.value or b"")
             except Exception as error:
-                reasons[slot] = f"event at offset {record.offset}: {error}"
+                unreadable.setdefault(slot, []).append(
+                    (keyed_version, f"event at offset {record.offset}: {error}"))
                 continue
             if key != event_key(envelope.stream_id, envelope.version):
                 log.warning(
@@ -138,6 +151,9 @@ def rebuild(
         raise RebuildInterrupted(
             f"reading {events_topic} partitions {sorted(wanted)}: {type(error).__name__}: {error}"
         ) from error
+    for slot, failures in unreadable.items():
+        if not _erased_before(envelopes[slot], [version for version, _ in failures]):
+            reasons[slot] = failures[0][1]
     rebuilt = {partition: Rebuilt() for partition in wanted}
     for slot, found in envelopes.items():
         if slot not in reasons:

@@ -221,3 +221,20 @@ def test_events_after_a_forget_do_not_rebuild() -> None:
     assert fold_stream("user-u1", [forget]).version == 3
     with pytest.raises(RebuildFailed):
         fold_stream("user-u1", [*history(), forget, later])
+
+
+def test_an_unreadable_event_before_the_erasure_does_not_quarantine_the_stream() -> None:
+    """Before compaction an erased stream's early events are still there: one that does not
+    decode is erased too, and the stream rebuilds from its erasure."""
+    broker = history_of(["u1"])
+    send(broker, "u1", {"command_id": "forget-u1", "type": "ForgetUser",
+                        "data": {"reason": "art. 17", "requested_by": "dpo"}})
+    processor = restart(broker)
+    drain(processor, broker)
+    processor.close()
+    broker.append("e", 0, b"user-u1@1", b"{garbled")  # as if version 1 had been unreadable
+    bad_snapshot(broker, "user-u1", b"{broken")
+    processor = restart(broker)
+    send(broker, "u1", create("u1", "Again") | {"command_id": "create-again"})
+    drain(processor, broker)
+    assert results(broker)["create-again"] == ("rejected", 2, "user.forgotten")

@@ -29,6 +29,8 @@ DEFAULT_WAIT = 5.0
 
 class ReadModel(Protocol):
     async def user(self, user_id: str) -> User | None: ...
+    async def forgotten(self, user_id: str) -> int | None:
+        """The version at which user `user_id` was forgotten, `None` if it was not."""
     async def order(self, order_id: str) -> Order | None: ...
     async def orders_for_user(self, user_id: str) -> list[Order]: ...
     async def user_stats(self, now: datetime) -> UserStats: ...
@@ -61,12 +63,18 @@ _Row = TypeVar("_Row", User, Order)
 
 
 async def _at_least(read: Callable[[], Awaitable[_Row | None]], min_version: int | None,
-                    wait: float, what: str) -> _Row | None:
+                    wait: float, what: str,
+                    gone: Callable[[], Awaitable[int | None]] | None = None) -> _Row | None:
+    """The row once at `min_version`; `None` at once if it is absent and `gone` says it was
+    erased at that version or later (a forgotten user never reaches any version again)."""
     deadline = time.monotonic() + wait
     while True:
         row = await read()
         if min_version is None or (row is not None and row.version >= min_version):
             return row
+        if row is None and gone is not None and (erased := await gone()) is not None \
+                and erased >= min_version:
+            return None
         if time.monotonic() >= deadline:
             seen = "absent" if row is None else f"at version {row.version}"
             raise QueryTimeout(f"{what} is {seen}, not yet at version {min_version}, "
@@ -75,8 +83,10 @@ async def _at_least(read: Callable[[], Awaitable[_Row | None]], min_version: int
 
 
 async def get_user(model: ReadModel, query: GetUser) -> User | None:
+    """The user, waiting (bounded) for `min_version`; `None` for no such user, and at once for
+    a user forgotten at `min_version` or later."""
     return await _at_least(lambda: model.user(query.id), query.min_version, query.wait,
-                           f"user {query.id!r}")
+                           f"user {query.id!r}", lambda: model.forgotten(query.id))
 
 
 async def get_order(model: ReadModel, query: GetOrder) -> Order | None:

@@ -96,6 +96,10 @@ class PooledReadModel:
         async with self._pool.borrow() as store:
             return await store.user(user_id)
 
+    async def forgotten(self, user_id: str) -> int | None:
+        async with self._pool.borrow() as store:
+            return await store.forgotten(user_id)
+
     async def order(self, order_id: str) -> Order | None:
         async with self._pool.borrow() as store:
             return await store.order(order_id)

@@ -26,7 +26,7 @@ class FakeStore(FakeTracking):
         super().__init__()
         self.users: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
-        self.forgotten: dict[str, dict[str, Any]] = {}
+        self.forgotten_rows: dict[str, dict[str, Any]] = {}
         """Forgotten users' markers (`forgotten_users`), by id."""
         self.fail_next = 0
 
@@ -37,7 +37,7 @@ class FakeStore(FakeTracking):
         tables = {"users": self.users, "orders": self.orders}
         stored: dict[RowKey, Row] = {
             (table, row_id): row for table, rows in tables.items() for row_id, row in rows.items()}
-        stored.update({("users", user_id): row for user_id, row in self.forgotten.items()})
+        stored.update({("users", user_id): row for user_id, row in self.forgotten_rows.items()})
         changed: dict[RowKey, Row] = {}
         current = ChainMap(changed, stored)
         applied = 0
@@ -55,11 +55,11 @@ class FakeStore(FakeTracking):
         for (table, row_id), row in changed.items():
             if is_forgotten(row):
                 self.users.pop(row_id, None)
-                self.forgotten[row_id] = row
+                self.forgotten_rows[row_id] = row
             else:
                 tables[table][row_id] = row
         for order in self.orders.values():
-            if order["customer_id"] in self.forgotten:
+            if order["customer_id"] in self.forgotten_rows:
                 order["customer_id"] = None
         self.track(batch, forward_only=False)  # the checkpoint upsert overwrites
         return Applied(applied=applied, skipped=len(batch.items) - applied)
@@ -67,6 +67,10 @@ class FakeStore(FakeTracking):
     async def user(self, user_id: str) -> User | None:
         row = self.users.get(user_id)
         return User.model_validate(row) if row else None
+
+    async def forgotten(self, user_id: str) -> int | None:
+        marker = self.forgotten_rows.get(user_id)
+        return None if marker is None else int(marker["version"])
 
     async def order(self, order_id: str) -> Order | None:
         row = self.orders.get(order_id)

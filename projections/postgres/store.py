@@ -284,6 +284,10 @@ class PostgresStore:
         rows = await self._rows("SELECT * FROM users WHERE id = %s", (user_id,))
         return User.model_validate(rows[0]) if rows else None
 
+    async def forgotten(self, user_id: str) -> int | None:
+        rows = await self._rows("SELECT version FROM forgotten_users WHERE id = %s", (user_id,))
+        return int(rows[0]["version"]) if rows else None
+
     async def order(self, order_id: str) -> Order | None:
         rows = await self._rows("SELECT * FROM orders WHERE id = %s", (order_id,))
         return Order.model_validate(rows[0]) if rows else None

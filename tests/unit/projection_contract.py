@@ -294,6 +294,24 @@ class PostgresStoreContract(StoreContract):
                 assert (order.customer_id, order.total, order.status) == (None, total, status)
         runner.run(scenario())
 
+    def test_read_your_writes_of_a_forget(self, store: Any, runner: asyncio.Runner) -> None:
+        """A client that waits for the forget's version gets "no such user" at once, not a
+        timeout: a forgotten user never reaches any version again."""
+        history = stream("user-w1", [UserCreated(email="w1@x.io", name="W"),
+                                     UserForgotten(reason="r", requested_by="dpo")])
+
+        async def scenario() -> None:
+            await apply(store, history)
+            assert await store.forgotten("w1") == 2
+            assert await store.forgotten("w2") is None
+            began = asyncio.get_running_loop().time()
+            assert await get_user(store, GetUser(id="w1", min_version=2, wait=5)) is None
+            assert await get_user(store, GetUser(id="w1", min_version=1, wait=5)) is None
+            assert asyncio.get_running_loop().time() - began < 2
+            with pytest.raises(QueryTimeout):
+                await get_user(store, GetUser(id="w1", min_version=3, wait=0.2))
+        runner.run(scenario())
+
     def test_checkpoints_and_min_version(self, store: Any, runner: asyncio.Runner) -> None:
         async def scenario() -> None:
             await apply(store, stream("user-u5", [UserCreated(email="e@x.io", name="E")]))

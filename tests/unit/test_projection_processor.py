@@ -97,7 +97,7 @@ def test_an_erasure_of_a_blocked_stream_is_applied_and_releases_it() -> None:
     assert "user-p" not in proc.parked_streams
     assert (store.blocked, store.parked) == ({}, {})
     assert "p" not in store.users
-    assert store.forgotten["p"]["version"] == 5
+    assert store.forgotten_rows["p"]["version"] == 5
     counts = proc.counters.snapshot()
     assert counts == {"consumed": 5, "applied": 1, "skipped": 0, "parked": 3, "dead_lettered": 1}
 

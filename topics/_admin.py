@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError, KafkaException
 # confluent-kafka ships types but re-exports these from private modules without `__all__`.
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
+    AlterConfigOpType,
     ClusterMetadata,
     ConfigEntry,
     ConfigResource,
@@ -236,6 +237,28 @@ def _blocked_by_copartitioning(catalogue: Catalogue,
     return found
 
 
+def _fix_configs(admin: AdminClient, catalogue: Catalogue, timeout: float) -> None:
+    """Set every catalogue config that drifted on an existing topic to the catalogue's value."""
+    states = _observe(admin, catalogue.specs(), _metadata(admin, timeout), timeout)
+    resources = []
+    for state in states:
+        settings = {drift.setting for drift in topic_drift(state)} & set(state.spec.configs)
+        if settings:
+            resources.append(ConfigResource(
+                ConfigResource.Type.TOPIC, state.spec.name, incremental_configs=[
+                    ConfigEntry(setting, state.spec.configs[setting],
+                                incremental_operation=AlterConfigOpType.SET)
+                    for setting in sorted(settings)]))
+    if not resources:
+        return
+    for resource, future in admin.incremental_alter_configs(resources).items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as error:
+            raise AdminError(f"could not set the configs of {resource.name}: "
+                             f"{error.args[0]}") from error
+
+
 def _create(admin: AdminClient, specs: Sequence[TopicSpec],
             timeout: float) -> tuple[list[str], list[str]]:
     """Create `specs`; returns (created, already there: another client won the race)."""
@@ -262,14 +285,19 @@ def _create(admin: AdminClient, specs: Sequence[TopicSpec],
 
 
 def apply(admin: AdminClient, catalogue: Catalogue, *, dry_run: bool = False,
-          timeout: float = ADMIN_TIMEOUT_S) -> ApplyReport:
-    """Create the missing catalogue topics and report drift on existing ones; never alter any.
+          timeout: float = ADMIN_TIMEOUT_S, fix_configs: bool = False) -> ApplyReport:
+    """Create the missing catalogue topics and report drift on existing ones; never alter one,
+    unless `fix_configs`: then the topic-level configs that drifted are set to the catalogue's
+    first (`incremental_alter_configs`), and what still drifts is reported (partitions and
+    replication are never changed: they move data, an operator's decision).
 
     Idempotent, and safe to run concurrently: a topic another client created first is checked
     like any existing one. Returns once every created topic is visible in the metadata, so
     clients started next do not see UNKNOWN_TOPIC_OR_PART. With `dry_run`, `created` lists what
     would be created and nothing changes.
     """
+    if fix_configs and not dry_run:
+        _fix_configs(admin, catalogue, timeout)
     metadata = _metadata(admin, timeout)
     states = _observe(admin, catalogue.specs(), metadata, timeout)
     blocked = _blocked_by_copartitioning(catalogue, states)

@@ -60,6 +60,8 @@ def demo(
     report = apply(AdminClient(kafka), config.catalogue)
     if report.drift:
         console.print("[red]topic drift:[/red] " + "; ".join(map(str, report.drift)))
+        console.print("`cqrs topics apply --fix-configs` sets drifted topic configs to the "
+                      "catalogue's (an upgrade may add one)")
         raise typer.Exit(1)
     workers = Workers(kafka, config.prefix, Layout.from_env().state_dir / "pipeline")
     workers.ensure(lambda line: console.print(line))

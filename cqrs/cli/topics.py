@@ -1,7 +1,8 @@
 """`cqrs topics apply|list`: create the catalogue's topics, report drift, show what the broker has.
 
 Exit codes: 0 all as specified, 1 drift (or a topic the broker refused to create), 2 the broker
-is unreachable or the settings are invalid. `apply` never alters or deletes an existing topic.
+is unreachable or the settings are invalid. `apply` never deletes an existing topic, and alters
+one only with `--fix-configs` (its drifted configs, never partitions or replication).
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def _print_report(report: ApplyReport) -> None:
     for drift in report.drift:
         out.print(f"[red]drift[/red]   {escape(str(drift))}")
     if report.drift:
-        out.print("[red]drift found:[/red] apply never alters existing topics; "
-                  "migrate or recreate them by hand")
+        out.print("[red]drift found:[/red] apply never alters existing topics unless asked: "
+                  "`cqrs topics apply --fix-configs` sets drifted topic configs to the "
+                  "catalogue's; partitions and replication are migrated or recreated by hand")
 
 
 Timeout = Annotated[float, typer.Option(help="Seconds to wait for the broker.", min=0.1)]
@@ -77,13 +79,18 @@ def apply_command(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would change.")]
     = False,
+    fix_configs: Annotated[bool, typer.Option(
+        "--fix-configs", help="Set the topic configs that drifted (retention, compaction, "
+        "min.insync.replicas, ...) to the catalogue's; never partitions or replication.")]
+    = False,
     timeout: Timeout = ADMIN_TIMEOUT_S,
 ) -> None:
     """Create the missing topics and report drift on existing ones. Idempotent."""
     boot = bootstrap(ctx)
     admin, catalogue = _connect(boot)
     try:
-        report = apply(admin, catalogue, dry_run=dry_run, timeout=timeout)
+        report = apply(admin, catalogue, dry_run=dry_run, timeout=timeout,
+                       fix_configs=fix_configs)
     except AdminError as error:
         raise _fail(error, boot) from error
     _print_report(report)

@@ -125,6 +125,24 @@ def test_wrong_cleanup_policy_is_drift_and_left_alone(
     assert _broker_configs(admin, catalogue.events.name)["cleanup.policy"] == "delete"
 
 
+def test_fix_configs_sets_drifted_configs_and_leaves_partitions(
+        admin: AdminClient, catalogue: Catalogue) -> None:
+    """An upgrade that adds a config to a topic (the aggregates' max.compaction.lag.ms, say):
+    `fix_configs` sets it; a partition count that drifted is still only reported."""
+    wanted = dict(catalogue.aggregates.configs)
+    older = {k: v for k, v in wanted.items() if k != "max.compaction.lag.ms"}
+    _create(admin, catalogue.aggregates.name, 4, **{**older, "retention.ms": "1000"})
+    _create(admin, catalogue.commands.name, 3)
+    report = apply(admin, catalogue, fix_configs=True)
+    drifted = {(drift.topic, drift.setting) for drift in report.drift}
+    assert (catalogue.commands.name, "partitions") in drifted
+    assert not any(topic == catalogue.aggregates.name for topic, _ in drifted), report.drift
+    configs = _broker_configs(admin, catalogue.aggregates.name)
+    assert configs["max.compaction.lag.ms"] == wanted["max.compaction.lag.ms"]
+    assert configs["retention.ms"] == wanted["retention.ms"]
+    assert _partitions(admin, catalogue.commands.name) == 3
+
+
 def test_events_with_other_partition_count_than_commands_is_drift(
         admin: AdminClient, catalogue: Catalogue) -> None:
     _create(admin, catalogue.events.name, 2, **dict(catalogue.events.configs))

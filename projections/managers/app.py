@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
@@ -59,10 +59,57 @@ GAUGES_INTERVAL = 15.0
 
 
 class ReadCommittedConsumer(faust_aiokafka.Consumer):
-    """Faust's consumer with the projectors' read_committed, lenient consumer thread."""
+    """Faust's consumer with the projectors' read_committed, lenient consumer thread, and stream
+    partitions resumed only once a rebalance has ended.
+
+    faust-streaming 0.15.3 resumes the stream partitions after a table recovery while flow is
+    already on, seeks them to their committed offsets, and only then resumes the app's flow
+    control, which clears every agent's queue (`Recovery.on_recovery_completed`). Records fetched
+    in that window were dropped from the queues behind the consumer's position; where the group
+    had no committed offset (a new group, a member killed before its first commit) nothing sought
+    back, and the router stopped short of events already in the log until the next rebalance
+    (seen in tests/integration/test_managers.py). Here the stream partitions' resumption is held
+    from the start of a rebalance until its end (`hold_streams`, `release_streams`, after Faust
+    cleared the queues), and a stream partition without a committed offset is sought to its
+    beginning, what `auto_offset_reset="earliest"` means, rather than left where an earlier
+    generation of this process had read it to."""
+
+    _held: set[Any] | None = None
 
     def _new_consumer_thread(self) -> ReadCommittedConsumerThread:
         return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _streams(self) -> frozenset[str]:
+        topics: frozenset[str] = getattr(self.app, "stream_topics", frozenset())
+        return topics
+
+    def hold_streams(self) -> None:
+        """From now on, resuming a stream partition waits for `release_streams`."""
+        if self._held is None:
+            self._held = set()
+
+    def release_streams(self) -> None:
+        """Resume the stream partitions held, those still assigned."""
+        held, self._held = self._held or set(), None
+        assigned = set(self.assignment())
+        if held & assigned:
+            super().resume_partitions(held & assigned)
+
+    def resume_partitions(self, tps: Any) -> None:
+        wanted = set(tps)
+        if self._held is not None:
+            streams = {tp for tp in wanted if tp.topic in self._streams()}
+            self._held |= streams
+            wanted -= streams
+        super().resume_partitions(wanted)
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        positions: dict[Any, int] = dict(await super().seek_to_committed())
+        fresh = [faust_aiokafka.ensure_aiokafka_TP(tp) for tp in self.assignment()
+                 if tp.topic in self._streams() and positions.get(tp) is None]
+        if fresh:
+            await self._thread.seek_to_beginning(*fresh)
+        return positions
 
 
 class ReadCommittedTransport(faust_aiokafka.Transport):
@@ -76,16 +123,29 @@ class ManagerApp(faust.App):
     health: ProjectorHealth
     metrics: ManagerMetrics
 
+    def _manager_consumer(self) -> ReadCommittedConsumer | None:
+        consumer = getattr(self, "_consumer", None)
+        return consumer if isinstance(consumer, ReadCommittedConsumer) else None
+
     def on_rebalance_start(self) -> None:
         super().on_rebalance_start()
         if not self._rebalancing_sensor_state:
             self._rebalancing_sensor_state = {None: None}  # as ProjectorApp: no warning
         self.health.rebalancing = True
+        consumer = self._manager_consumer()
+        if consumer is not None:
+            consumer.hold_streams()
+
+    stream_topics: frozenset[str] = frozenset()
+    """The topics the agents read (events, facts), as opposed to the tables' changelogs."""
 
     def on_rebalance_end(self) -> None:
         super().on_rebalance_end()
         self.health.assigned = True
         self.health.rebalancing = False
+        consumer = self._manager_consumer()
+        if consumer is not None:  # Faust has sought and cleared the queues: fetch from there
+            consumer.release_streams()
 
     def _new_transport(self) -> Any:
         return ReadCommittedTransport(self.conf.broker_consumer, self)
@@ -122,6 +182,9 @@ def make_manager_app(
         topic_disable_leader=True,
         topic_allow_declare=False,
         table_standby_replicas=0,
+        # A member killed without leaving the group holds its partitions this long (Faust's
+        # default is 60 s): a restarted manager resumes sooner.
+        broker_session_timeout=15.0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_max_request_size=PRODUCER_MAX_REQUEST,
@@ -132,6 +195,7 @@ def make_manager_app(
     app.metrics = metrics = ManagerMetrics(registry or CollectorRegistry(), catalogue.prefix)
     events = _raw_topic(app, catalogue.events.name)
     facts = _raw_topic(app, catalogue.manager_facts.name, partitions=partitions)
+    app.stream_topics = frozenset({catalogue.events.name, catalogue.manager_facts.name})
     commands = _raw_topic(app, catalogue.commands.name)
     dead_letters = FaustDeadLetters(_raw_topic(app, catalogue.manager_dlq.name))
     count = partition_counter(kafka, catalogue.events.name)

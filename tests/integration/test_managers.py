@@ -169,7 +169,7 @@ def test_an_order_accepted_for_an_inactive_customer_is_cancelled_once_across_a_r
         wait_until(lambda: {decode_command(r.value or b"").aggregate_id for r in
                             manager_commands(kafka_config, catalogue)} == {"x1", "x2"}, 120,
                    "the restarted manager's cancel of a second late order")
-        wait_until(lambda: len(read_all(kafka_config, catalogue.manager_dlq.name)) == 1, 60,
+        wait_until(lambda: len(read_all(kafka_config, catalogue.manager_dlq.name)) >= 1, 60,
                    "the poison record's dead letter")
         lag = lag_json(catalogue, kafka_config)
     finally:
@@ -182,14 +182,17 @@ def test_an_order_accepted_for_an_inactive_customer_is_cancelled_once_across_a_r
     assert {c.data["reason"] for c in commands} == {"customer.inactive"}
     assert {c.issued_by for c in commands} == {"manager.late-order"}
     assert len(commands) >= 2  # x1's may have been sent again after the kill: the same id
-    dead = read_all(kafka_config, catalogue.manager_dlq.name)[0]
-    assert dead.headers["dlq.source.topic"] == catalogue.events.name
-    assert dead.headers["dlq.error.class"] == "NotJson"
+    # At least once: read again after the SIGKILL (before any commit), it is dead-lettered again.
+    for dead in read_all(kafka_config, catalogue.manager_dlq.name):
+        assert dead.headers["dlq.source.topic"] == catalogue.events.name
+        assert (dead.headers["dlq.source.partition"], dead.headers["dlq.source.offset"]) == (
+            "0", "0")
+        assert dead.headers["dlq.error.class"] == "NotJson"
 
     rows = {row["name"]: row for row in lag}
     assert rows["manager router"]["state"] == "running"
     assert rows["manager router"]["details"]["orders_tracked"] == 2
-    assert rows["manager router"]["dlq_depth"] == 1
+    assert rows["manager router"]["dlq_depth"] >= 1
     late = rows["manager late-order"]["details"]
     assert late["customers"] == 1
     assert late["open_orders"] == 0

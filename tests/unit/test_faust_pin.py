@@ -62,3 +62,29 @@ def test_pyproject_pins_the_same_version() -> None:
 def test_every_overridden_method_still_exists(module: str, cls: str, method: str) -> None:
     owner = getattr(importlib.import_module(module), cls)
     assert callable(getattr(owner, method, None)), f"{module}.{cls}.{method} is gone; {_recheck()}"
+
+
+MANAGERS_OVERRIDDEN = {
+    # Where projections.managers.app depends on Faust's private behaviour (re-check on a move).
+    ("faust.transport.drivers.aiokafka", "Consumer", "resume_partitions"):
+        "ReadCommittedConsumer: holds stream partitions until the rebalance ended",
+    ("faust.transport.drivers.aiokafka", "Consumer", "seek_to_committed"):
+        "ReadCommittedConsumer: a stream partition without a committed offset from its start",
+    ("faust.transport.drivers.aiokafka", "Consumer", "_new_consumer_thread"):
+        "ReadCommittedConsumer: the projectors' read_committed consumer thread",
+    ("faust.tables.recovery", "Recovery", "on_recovery_completed"):
+        "ReadCommittedConsumer: its order (resume, seek, clear the queues, on_rebalance_end)",
+    ("faust", "App", "on_rebalance_end"):
+        "ManagerApp: releases the held stream partitions",
+    ("faust", "App", "_new_transport"):
+        "ManagerApp: the transport with the managers' consumer",
+}
+
+
+@pytest.mark.parametrize(("module", "cls", "method"), list(MANAGERS_OVERRIDDEN))
+def test_every_method_the_managers_rely_on_still_exists(module: str, cls: str,
+                                                        method: str) -> None:
+    owner = getattr(importlib.import_module(module), cls)
+    assert callable(getattr(owner, method, None)), (
+        f"{module}.{cls}.{method} is gone; re-check projections.managers.app."
+        f"{MANAGERS_OVERRIDDEN[(module, cls, method)]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
 from cqrs import metrics_ports
@@ -28,6 +29,18 @@ def manage(
     unexpected error; a restart resumes from the group's offsets and the tables' changelogs)."""
     log_config = configure_logging(ctx, loglevel)
     config = bootstrap(ctx).config
+    wanted = [config.catalogue.events, config.catalogue.commands,
+              *config.catalogue.manager_specs()]
+    try:
+        existing = AdminClient(dict(config.kafka.client_config())).list_topics(timeout=15).topics
+    except Exception as error:
+        typer.echo(f"error: Kafka unreachable: {error}", err=True)
+        raise typer.Exit(1) from error
+    missing = [spec.name for spec in wanted if spec.name not in existing]
+    if missing:
+        typer.echo(f"error: topics missing: {', '.join(missing)} (run `cqrs topics apply`)",
+                   err=True)
+        raise typer.Exit(1)
     registry = CollectorRegistry()
     app = make_manager_app(config.kafka, config.catalogue, registry=registry)
     with served(metrics_port, registry, app.health,

@@ -23,7 +23,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -36,10 +36,10 @@ from projections.managers.handling import ManagerStage, RouterStage, Stage
 from projections.managers.metrics import ManagerMetrics
 from projections.managers.state import decode_state
 from projections.runtime.app import (
+    EXIT_FATAL,
     PRODUCER_MAX_REQUEST,
     FaustDeadLetters,
     _credentials,
-    exit_process,
     partition_counter,
 )
 from projections.runtime.errors import TransientError
@@ -56,6 +56,16 @@ TOTALS_INTERVAL = 5.0
 """Seconds between two `totals` log lines of a stage (only when its counts moved)."""
 GAUGES_INTERVAL = 15.0
 """Seconds between two counts of the tables' customers and open orders (the gauges)."""
+
+
+def exit_process(error: BaseException) -> NoReturn:
+    """Log and leave at once, non-zero (70): a supervisor restarts the process, which resumes
+    from the group's offsets and the changelogs (Faust's supervisor would restart an agent with
+    a half-handled record)."""
+    logger.critical("managers failed, exiting: %s: %s", type(error).__name__, error,
+                    exc_info=error)
+    logging.shutdown()
+    os._exit(EXIT_FATAL)
 
 
 class ReadCommittedConsumer(faust_aiokafka.Consumer):

@@ -80,9 +80,9 @@ class ReadCommittedConsumer(faust_aiokafka.Consumer):
     back, and the router stopped short of events already in the log until the next rebalance
     (seen in tests/integration/test_managers.py). Here the stream partitions' resumption is held
     from the start of a rebalance until its end (`hold_streams`, `release_streams`, after Faust
-    cleared the queues), and a stream partition without a committed offset is sought to its
-    beginning, what `auto_offset_reset="earliest"` means, rather than left where an earlier
-    generation of this process had read it to."""
+    cleared the queues), and a stream partition without a committed offset is sought to just
+    after the last record every agent reading it handled (`ManagerApp.resume_offset`; 0 when
+    one handled none), not left where records cleared from a queue had moved the position."""
 
     _held: set[Any] | None = None
 
@@ -115,10 +115,14 @@ class ReadCommittedConsumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         positions: dict[Any, int] = dict(await super().seek_to_committed())
-        fresh = [faust_aiokafka.ensure_aiokafka_TP(tp) for tp in self.assignment()
-                 if tp.topic in self._streams() and positions.get(tp) is None]
-        if fresh:
-            await self._thread.seek_to_beginning(*fresh)
+        resume_at: Callable[[str, int], int] = getattr(self.app, "resume_offset",
+                                                       lambda topic, partition: 0)
+        for tp in self.assignment():
+            if tp.topic in self._streams() and positions.get(tp) is None:
+                # No committed offset: after the last record every agent of the topic handled
+                # (0 if one has handled none; before the log start, the reset policy applies).
+                self._thread.seek(faust_aiokafka.ensure_aiokafka_TP(tp),
+                                  resume_at(tp.topic, tp.partition))
         return positions
 
 
@@ -148,6 +152,19 @@ class ManagerApp(faust.App):
 
     stream_topics: frozenset[str] = frozenset()
     """The topics the agents read (events, facts), as opposed to the tables' changelogs."""
+    readers: dict[str, tuple[str, ...]]
+    """Topic → the stages (agents) that read it."""
+    handled: dict[tuple[str, str, int], int]
+    """(stage, topic, partition) → offset of the last record that stage handled."""
+
+    def resume_offset(self, topic: str, partition: int) -> int:
+        """Where to read `topic`'s `partition` from when the group committed nothing there: after
+        the last record that every agent reading it handled, 0 when one has handled none."""
+        offsets = [self.handled.get((stage, topic, partition)) for stage in
+                   self.readers.get(topic, ())]
+        if not offsets or any(offset is None for offset in offsets):
+            return 0
+        return min(offset for offset in offsets if offset is not None) + 1
 
     def on_rebalance_end(self) -> None:
         super().on_rebalance_end()
@@ -206,6 +223,8 @@ def make_manager_app(
     events = _raw_topic(app, catalogue.events.name)
     facts = _raw_topic(app, catalogue.manager_facts.name, partitions=partitions)
     app.stream_topics = frozenset({catalogue.events.name, catalogue.manager_facts.name})
+    app.readers = {catalogue.events.name: ("router",), catalogue.manager_facts.name: MANAGERS}
+    app.handled = {}
     commands = _raw_topic(app, catalogue.commands.name)
     dead_letters = FaustDeadLetters(_raw_topic(app, catalogue.manager_dlq.name))
     count = partition_counter(kafka, catalogue.events.name)
@@ -258,7 +277,9 @@ def make_manager_app(
             try:
                 app.health.store_started = True
                 async for event in stream.events():
-                    await stage.handle(source_record(event.message))
+                    message = event.message
+                    await stage.handle(source_record(message))
+                    app.handled[(stage.name, message.topic, message.partition)] = message.offset
             except asyncio.CancelledError:
                 raise
             except Exception as error:

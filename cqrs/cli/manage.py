@@ -41,6 +41,20 @@ def manage(
         typer.echo(f"error: topics missing: {', '.join(missing)} (run `cqrs topics apply`)",
                    err=True)
         raise typer.Exit(1)
+    # The facts topic and the tables' changelogs are partitioned like the events topic (a
+    # customer's state lives on its murmur2 partition); any other count would make Faust
+    # refuse the first table write, on every restart.
+    events = len(existing[config.catalogue.events.name].partitions)
+    unlike = {spec.name: len(existing[spec.name].partitions)
+              for spec in config.catalogue.manager_specs()
+              if len(existing[spec.name].partitions) != events}
+    if unlike:
+        shown = ", ".join(f"{name} has {count}" for name, count in sorted(unlike.items()))
+        typer.echo(f"error: the managers' topics must have the events topic's {events} "
+                   f"partitions: {shown}. Recreate them with that count, and move the "
+                   "managers' group to the beginning of the events topic so their state is "
+                   "made again (docs/process-managers.md)", err=True)
+        raise typer.Exit(1)
     registry = CollectorRegistry()
     app = make_manager_app(config.kafka, config.catalogue, registry=registry)
     with served(metrics_port, registry, app.health,

@@ -37,6 +37,12 @@ from topics import (
 
 OrderStatus = Literal["created", "paid", "shipped", "cancelled"]
 
+CUSTOMER_INACTIVE = "customer.inactive"
+"""The reason of a compensation for an order accepted while its customer was inactive (the
+late-order process manager's). Checked here against the customer's status as this processor
+knows it: a customer active again by then keeps the order (the manager may have decided before
+it saw the reactivation: its facts arrive from several partitions, docs/process-managers.md)."""
+
 
 class OrderState(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -73,6 +79,11 @@ def decide(
         return [OrderShipped(tracking=command.tracking)]
     if state.status == "shipped":
         return Rejection(code="order.already_shipped", reason="a shipped order cannot be cancelled")
+    if (command.reason == CUSTOMER_INACTIVE
+            and context.customer_status(state.customer_id) == "active"):
+        return Rejection(code="order.customer_active",
+                         reason=f"user {state.customer_id!r} is active: not cancelled for "
+                                f"{CUSTOMER_INACTIVE}")
     return [OrderCancelled(reason=command.reason)]
 
 

@@ -230,17 +230,30 @@ def make_manager_app(
     count = partition_counter(kafka, catalogue.events.name)
     pacing = backoff or Backoff()
 
-    def table(name: str) -> Any:
-        changelog = _raw_topic(app, catalogue.manager_changelog(name).name,
-                               partitions=partitions)
-        return app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions,
-                         changelog_topic=changelog)
-
-    def fact_failed(sent: Any) -> None:
+    def fact_failed(sent: Any) -> bool:
         if not sent.cancelled() and sent.exception() is not None:
             # Delivery failed after the producer's own retries: stop before the group commits
             # past the event (Faust flushes the producer before each commit).
             fatal(sent.exception())
+            return True
+        return False
+
+    def table(name: str) -> Any:
+        changelog = _raw_topic(app, catalogue.manager_changelog(name).name,
+                               partitions=partitions)
+        made: Any = app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions,
+                              changelog_topic=changelog)
+        on_sent = made._on_changelog_sent
+
+        def changelog_sent(sent: Any) -> None:
+            # Faust only logs a changelog write that failed, and commits past it: the state
+            # would silently roll back at the next restore. A failed write stops the process
+            # instead, before the commit (found in review).
+            if not fact_failed(sent):
+                on_sent(sent)
+
+        made._on_changelog_sent = changelog_sent
+        return made
 
     async def forward(fact: Fact, partition: int) -> None:
         try:

@@ -1,8 +1,9 @@
 """A manager's `Cancel` as the record a client would produce to `<prefix>commands`. Pure.
 
-The envelope is deterministic (id from `decide.command_id_for`, `issued_at` = the cause's time,
-`issued_by` = `manager.<name>`, `correlation_id` = the cause's), so a record sent again after a
-crash is the same record: the processor answers it `duplicate`.
+The command id is deterministic (`decide.command_id_for`), and so is the rest of the envelope for
+one fact (`issued_at` = the fact's event time, `issued_by` = `manager.<name>`, `correlation_id` =
+the fact's, `expected_version` = the order's version the manager saw): a record sent again after a
+crash is answered `duplicate` by the processor, which checks the id first.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def cancel_order(cancel: Cancel, fact: Fact, partitions: int) -> OutgoingCommand
         "type": "CancelOrder",
         "aggregate_id": order_id,
         "data": {"reason": cancel.reason},
+        "expected_version": cancel.expected_version,
         "issued_at": fact.occurred_at,
         "issued_by": f"manager.{cancel.manager}",
         "correlation_id": fact.correlation_id,

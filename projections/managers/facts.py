@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Final
 
 from topics import parse_stream_id
@@ -76,6 +77,12 @@ def decode_fact(raw: bytes | None) -> Fact:
     if document["correlation_id"] is not None and not isinstance(document["correlation_id"],
                                                                   str):
         raise InvalidFact("correlation_id must be a string or null")
+    try:
+        when = datetime.fromisoformat(document["occurred_at"])
+    except ValueError:
+        raise InvalidFact("occurred_at must be an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise InvalidFact("occurred_at must carry its offset")
     if document["kind"] not in KINDS:
         raise InvalidFact(f"unknown fact kind {document['kind'][:100]!r}")
     fact = Fact(**document)

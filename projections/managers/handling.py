@@ -172,16 +172,17 @@ class ManagerStage(Stage):
             state = decode_state(self._table.get(key))
         except Exception as error:  # a record's content: never stops the manager
             return await self.dead_letter(record, error, None)
-        decision = decide(self.name, state, fact)
-        if not decision.new:
-            return self.done("skipped", "fact already applied")
-        for cancel in decision.cancels:
-            try:
-                outgoing = cancel_order(cancel, fact, partitions)
-            except Exception as error:  # an order id a new command may not carry
-                logger.error("cannot cancel", extra={
-                    "stage": self.name, "stream_id": cancel.order, "error": str(error)[:300]})
-                continue
+        try:
+            decision = decide(self.name, state, fact)
+            if not decision.new:
+                return self.done("skipped", "fact already applied")
+            outgoing_commands = [cancel_order(cancel, fact, partitions)
+                                 for cancel in decision.cancels]
+        except Exception as error:  # a command that cannot be built (an order id a new
+            # command may not carry, a correlation id it refuses): the fact is dead-lettered,
+            # no order is marked, nothing is sent
+            return await self.dead_letter(record, error, fact.customer)
+        for cancel, outgoing in zip(decision.cancels, outgoing_commands, strict=True):
             await self.retrying("send command", lambda: self._send(outgoing))  # noqa: B023
             self.counters.commands += 1
             self._metrics.command(self.name, cancel.reason)

@@ -78,6 +78,8 @@ MANAGERS_OVERRIDDEN = {
         "ManagerApp: releases the held stream partitions",
     ("faust", "App", "_new_transport"):
         "ManagerApp: the transport with the managers' consumer",
+    ("faust.tables.base", "Collection", "_on_changelog_sent"):
+        "make_manager_app.table: a changelog write that failed stops the process",
 }
 
 

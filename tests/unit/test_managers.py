@@ -8,8 +8,10 @@ the `CancelOrder`s sent.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -41,7 +43,7 @@ from projections.managers.facts import (
 from projections.managers.handling import ManagerStage, RouterStage
 from projections.managers.metrics import ManagerMetrics
 from projections.runtime.records import SourceRecord
-from tests.support.events import as_records, envelope, order_created
+from tests.support.events import T0, as_records, envelope, order_created
 from topics import (
     Event,
     OrderCancelled,
@@ -126,8 +128,17 @@ class Managers:
         return found
 
 
+CLOCK = itertools.count()
+"""Seconds after T0: every event of a test happens after the ones written before it."""
+
+
+def at(second: int) -> str:
+    return (T0 + timedelta(seconds=second)).isoformat()
+
+
 def events(*stream_events: tuple[str, int, Event]) -> list[SourceRecord]:
-    return as_records([envelope(s, v, e) for s, v, e in stream_events], EVENTS, PARTITIONS)
+    return as_records([envelope(s, v, e, T0 + timedelta(seconds=next(CLOCK)))
+                       for s, v, e in stream_events], EVENTS, PARTITIONS)
 
 
 def created(user: str) -> tuple[str, int, Event]:
@@ -261,12 +272,15 @@ def test_hostile_facts_are_dead_lettered() -> None:
         SourceRecord(FACTS, right, 1, b"user-u1", None),
         SourceRecord(FACTS, (right + 1) % PARTITIONS, 2, b"user-u1", encode_fact(fact)),
         SourceRecord(FACTS, right, 3, b"k", encode_fact(replace(fact, customer="order-o1"))),
+        SourceRecord(FACTS, right, 4, b"k", encode_fact(replace(fact, occurred_at="t"))),
+        SourceRecord(FACTS, right, 5, b"k", encode_fact(replace(
+            fact, occurred_at="2024-01-01T00:00:00"))),  # no offset
     ]
 
     async def go() -> list[str]:
         return [await managers.managers[0].handle(record) for record in hostile]
 
-    assert asyncio.run(go()) == ["dead_lettered"] * 4
+    assert asyncio.run(go()) == ["dead_lettered"] * 6
 
 
 def test_a_fact_round_trips_and_bad_ones_raise_invalid_fact() -> None:
@@ -284,13 +298,15 @@ def test_a_fact_round_trips_and_bad_ones_raise_invalid_fact() -> None:
 
 def test_state_round_trips() -> None:
     state = CustomerState()
-    for fact in (Fact("user-u1", USER_ACTIVE, "user-u1", 1, "t"),
-                 Fact("user-u1", ORDER_CREATED, "order-o1", 1, "t"),
-                 Fact("user-u1", ORDER_CLOSED, "order-o1", 2, "t"),
-                 Fact("user-u1", ORDER_CREATED, "order-o2", 1, "t")):
+    for fact in (Fact("user-u1", USER_ACTIVE, "user-u1", 1, at(0)),
+                 Fact("user-u1", ORDER_CREATED, "order-o1", 1, at(1)),
+                 Fact("user-u1", ORDER_CLOSED, "order-o1", 2, at(2)),
+                 Fact("user-u1", USER_DEACTIVATED, "user-u1", 2, at(3)),
+                 Fact("user-u1", ORDER_CREATED, "order-o2", 1, at(4))):
         state = evolve(state, fact)
     assert decode_state(encode_state(state)) == state
     assert state.open_orders() == ["order-o2"]
+    assert (state.status_at(at(2)), state.status_at(at(3))) == ("active", "deactivated")
 
 
 KINDS = st.sampled_from([USER_ACTIVE, USER_DEACTIVATED, USER_FORGOTTEN, ORDER_CREATED,
@@ -306,7 +322,7 @@ def histories(draw: st.DrawFn) -> list[Fact]:
         source = "user-u1" if kind in (USER_ACTIVE, USER_DEACTIVATED, USER_FORGOTTEN) else (
             f"order-o{draw(st.integers(0, 3))}")
         versions[source] = versions.get(source, 0) + 1
-        facts.append(Fact("user-u1", kind, source, versions[source], "t"))
+        facts.append(Fact("user-u1", kind, source, versions[source], at(len(facts))))
     return facts
 
 
@@ -332,3 +348,73 @@ def test_duplicated_facts_change_nothing(history: list[Fact], data: st.DataObjec
         assert again == once
         assert set(ids_again) == ids_once
         assert len(ids_again) == len(set(ids_again))  # never the same order cancelled twice
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> tuple[list[Fact], list[Fact]]:
+    """A customer's facts in time order (status changes; orders created, some closed later),
+    and one arrival order that keeps each source stream's own order, as the router can forward
+    them from different events partitions."""
+    history: list[Fact] = []
+    versions: dict[str, int] = {}
+    for step in draw(st.lists(st.sampled_from(["status", "order", "close"]), max_size=20)):
+        if step == "status":
+            kind = draw(st.sampled_from([USER_ACTIVE, USER_DEACTIVATED, USER_FORGOTTEN]))
+            source = "user-u1"
+        elif step == "order":
+            kind, source = ORDER_CREATED, f"order-o{len(versions)}"
+        else:
+            unclosed = [s for s, v in versions.items() if s.startswith("order-") and v == 1]
+            if not unclosed:
+                continue
+            kind, source = ORDER_CLOSED, draw(st.sampled_from(unclosed))
+        versions[source] = versions.get(source, 0) + 1
+        history.append(Fact("user-u1", kind, source, versions[source], at(len(history))))
+    queues = {source: [f for f in history if f.source == source] for source in versions}
+    arrived: list[Fact] = []
+    while any(queues.values()):
+        source = draw(st.sampled_from(sorted(s for s, queue in queues.items() if queue)))
+        arrived.append(queues[source].pop(0))
+    return history, arrived
+
+
+def _sent(manager: str, facts: list[Fact]) -> dict[str, set[str]]:
+    """Order → the command ids `manager` sends for it, given `facts` in this order."""
+    found: dict[str, set[str]] = {}
+    state = CustomerState()
+    for fact in facts:
+        decision = decide(manager, state, fact)
+        state = decision.state
+        for cancel in decision.cancels:
+            found.setdefault(cancel.order, set()).add(cancel.command_id)
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrivals())
+def test_the_arrival_order_does_not_change_what_is_cancelled(
+    facts: tuple[list[Fact], list[Fact]],
+) -> None:
+    """Found in review: a reactivation, or an order routed late, made the managers cancel a
+    legitimate order or miss one. Decided by the events' times:
+
+    - cancel-on-deactivation sends, for every order never closed, the same single id whichever
+      order the facts arrive in (a user's facts arrive in order, so when a deactivation is
+      read, every status change before it is known);
+    - late-order sends at least what it sends in time order: it may decide on an order before
+      a reactivation that preceded it has arrived, and the processor refuses that cancel while
+      the customer is active (`order.customer_active`);
+    - no order gets two ids, and the two managers never both cancel one order in time order."""
+    history, arrived = facts
+    closed = {f.source for f in history if f.kind == ORDER_CLOSED}
+
+    def unclosed(sent: dict[str, set[str]]) -> dict[str, set[str]]:
+        return {order: ids for order, ids in sent.items() if order not in closed}
+
+    assert unclosed(_sent(CANCEL_ON_DEACTIVATION, arrived)) == unclosed(
+        _sent(CANCEL_ON_DEACTIVATION, history))
+    late_in_time, late_arrived = _sent(LATE_ORDER, history), _sent(LATE_ORDER, arrived)
+    assert unclosed(late_in_time).items() <= unclosed(late_arrived).items()
+    for manager in MANAGERS:
+        assert all(len(ids) == 1 for ids in _sent(manager, arrived).values())
+    assert not _sent(CANCEL_ON_DEACTIVATION, history).keys() & late_in_time.keys()

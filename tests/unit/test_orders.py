@@ -6,9 +6,11 @@ import pytest
 from hypothesis import given as given_hypothesis
 from hypothesis import strategies as st
 
+from pipeline.domain import orders
 from pipeline.domain.aggregates import decide_command
-from pipeline.domain.common import DecisionContext, check_expected_version
-from pipeline.domain.testing import given
+from pipeline.domain.common import DecisionContext, Rejection, check_expected_version
+from pipeline.domain.orders import decide
+from pipeline.domain.testing import FIXED_NOW, given
 from topics import (
     CancelOrder,
     CreateOrder,
@@ -236,3 +238,18 @@ def test_a_customer_id_of_exactly_the_limit_is_accepted() -> None:
     customer = "u" * limits.MAX_AGGREGATE_ID_LENGTH
     decision = decide_command("CreateOrder", None, {**GOOD, "customer_id": customer}, CONTEXT)
     assert isinstance(decision, list)
+
+
+def test_a_late_order_compensation_is_refused_for_a_customer_active_again() -> None:
+    """The late-order manager's cancel (`customer.inactive`) holds only while the customer is
+    inactive as the processor knows it; any other cancel does not ask."""
+    active = DecisionContext(now=FIXED_NOW, customer_status=lambda _: "active")
+    late = CancelOrder(reason="customer.inactive")
+    assert decide(orders.evolve(None, CREATED), late, active) == Rejection(
+        code="order.customer_active",
+        reason="user 'u1' is active: not cancelled for customer.inactive")
+    gone = DecisionContext(now=FIXED_NOW, customer_status=lambda _: "deactivated")
+    assert decide(orders.evolve(None, CREATED), late, gone) == [
+        OrderCancelled(reason="customer.inactive")]
+    assert decide(orders.evolve(None, CREATED), CancelOrder(reason="customer.deactivated"),
+                  active) == [OrderCancelled(reason="customer.deactivated")]

@@ -36,12 +36,12 @@ from projections.managers.handling import ManagerStage, RouterStage, Stage
 from projections.managers.metrics import ManagerMetrics
 from projections.managers.state import decode_state
 from projections.runtime.app import (
-    EXIT_FATAL,
     PRODUCER_MAX_REQUEST,
     FaustDeadLetters,
     _credentials,
     partition_counter,
 )
+from projections.runtime.app import exit_process as runtime_exit
 from projections.runtime.errors import TransientError
 from projections.runtime.faust_app import ReadCommittedConsumerThread
 from projections.runtime.health import ProjectorHealth
@@ -59,13 +59,8 @@ GAUGES_INTERVAL = 15.0
 
 
 def exit_process(error: BaseException) -> NoReturn:
-    """Log and leave at once, non-zero (70): a supervisor restarts the process, which resumes
-    from the group's offsets and the changelogs (Faust's supervisor would restart an agent with
-    a half-handled record)."""
-    logger.critical("managers failed, exiting: %s: %s", type(error).__name__, error,
-                    exc_info=error)
-    logging.shutdown()
-    os._exit(EXIT_FATAL)
+    """`projections.runtime.exit_process`, naming the managers."""
+    runtime_exit(error, "managers")
 
 
 class ReadCommittedConsumer(faust_aiokafka.Consumer):

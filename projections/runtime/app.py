@@ -39,10 +39,11 @@ CHECKPOINT_WAIT_MARGIN = 5.0
 """Seconds kept between giving up the checkpoints read and Faust's own timeout of that step."""
 
 
-def exit_process(error: BaseException) -> NoReturn:
-    """Log and leave at once, non-zero: a supervisor restarts the process, which resumes from
-    the store's checkpoint. Faust's own supervisor would restart the agent with lost state."""
-    logger.critical("projector failed, exiting: %s: %s", type(error).__name__, error,
+def exit_process(error: BaseException, who: str = "projector") -> NoReturn:
+    """Log and leave at once, non-zero (70): a supervisor restarts the process, which resumes
+    from where it had durably got (a projector's checkpoint; the managers' group offsets and
+    changelogs). Faust's own supervisor would restart the agent with lost state."""
+    logger.critical("%s failed, exiting: %s: %s", who, type(error).__name__, error,
                     exc_info=error)
     logging.shutdown()
     os._exit(EXIT_FATAL)

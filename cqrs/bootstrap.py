@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 from cqrs.config import Config
 from cqrs.gateway import compose
 from cqrs.gateway.compose import ReadSide, Services
+from cqrs.services.credentials import Role
 from cqrs.settings import Settings
 from pipeline.client import CommandClient
 from pipeline.processor import Processor, ProcessorConfig
@@ -89,8 +90,11 @@ class Bootstrap:
         services: ServicesFactory = compose.build_services,
         target: TargetFactory = rebuild_target,
         processor: ProcessorFactory = kafka_processor,
+        role: Role | None = "admin",
     ) -> None:
         self._settings = settings
+        self.role: Role | None = role
+        """Whose credentials the settings carry (`Settings.for_role`); set before first use."""
         self._command_client = command_client
         self._read_side = read_side
         self._services = services
@@ -99,8 +103,18 @@ class Bootstrap:
 
     @cached_property
     def settings(self) -> Settings:
-        """The settings given, or else the environment's, read here once."""
-        return self._settings if self._settings is not None else Settings()
+        """The settings given, or else the environment's with `role`'s credentials, read here
+        once."""
+        return self._settings if self._settings is not None else Settings.for_role(self.role)
+
+    def for_role(self, role: Role | None) -> Bootstrap:
+        """This bootstrap with `role`'s credentials (itself when it is that role's, or was
+        given its settings), the same seams."""
+        if role == self.role or self._settings is not None:
+            return self
+        return Bootstrap(command_client=self._command_client, read_side=self._read_side,
+                         services=self._services, target=self._target,
+                         processor=self._processor, role=role)
 
     @cached_property
     def config(self) -> Config:

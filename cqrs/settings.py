@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cqrs.metrics_ports import PROCESSOR, PROJECTOR_POSTGRES, PROJECTOR_SEARCH
+from cqrs.services.credentials import Role, RoleFiles, check_private
 from cqrs.services.layout import Layout
 from projections.config import DEFAULT_REFRESH_INTERVAL, refresh_interval_ms
 from projections.postgres.schema import check_schema
@@ -42,15 +44,24 @@ class Settings(BaseSettings):
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
+    kafka_sasl_password: str | None = Field(default=None, repr=False)
     kafka_ssl_ca_location: str | None = None
-    pg_dsn: str = Field(default_factory=default_pg_dsn)
+    pg_dsn: str = Field(default_factory=default_pg_dsn, repr=False)
     pg_schema: str | None = None
     """The PostgreSQL schema of this deployment's read models. Unset: derived from
     ``topic_prefix`` (``cqrs.`` → ``cqrs``, ``test-ab12.`` → ``test_ab12``; see
     `projections.postgres.schema`). Set ``public`` to keep a deployment that lived there."""
     es_url: str = "http://127.0.0.1:9200"
-    es_api_key: str | None = None
+    es_api_key: str | None = Field(default=None, repr=False)
+    es_ca_certs: str | None = None
+    """The CA (PEM) that Elasticsearch's HTTPS certificate is verified with (default: the
+    system's)."""
+    credentials_dir: Path | None = None
+    """Where each role's credentials file is (`<dir>/<role>.env`, mode 0600): every entry point
+    reads its own role's (`for_role`). `cqrs services env` sets it for secure services."""
+    credentials_file: Path | None = None
+    """One credentials file for whatever runs here (a deployment running one role per host or
+    container): read instead of `credentials_dir`'s."""
     search_refresh_interval: str = DEFAULT_REFRESH_INTERVAL
     """`index.refresh_interval` of the users search index (`1s`, `500ms`, `-1`): put on the
     index when it is created or rebuilt, and at the search projector's start if it differs.
@@ -66,6 +77,31 @@ class Settings(BaseSettings):
     """`/metrics`, `/livez`, `/readyz` of `cqrs project search` (0: not served)."""
     processor_metrics_port: int = Field(default=PROCESSOR, ge=0, le=65535)
     """`/metrics`, `/livez`, `/readyz` of `cqrs processor` (0: not served)."""
+    gateway_keys_file: Path | None = None
+    """The gateway's API keys (`cqrs gateway keys add`; docs/gateway.md). Set: command routes
+    need a key of scope ``commands``. Unset: the gateway is open, and refuses to listen on
+    anything but a loopback address unless told ``--allow-unauthenticated``."""
+    gateway_queries_need_key: bool = False
+    """With a keys file: query routes need a key too (any scope)."""
+    gateway_tls_cert: Path | None = None
+    """The gateway's TLS certificate chain (PEM); with ``gateway_tls_key``, it serves HTTPS."""
+    gateway_tls_key: Path | None = None
+    """The private key of ``gateway_tls_cert`` (PEM)."""
+
+    @classmethod
+    def for_role(cls, role: Role | None) -> Settings:
+        """The environment's settings, with `role`'s credentials file under them (a variable
+        set in the environment wins over the file; None: no credentials read). Raises
+        `CredentialsError` for a file that is missing or that others may read."""
+        settings = cls()
+        if role is None:
+            return settings
+        path = settings.credentials_file or (
+            RoleFiles(settings.credentials_dir).path(role) if settings.credentials_dir else None)
+        if path is None:
+            return settings
+        check_private(path)
+        return cls(_env_file=path)
 
     @field_validator("pg_schema")
     @classmethod

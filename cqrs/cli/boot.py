@@ -9,14 +9,28 @@ import typer
 
 from cqrs import logs
 from cqrs.bootstrap import Bootstrap
+from cqrs.services.credentials import CredentialsError, Role
 
 _LOG_OPTIONS = "cqrs.log_options"
 
 
-def bootstrap(ctx: typer.Context) -> Bootstrap:
+def bootstrap(ctx: typer.Context, role: Role | None = "admin") -> Bootstrap:
     """The `Bootstrap` of this invocation: the one a test passed as `obj`, or else a new one
-    (settings read on first use), kept in the root context for every command of the run."""
-    return ctx.ensure_object(Bootstrap)
+    (settings read on first use), kept in the root context for every command of the run.
+
+    `role` is whose credentials the command runs with (`cqrs.services.credentials`): the
+    workers and the clients name theirs; the operator's commands are `admin`'s. A
+    credentials file others may read ends the command with what to do."""
+    boot = ctx.ensure_object(Bootstrap)
+    if "settings" not in boot.__dict__:  # not read yet: this command's role decides
+        boot.role = role
+    boot = boot.for_role(role)
+    try:
+        boot.settings  # noqa: B018 - read now, so a bad credentials file fails here, clearly
+    except CredentialsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    return boot
 
 
 def keep_log_options(ctx: typer.Context, level: str | None, fmt: str | None) -> None:

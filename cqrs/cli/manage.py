@@ -28,7 +28,7 @@ def manage(
     or forgotten, and orders accepted for a customer already inactive (exits non-zero on an
     unexpected error; a restart resumes from the group's offsets and the tables' changelogs)."""
     log_config = configure_logging(ctx, loglevel)
-    config = bootstrap(ctx).config
+    config = bootstrap(ctx, "managers").config
     wanted = [config.catalogue.events, config.catalogue.commands,
               *config.catalogue.manager_specs()]
     try:

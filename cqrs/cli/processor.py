@@ -50,7 +50,7 @@ def processor(
 
     Exits 78 when another processor with the same transactional id fenced this one."""
     configure_logging(ctx, log_level)
-    settings = bootstrap(ctx).config
+    settings = bootstrap(ctx, "processor").config
     config = settings.processor(instance_id or default_instance_id(), batch_size, batch_ms)
     port = settings.processor_metrics_port if metrics_port is None else metrics_port
     stop = threading.Event()
@@ -60,7 +60,7 @@ def processor(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    running = bootstrap(ctx).processor(config)
+    running = bootstrap(ctx, "processor").processor(config)
     try:
         # A port that cannot be bound is logged and the processor runs on without it.
         with served(port, running.metrics.registry, running.health,

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from cqrs.bootstrap import Bootstrap
 from cqrs.cli.boot import bootstrap, configure_logging
+from cqrs.services.credentials import Role
 from observability import served
 from pipeline.processor import heap
 from projections.registry import PROJECTORS
@@ -56,7 +57,8 @@ def _command(name: str) -> Callable[[typer.Context, str | None, int | None], Non
             f"CQRS_PROJECTOR_{name.upper()}_METRICS_PORT; 0: not served)."),
     ) -> None:
         log_config = configure_logging(ctx, loglevel)
-        run_projector(bootstrap(ctx), name, log_config["root"]["level"].lower(), log_config,
+        role: Role = "projector-postgres" if name == "postgres" else "projector-search"
+        run_projector(bootstrap(ctx, role), name, log_config["root"]["level"].lower(), log_config,
                       metrics_port)
 
     command.__doc__ = f"Run the {name} projector (exits non-zero on an unexpected error)."

@@ -40,7 +40,7 @@ R = TypeVar("R")
 
 def _run(ctx: typer.Context, work: Callable[[ReadSide], Awaitable[R]]) -> R:
     """Open the read side, run `work`, close; query faults become exit codes."""
-    boot = bootstrap(ctx)
+    boot = bootstrap(ctx, "client")
 
     async def main() -> R:
         read = await boot.open_read_side()

@@ -191,7 +191,7 @@ def send(
     except InvalidCommand as error:
         _fail(f"error: {error}", EXIT_INVALID)
     try:
-        client = bootstrap(ctx).command_client()
+        client = bootstrap(ctx, "client").command_client()
     except ClientError as error:
         _fail(f"error: {error}", EXIT_KAFKA)
     try:

@@ -38,15 +38,26 @@ KafkaNodes = Annotated[
                       "else what the last `up` ran in this state directory, else 1. "
                       "status, down and env follow the recorded count."),
 ]
+Secure = Annotated[
+    bool | None,
+    typer.Option("--secure/--plaintext",
+                 help="Run them with authentication and TLS: Kafka SASL_SSL (SCRAM-SHA-512) with "
+                      "ACLs, PostgreSQL over TLS with a role per task, Elasticsearch with security "
+                      "and API keys, certificates from a local CA (docs/security.md). Default: "
+                      "CQRS_SERVICES_SECURE, else what the last `up` ran in this state directory, "
+                      "else plaintext."),
+]
 
 
 def _runner(ctx: typer.Context, names: list[str] | None, with_metrics: bool = False,
-            kafka_nodes: int | None = None) -> Runner:
+            kafka_nodes: int | None = None, secure: bool | None = None) -> Runner:
     """The runner of `names`; Prometheus scrapes the processes at the settings' metrics ports."""
     try:
-        layout = Layout.from_env(metrics_ports=bootstrap(ctx).settings.metrics_ports())
+        layout = Layout.from_env(metrics_ports=bootstrap(ctx, None).settings.metrics_ports())
         if kafka_nodes is not None:
             layout = dataclasses.replace(layout, kafka_nodes=kafka_nodes)
+        if secure is not None:
+            layout = dataclasses.replace(layout, secure=secure)
         return Runner(layout, names, with_metrics=with_metrics)
     except (ValueError, ServiceError) as error:
         console.print(f"[red]error:[/red] {error}")
@@ -59,9 +70,9 @@ def _say(message: str) -> None:
 
 @app.command()
 def up(ctx: typer.Context, names: Names = None, with_metrics: WithMetrics = False,
-       kafka_nodes: KafkaNodes = None) -> None:
+       kafka_nodes: KafkaNodes = None, secure: Secure = None) -> None:
     """Fetch (once, cached), start and health-check the services. Idempotent."""
-    runner = _runner(ctx, names, with_metrics, kafka_nodes)
+    runner = _runner(ctx, names, with_metrics, kafka_nodes, secure)
     started = time.monotonic()
     try:
         runner.up(_say)
@@ -101,6 +112,7 @@ def status(
 @app.command()
 def env() -> None:
     """Print shell exports that point the project and its tests at the native services: every
-    Kafka node's address, and the replication the catalogue should ask of them."""
+    Kafka node's address, and the replication the catalogue should ask of them. For secure
+    services: the CA and the directory of the roles' credentials files, never a secret."""
     for key, value in Layout.from_env().client_env().items():
-        print(f"export {key}={shlex.quote(value)}")
+        print(f"unset {key}" if value is None else f"export {key}={shlex.quote(value)}")

@@ -59,6 +59,16 @@ CLUSTER_NODE_HEAP_MB = 384
 FULL_REPLICATION = 3
 """Replicas per partition once there are enough nodes: one node may be lost (min ISR 2) while
 writes go on, and a second copy still remains."""
+SECURITY_RECORD = "security"
+"""A file in the state directory: `secure` when the last `up` there ran the services with
+authentication and TLS (`cqrs services up --secure`), so every later command follows it."""
+SECURE_VARIABLES = ("CQRS_KAFKA_SECURITY_PROTOCOL", "CQRS_KAFKA_SASL_MECHANISM",
+                    "CQRS_KAFKA_SSL_CA_LOCATION", "CQRS_ES_CA_CERTS", "CQRS_CREDENTIALS_DIR")
+"""What `cqrs services env` sets for secure services (and unsets for the others)."""
+ROLE_VARIABLES = ("CQRS_KAFKA_SASL_USERNAME", "CQRS_KAFKA_SASL_PASSWORD", "CQRS_PG_DSN",
+                  "CQRS_ES_API_KEY", "CQRS_CREDENTIALS_FILE")
+"""Settings a role's credentials file gives: `cqrs services env` unsets them for secure
+services, since a variable set in the environment would win over every role's file."""
 KAFKA_NODES_RECORD = "kafka-nodes"
 """A file in the state directory: how many Kafka nodes the last `up` ran there, so `status`,
 `down` and `env` cover the same nodes without being told."""
@@ -112,6 +122,8 @@ class Layout:
     kafka_nodes: int = 1
     kafka_heap_mb: int | None = None
     """Each Kafka node's heap; None: `heap_mb` for one node, `CLUSTER_NODE_HEAP_MB` for more."""
+    secure: bool = False
+    """Authentication and TLS everywhere (`cqrs services up --secure`; docs/security.md)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.kafka_nodes <= MAX_KAFKA_NODES:
@@ -152,6 +164,8 @@ class Layout:
             kafka_nodes=int(env.get("CQRS_SERVICES_KAFKA_NODES")
                             or recorded_kafka_nodes(state_dir) or 1),
             kafka_heap_mb=int(kafka_heap) if kafka_heap else None,
+            secure=_flag(env["CQRS_SERVICES_SECURE"]) if env.get("CQRS_SERVICES_SECURE")
+            else recorded_secure(state_dir),
         )
 
     def service_dir(self, name: str) -> Path:
@@ -206,8 +220,28 @@ class Layout:
         return self.state_dir / KAFKA_NODES_RECORD
 
     @property
+    def security_record(self) -> Path:
+        return self.state_dir / SECURITY_RECORD
+
+    @property
+    def tls_dir(self) -> Path:
+        """The local CA and the services' certificates (`cqrs.services.tls.LocalCA`)."""
+        return self.state_dir / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate clients verify the secure services with."""
+        return self.tls_dir / "ca.pem"
+
+    @property
+    def credentials_dir(self) -> Path:
+        """Each role's credentials file (`cqrs.services.credentials.RoleFiles`)."""
+        return self.state_dir / "credentials"
+
+    @property
     def elasticsearch_url(self) -> str:
-        return f"http://{self.host}:{self.elasticsearch_port}"
+        scheme = "https" if self.secure else "http"
+        return f"{scheme}://{self.host}:{self.elasticsearch_port}"
 
     @property
     def prometheus_url(self) -> str:
@@ -229,14 +263,39 @@ class Layout:
         credentials = f"cqrs:{quote(password, safe='')}" if password else "cqrs"
         return f"postgresql://{credentials}@{self.host}:{self.postgres_port}/cqrs"
 
-    def client_env(self) -> dict[str, str]:
-        """The variables that point the project (and its tests) at these services."""
-        return {
+    def client_env(self) -> dict[str, str | None]:
+        """The variables that point the project (and its tests) at these services (None: unset
+        it). Secure services: where the CA and the roles' credentials files are, never a
+        secret (each entry point reads its role's file)."""
+        common: dict[str, str | None] = {
             "CQRS_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "CQRS_REPLICATION_FACTOR": str(self.replication_factor),
             "CQRS_ES_URL": self.elasticsearch_url,
-            "CQRS_PG_DSN": self.postgres_dsn,
         }
+        if not self.secure:
+            unset = [*SECURE_VARIABLES, *(key for key in ROLE_VARIABLES if key != "CQRS_PG_DSN")]
+            return {**common, "CQRS_PG_DSN": self.postgres_dsn, **dict.fromkeys(unset)}
+        return {
+            **common,
+            "CQRS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "CQRS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "CQRS_KAFKA_SSL_CA_LOCATION": str(self.ca_file),
+            "CQRS_ES_CA_CERTS": str(self.ca_file),
+            "CQRS_CREDENTIALS_DIR": str(self.credentials_dir),
+            **dict.fromkeys(ROLE_VARIABLES),
+        }
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def recorded_secure(state_dir: Path) -> bool:
+    """True when the last `up` in `state_dir` ran the services secure."""
+    try:
+        return (state_dir / SECURITY_RECORD).read_text().strip() == "secure"
+    except OSError:
+        return False
 
 
 def recorded_kafka_nodes(state_dir: Path) -> int | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import psycopg
 
 from cqrs.services.base import Launch, Say, Service
+from cqrs.services.credentials import ensure_secret
 from cqrs.services.errors import StartFailed
 from cqrs.services.prereqs import find_postgres_bin
 
@@ -27,23 +27,6 @@ local   replication   all                  scram-sha-256
 host    replication   all   127.0.0.1/32   scram-sha-256
 host    replication   all   ::1/128        scram-sha-256
 """
-
-
-def ensure_password(path: Path) -> str:
-    """The password kept in ``path``, generated on first use; the file is left mode 0600."""
-    try:
-        password = path.read_text().strip()
-    except FileNotFoundError:
-        password = ""
-    if not password:
-        password = secrets.token_urlsafe(24)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            os.fchmod(file.fileno(), 0o600)
-            file.write(password + "\n")
-    path.chmod(0o600)
-    return password
 
 
 def _literal(text: str) -> str:
@@ -74,8 +57,8 @@ class Postgres(Service):
         # Only the service user may enter the socket directory (the socket itself is 0777).
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         self.socket_dir.chmod(0o700)
-        superuser_password = ensure_password(self.superuser_password_file)
-        role_password = ensure_password(self.layout.postgres_password_file)
+        superuser_password = ensure_secret(self.superuser_password_file)
+        role_password = ensure_secret(self.layout.postgres_password_file)
         if not (self.data / "PG_VERSION").exists():
             say(f"  initialising a cluster in {self.data}")
             self.data.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from cqrs.services.base import Say, Service
 from cqrs.services.elasticsearch import Elasticsearch
 from cqrs.services.errors import PortTaken, ServiceError
 from cqrs.services.kafka import Kafka
-from cqrs.services.layout import SERVICE_USER, Layout, recorded_kafka_nodes
+from cqrs.services.layout import SERVICE_USER, Layout, recorded_kafka_nodes, recorded_secure
 from cqrs.services.postgres import Postgres
 from cqrs.services.process import (
     group_alive,
@@ -94,6 +94,7 @@ class Runner:
     def up(self, say: Say) -> None:
         """Start every chosen service that is not running; idempotent."""
         self._prepare_dirs()
+        self._record_security(say)
         self._record_kafka_nodes(say)
         pending: list[tuple[Service, int]] = []
         for service in self.services:
@@ -184,6 +185,27 @@ class Runner:
                 f"(its process is gone or the pid now belongs to another process)")
             pid_file.unlink(missing_ok=True)
         return pid
+
+    def _record_security(self, say: Say) -> None:
+        """Record whether the services here run secure. A state directory keeps its mode:
+        its data was made for it (Kafka's users are written when its storage is formatted)."""
+        layout = self.layout
+        recorded = recorded_secure(layout.state_dir)
+        if recorded == layout.secure and layout.security_record.exists():
+            return
+        made = [name for name in ("kafka", "kafka-1", "elasticsearch", "postgres")
+                if (layout.service_dir(name) / "data").exists()]
+        if made and recorded != layout.secure:
+            was, wanted = ("secure", "plaintext") if recorded else ("plaintext", "secure")
+            raise ServiceError(
+                f"the services in {layout.state_dir} were made {was} ({', '.join(made)}); run "
+                f"the {wanted} ones in another state directory: CQRS_SERVICES_STATE_DIR=<dir> "
+                f"cqrs services up{' --secure' if layout.secure else ''} (with other ports if "
+                "both run at once: CQRS_SERVICES_KAFKA_PORT, ..._ELASTICSEARCH_PORT, "
+                "..._POSTGRES_PORT)")
+        if layout.secure:
+            say(f"secure services (authentication and TLS) in {layout.state_dir}")
+        layout.security_record.write_text("secure\n" if layout.secure else "plaintext\n")
 
     def _record_kafka_nodes(self, say: Say) -> None:
         """Record how many Kafka nodes run here, once the other count's nodes are stopped."""

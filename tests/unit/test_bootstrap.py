@@ -56,11 +56,13 @@ def test_secrets_stay_out_of_reprs() -> None:
 def test_settings_are_read_once_and_only_when_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[Settings] = []
 
-    def counting() -> Settings:
-        reads.append(Settings(topic_prefix="once."))
-        return reads[-1]
+    class Counting(Settings):
+        @classmethod
+        def for_role(cls, role: object) -> Settings:
+            reads.append(Settings(topic_prefix="once."))
+            return reads[-1]
 
-    monkeypatch.setattr(bootstrap_module, "Settings", counting)
+    monkeypatch.setattr(bootstrap_module, "Settings", Counting)
     boot = Bootstrap()
     assert reads == []
     assert boot.config.prefix == "once."

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from cqrs.services import prereqs
+from cqrs.services.credentials import ensure_secret
 from cqrs.services.errors import PortTaken, PrerequisiteMissing
 from cqrs.services.layout import Layout
-from cqrs.services.postgres import HBA, ensure_password
+from cqrs.services.postgres import HBA
 from cqrs.services.process import boot_id, read_pid, start_ticks, write_pid_file
 from cqrs.services.runner import Runner
 
@@ -28,7 +29,7 @@ def test_layout_reads_overrides_from_the_environment(tmp_path: Path) -> None:
     )
     assert layout.state_dir == tmp_path / "state"
     assert layout.kafka_bootstrap == "127.0.0.1:19092"
-    assert layout.client_env()["CQRS_PG_DSN"].endswith("@127.0.0.1:15432/cqrs")
+    assert str(layout.client_env()["CQRS_PG_DSN"]).endswith("@127.0.0.1:15432/cqrs")
     assert layout.log_file("kafka") == tmp_path / "state/kafka/logs/kafka.log"
 
 
@@ -157,18 +158,18 @@ def test_stale_pid_files_are_neither_running_nor_signalled(
 
 def test_the_postgres_password_is_generated_once_and_kept_private(tmp_path: Path) -> None:
     path = tmp_path / "postgres" / "cqrs.password"
-    first = ensure_password(path)
+    first = ensure_secret(path)
     assert len(first) >= 32
     assert path.stat().st_mode & 0o777 == 0o600
     path.chmod(0o644)
-    assert ensure_password(path) == first
+    assert ensure_secret(path) == first
     assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_services_env_exports_the_generated_password(tmp_path: Path) -> None:
     layout = Layout(state_dir=tmp_path, cache_dir=tmp_path, postgres_port=15432)
     assert layout.client_env()["CQRS_PG_DSN"] == "postgresql://cqrs@127.0.0.1:15432/cqrs"
-    password = ensure_password(layout.postgres_password_file)
+    password = ensure_secret(layout.postgres_password_file)
     assert layout.client_env()["CQRS_PG_DSN"] == (
         f"postgresql://cqrs:{password}@127.0.0.1:15432/cqrs")
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from cqrs.gateway import commands, queries
+from cqrs.gateway import auth, commands, queries
+from cqrs.gateway.auth import Authenticator
 from cqrs.gateway.bodies import BodyGuard
 from cqrs.gateway.compose import Services
 from cqrs.gateway.metrics import GatewayMetrics, RequestMetrics, serve_metrics
 from observability import LIVENESS, READINESS, Verdict, Words
+
+log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT = 6.0
 
@@ -31,12 +35,19 @@ nesting deeper than 32) 400.
 """
 
 
-def create_app(services: Callable[[], Awaitable[Services]], *, prefix: str = "cqrs.") -> FastAPI:
+def create_app(services: Callable[[], Awaitable[Services]], *, prefix: str = "cqrs.",
+               authenticator: Authenticator | None = None) -> FastAPI:
     """The gateway over what `services` builds: `Bootstrap.open_services` (of `cqrs.bootstrap`,
-    whose seams take fakes in tests). `prefix` (the topic prefix) labels its metrics."""
+    whose seams take fakes in tests). `prefix` (the topic prefix) labels its metrics.
+    With an `authenticator`, command routes need a key of scope `commands` (and query routes
+    any key if it says so: `cqrs.gateway.auth`); without one, every route is open."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if authenticator is None:
+            log.warning("command routes are unauthenticated: no keys file (--keys-file, "
+                        "CQRS_GATEWAY_KEYS_FILE); create one with `cqrs gateway keys add NAME "
+                        "--scope commands --keys-file PATH`")
         built = await services()
         app.state.services = built
         try:
@@ -48,10 +59,20 @@ def create_app(services: Callable[[], Awaitable[Services]], *, prefix: str = "cq
         title="cqrs gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
     )
     app.state.metrics = GatewayMetrics(prefix)
+    app.state.authenticator = authenticator
     app.add_middleware(BodyGuard)
     app.add_middleware(RequestMetrics)  # outermost: also counts what BodyGuard answers
-    app.include_router(commands.router())
-    app.include_router(queries.router)
+    if authenticator is None:
+        app.include_router(commands.router())
+        app.include_router(queries.router)
+    else:
+        app.include_router(commands.router(), dependencies=[Depends(auth.commands_key)],
+                           responses=auth.RESPONSES)
+        if authenticator.queries_need_key:
+            app.include_router(queries.router, dependencies=[Depends(auth.any_key)],
+                               responses={401: auth.RESPONSES[401]})
+        else:
+            app.include_router(queries.router)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"],
                       summary="Check Kafka, PostgreSQL and Elasticsearch")
     app.add_api_route("/livez", livez, methods=["GET"], tags=["health"],

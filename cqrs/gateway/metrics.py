@@ -4,6 +4,8 @@ One `CollectorRegistry` per app (`GatewayMetrics`), served at `GET /metrics`:
 
 - `cqrs_gateway_requests_total{prefix,method,route,status}`
 - `cqrs_gateway_request_duration_seconds{prefix,method,route}` (histogram)
+- `cqrs_gateway_auth_failures_total{prefix,reason}`: requests refused for their API key, `reason`
+  one of `missing`, `malformed`, `unknown` (401) or `scope` (403) (`cqrs.gateway.auth`)
 
 `route` is the matched route's template (`/users/{user_id}`), never the raw path, so ids do not
 make new series; a request no route matches is counted as `route="unmatched"`. `RequestMetrics`
@@ -42,6 +44,10 @@ class GatewayMetrics:
             "cqrs_gateway_request_duration_seconds",
             "Time from a request's arrival to the end of its response, by route template.",
             ["prefix", "method", "route"], buckets=BUCKETS, registry=self.registry)
+        self.auth_failures = Counter(
+            "cqrs_gateway_auth_failures_total",
+            "Requests refused for their API key: missing, malformed, unknown (401), scope (403).",
+            ["prefix", "reason"], registry=self.registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(self.prefix, method, route, str(status)).inc()

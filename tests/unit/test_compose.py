@@ -61,7 +61,7 @@ def test_pipeline_services_run_the_project_image_on_in_network_addresses(
         "processor": ["processor"],
         "projector-postgres": ["project", "postgres"],
         "projector-search": ["project", "search"],
-        "gateway": ["gateway", "--host", "0.0.0.0", "--port", "8000"],
+        "gateway": ["gateway", "--host", "0.0.0.0", "--port", "8000", "--allow-unauthenticated"],
     }
     kafka = services["kafka"]["environment"]
     assert "INTERNAL://kafka:29092" in kafka["KAFKA_ADVERTISED_LISTENERS"].split(",")

@@ -31,6 +31,7 @@ from bench.config import BenchConfig
 from projections.config import SearchConfig
 from projections.postgres.migrate import migration_files
 from projections.postgres.schema import schema_dsn, schema_for_prefix
+from projections.search.client import make_sync_client
 from projections.search.index import IndexNames
 from topics import Catalogue, apply
 
@@ -127,7 +128,7 @@ class Namespace:
 
 
 def es_client(search: SearchConfig) -> Elasticsearch:
-    return Elasticsearch(search.url, api_key=search.api_key, request_timeout=60)
+    return make_sync_client(search, request_timeout=60)
 
 
 def delete_indices(search: SearchConfig, pattern: str) -> None:

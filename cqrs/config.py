@@ -49,7 +49,9 @@ class Config:
                                              settings.pg_schema)
         return cls(kafka, catalogue, postgres,
                    SearchConfig(settings.es_url, settings.es_api_key,
-                                settings.search_refresh_interval),
+                                settings.search_refresh_interval,
+                                username=settings.es_username, password=settings.es_password,
+                                ca_certs=settings.es_ca_certs),
                    projector_metrics_ports={
                        "postgres": settings.projector_postgres_metrics_port,
                        "search": settings.projector_search_metrics_port},

@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     Every field can be set with an environment variable ``CQRS_<FIELD>`` (for example
     ``CQRS_KAFKA_BOOTSTRAP``); ``cqrs services env`` prints the values for the native services.
     Secure transports are plain settings: ``kafka_security_protocol``/``kafka_sasl_*`` for Kafka,
-    credentials inside ``pg_dsn`` and ``es_url`` (or ``es_api_key``) for the databases.
+    credentials inside ``pg_dsn``, and ``es_api_key`` (or ``es_username``/``es_password``) for
+    the databases.
     Without ``CQRS_PG_DSN``, ``pg_dsn`` is the native services' (see ``default_pg_dsn``).
     Read once per entry point, by `cqrs.bootstrap.Bootstrap`, which turns them into the narrow
     configs the packages take (`cqrs.config.Config`).
@@ -53,6 +54,13 @@ class Settings(BaseSettings):
     `projections.postgres.schema`). Set ``public`` to keep a deployment that lived there."""
     es_url: str = "http://127.0.0.1:9200"
     es_api_key: str | None = Field(default=None, repr=False)
+    """An Elasticsearch API key (encoded, as `_security/api_key` returns it), for a cluster
+    that gives its roles keys; set, it wins over ``es_username``. The local secure services
+    give users instead (`cqrs.services.elasticsearch_realm` says why)."""
+    es_username: str | None = None
+    """A user to authenticate to Elasticsearch as (basic auth, with ``es_password``): on the
+    secure services each role's file holds its own (`elastic` for the admin)."""
+    es_password: str | None = Field(default=None, repr=False)
     es_ca_certs: str | None = None
     """The CA (PEM) that Elasticsearch's HTTPS certificate is verified with (default: the
     system's)."""

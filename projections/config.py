@@ -47,14 +47,19 @@ DEFAULT_REFRESH_INTERVAL = "1s"
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """The Elasticsearch cluster: its URL and, optionally, an API key (never shown); and the
-    users index's refresh interval (an Elasticsearch time value such as `1s`, `500ms`, or `-1`
-    for no periodic refresh): how long an indexed document may stay invisible to search, traded
-    against the cost of each refresh (a new segment, more merging). See docs/search.md."""
+    """The Elasticsearch cluster: its URL and how to authenticate (an API key, or a user and
+    password: the admin's; secrets never shown), the CA its HTTPS certificate is verified with
+    (None: the system's); and the users index's refresh interval (an Elasticsearch time value
+    such as `1s`, `500ms`, or `-1` for no periodic refresh): how long an indexed document may
+    stay invisible to search, traded against the cost of each refresh (a new segment, more
+    merging). See docs/search.md."""
 
     url: str = "http://127.0.0.1:9200"
     api_key: str | None = field(default=None, repr=False)
     refresh_interval: str = DEFAULT_REFRESH_INTERVAL
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_certs: str | None = None
 
     def __post_init__(self) -> None:
         refresh_interval_ms(self.refresh_interval)  # refuse a value Elasticsearch would refuse

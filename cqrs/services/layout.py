@@ -66,7 +66,8 @@ SECURE_VARIABLES = ("CQRS_KAFKA_SECURITY_PROTOCOL", "CQRS_KAFKA_SASL_MECHANISM",
                     "CQRS_KAFKA_SSL_CA_LOCATION", "CQRS_ES_CA_CERTS", "CQRS_CREDENTIALS_DIR")
 """What `cqrs services env` sets for secure services (and unsets for the others)."""
 ROLE_VARIABLES = ("CQRS_KAFKA_SASL_USERNAME", "CQRS_KAFKA_SASL_PASSWORD", "CQRS_PG_DSN",
-                  "CQRS_ES_API_KEY", "CQRS_CREDENTIALS_FILE")
+                  "CQRS_ES_API_KEY", "CQRS_ES_USERNAME", "CQRS_ES_PASSWORD",
+                  "CQRS_CREDENTIALS_FILE")
 """Settings a role's credentials file gives: `cqrs services env` unsets them for secure
 services, since a variable set in the environment would win over every role's file."""
 KAFKA_NODES_RECORD = "kafka-nodes"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 
@@ -85,5 +86,5 @@ def main(search: SearchConfig, argv: list[str] | None = None) -> None:
     parser.add_argument("--es-url", default=search.url)
     parser.add_argument("--es-api-key", default=search.api_key)
     options = parser.parse_args(argv)
-    chosen = SearchConfig(options.es_url, options.es_api_key)
+    chosen = dataclasses.replace(search, url=options.es_url, api_key=options.es_api_key)
     asyncio.run(run(chosen, options.events, options.users, options.batch))

@@ -117,9 +117,11 @@ class PostgresStore:
 
     async def start(self) -> None:
         """Create the schema if missing, claim it (`SchemaOwned` if another prefix has) and
-        apply the migrations; then, given `forgotten_from` (a rebuild's store: the live
-        schema), copy its forgotten users' markers, so that no build ever holds a forgotten
-        user, even from a log not yet compacted (docs/erasure.md)."""
+        apply the migrations, unless it is up to date and claimed already (then no DDL at all:
+        a role that may not create starts there, and is refused with `NotMigrated` anywhere
+        else); then, given `forgotten_from` (a rebuild's store: the live schema), copy its
+        forgotten users' markers, so that no build ever holds a forgotten user, even from a log
+        not yet compacted (docs/erasure.md)."""
         await self._guarded(lambda connection: migrate(connection, self._schema, self._owner))
         if self._forgotten_from is not None:
             await self._guarded(self._copy_forgotten)
@@ -273,11 +275,19 @@ class PostgresStore:
     # --- ReadModel -----------------------------------------------------------------------
 
     async def _rows(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """The query's rows; `TransientError` (unavailable) while the read model is missing or
+        not open to this role (the query role reads only what the owner migrated and granted)."""
         async def read(connection: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
             async with connection.transaction(), connection.cursor(row_factory=dict_row) as cur:
                 await cur.execute(query.encode(), params)
                 return await cur.fetchall()
-        rows: list[dict[str, Any]] = await self._guarded(read)
+        try:
+            rows: list[dict[str, Any]] = await self._guarded(read)
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege) as error:
+            raise TransientError(
+                f"the read model is missing or not open to this role "
+                f"({error.diag.message_primary}): start `cqrs project postgres` for this prefix, "
+                "and on secure services run `cqrs access apply` as admin first") from error
         return rows
 
     async def user(self, user_id: str) -> User | None:

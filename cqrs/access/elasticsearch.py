@@ -14,6 +14,11 @@ The granted prefixes are kept beside the node's roles file (`PREFIXES_RECORD`); 
 prefix and rewrites `roles.yml` from the whole set, so each role covers every prefix granted so
 far and a repeated grant writes the same file. The node reloads the file within seconds; the
 grant returns once each user holds its new privileges (`_has_privileges`).
+
+A role's password is rotated without stopping anything in two steps (a file-realm user has one
+password, so a rotation is a new user of the same role): `rotate_elasticsearch_user` adds one
+and names it in the role's file, the old one still working; once every process of the role has
+restarted (each reads its file at start), `retire_elasticsearch_user` removes the old one.
 """
 
 from __future__ import annotations
@@ -26,8 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from elasticsearch import AuthenticationException
+
 from cqrs.services.credentials import Role, RoleFiles, write_secret_file
-from cqrs.services.elasticsearch_realm import SEARCH_USERS, write_roles_file
+from cqrs.services.elasticsearch_realm import (
+    SEARCH_USERS,
+    add_user,
+    credentials_of,
+    remove_user,
+    user_of,
+    write_roles_file,
+)
 from cqrs.settings import Settings
 from projections.config import SearchConfig
 from projections.search.client import make_client
@@ -147,6 +161,15 @@ def granted_prefixes(config: Path) -> list[str]:
     return [str(prefix) for prefix in found]
 
 
+def _checked_config(roles: RoleFiles) -> Path:
+    """The local secure node's config directory, or `AccessError`."""
+    config = node_config(roles)
+    if not (config / "elasticsearch.yml").exists():
+        raise AccessError(f"no secure Elasticsearch node's config in {config}: start it with "
+                          "`cqrs services up --secure elasticsearch`")
+    return config
+
+
 def grant_elasticsearch(settings: Settings, roles: RoleFiles | None, say: Say) -> None:
     """Give the search roles `settings.topic_prefix`'s indices (on top of every prefix granted
     before) and wait until the node applies it, checked as each role's user with the admin's
@@ -154,10 +177,7 @@ def grant_elasticsearch(settings: Settings, roles: RoleFiles | None, say: Say) -
     if roles is None:
         raise AccessError("no credentials directory (CQRS_CREDENTIALS_DIR): grants apply to "
                           "secure services (`cqrs services up --secure`)")
-    config = node_config(roles)
-    if not (config / "elasticsearch.yml").exists():
-        raise AccessError(f"no secure Elasticsearch node's config in {config}: start it with "
-                          "`cqrs services up --secure elasticsearch`")
+    config = _checked_config(roles)
     prefixes = merged_prefixes(granted_prefixes(config), settings.topic_prefix)
     write_secret_file(config / PREFIXES_RECORD, json.dumps(prefixes) + "\n")
     write_roles_file(config, roles_yaml(prefixes))
@@ -189,4 +209,59 @@ async def _wait_applied(search: SearchConfig, each: SearchRole, prefix: str) -> 
                 raise AccessError(f"Elasticsearch did not apply {each.role_name}'s privileges "
                                   f"within {APPLY_TIMEOUT_S:.0f}s; still missing: {missing} "
                                   "(see the node's log for roles.yml errors)")
+            await asyncio.sleep(0.5)
+
+
+def rotate_elasticsearch_user(settings: Settings, roles: RoleFiles, role: Role, say: Say) -> str:
+    """A new user and password for search role `role`, live on the node when this returns and
+    written to the role's file; the old user keeps working. Returns the old user's name, to
+    retire once every process of `role` has restarted."""
+    config = _checked_config(roles)
+    if role not in SEARCH_USERS:
+        raise AccessError(f"role {role!r} has no Elasticsearch user; "
+                          f"those that do: {', '.join(SEARCH_USERS)}")
+    old = user_of(roles, role)
+    new = add_user(config, roles, role)
+    asyncio.run(_wait_authenticates(settings, credentials_of(roles, new), True))
+    roles.set(role, credentials_of(roles, new))
+    say(f"  user {new} for role {role} in {roles.path(role)}; restart the role's processes, "
+        f"then retire {old}")
+    return old
+
+
+def retire_elasticsearch_user(settings: Settings, roles: RoleFiles, user: str, say: Say) -> None:
+    """`user` removed from the node (refused once this returns) and its password forgotten;
+    refused while a role's file still names it."""
+    config = _checked_config(roles)
+    if not any(user == first or user.startswith(f"{first}-")
+               for first, _ in SEARCH_USERS.values()):
+        raise AccessError(f"{user!r} is not a search role's user")
+    named = [role for role in SEARCH_USERS if user_of(roles, role) == user]
+    if named:
+        raise AccessError(f"{roles.path(named[0])} still names {user!r}: rotate first")
+    credentials = credentials_of(roles, user)
+    remove_user(config, roles, user)
+    asyncio.run(_wait_authenticates(settings, credentials, False))
+    say(f"  user {user} retired")
+
+
+async def _wait_authenticates(settings: Settings, credentials: dict[str, str],
+                              wanted: bool) -> None:
+    """Until the node (re)loads its users file: `credentials` authenticate (`wanted`) or not."""
+    search = SearchConfig(settings.es_url, username=credentials["CQRS_ES_USERNAME"],
+                          password=credentials["CQRS_ES_PASSWORD"], ca_certs=settings.es_ca_certs)
+    deadline = time.monotonic() + APPLY_TIMEOUT_S
+    async with make_client(search) as client:
+        while True:
+            try:
+                await client.security.authenticate()
+                authenticates = True
+            except AuthenticationException:
+                authenticates = False
+            if authenticates == wanted:
+                return
+            if time.monotonic() > deadline:
+                user = credentials["CQRS_ES_USERNAME"]
+                raise AccessError(f"Elasticsearch did not reload its users file within "
+                                  f"{APPLY_TIMEOUT_S:.0f}s (user {user})")
             await asyncio.sleep(0.5)

@@ -64,36 +64,77 @@ def secret_name(user: str) -> str:
     return f"elasticsearch-{user}"
 
 
+def user_of(roles: RoleFiles, role: Role) -> str:
+    """The user `role`'s file names (after a rotation, not the first one), else its first."""
+    return roles.read(role).get("CQRS_ES_USERNAME") or SEARCH_USERS[role][0]
+
+
 def write_users(config: Path, roles: RoleFiles) -> None:
-    """`users` (a hash of each user's generated password, rewritten only when a password no
-    longer matches it) and `users_roles` in `config`; mode 0600, for the node's user."""
-    users = config / "users"
-    held = _read_users(users)
-    lines = []
-    for user, _ in SEARCH_USERS.values():
+    """Each search role's user (`user_of`) in `users`, with the hash of its password (rewritten
+    only when the password no longer matches it), and in its role in `users_roles`; other users
+    (one being rotated out) are kept. Mode 0600, for the node's user."""
+    users, members = _read_realm(config)
+    for role, (_, role_name) in SEARCH_USERS.items():
+        user = user_of(roles, role)
         password = roles.secret(secret_name(user))
-        hashed = held.get(user, "")
-        if not pbkdf2_verify(password, hashed):
-            hashed = pbkdf2_hash(password)
-        lines.append(f"{user}:{hashed}")
-    _write_for_node(users, "\n".join(lines) + "\n", config)
-    mapping = "".join(f"{role}:{user}\n" for user, role in SEARCH_USERS.values())
-    _write_for_node(config / "users_roles", mapping, config)
+        if not pbkdf2_verify(password, users.get(user, "")):
+            users[user] = pbkdf2_hash(password)
+        members.setdefault(role_name, set()).add(user)
+    _write_realm(config, users, members)
+
+
+def add_user(config: Path, roles: RoleFiles, role: Role) -> str:
+    """A new user of `role`'s file role, with a new password (kept as its secret), beside the
+    ones there: the first step of a rotation. Its name: `<first user>-<random>`."""
+    user = f"{SEARCH_USERS[role][0]}-{secrets.token_hex(3)}"
+    users, members = _read_realm(config)
+    users[user] = pbkdf2_hash(roles.secret(secret_name(user)))
+    members.setdefault(SEARCH_USERS[role][1], set()).add(user)
+    _write_realm(config, users, members)
+    return user
+
+
+def remove_user(config: Path, roles: RoleFiles, user: str) -> None:
+    """`user` out of the realm, and its password forgotten: the last step of a rotation."""
+    users, members = _read_realm(config)
+    users.pop(user, None)
+    _write_realm(config, users, {role: names - {user} for role, names in members.items()})
+    (roles.directory / "secrets" / secret_name(user)).unlink(missing_ok=True)
 
 
 def role_credentials(roles: RoleFiles) -> dict[Role, dict[str, str]]:
     """What each search role's file holds: its user and password."""
-    return {role: {"CQRS_ES_USERNAME": user,
-                   "CQRS_ES_PASSWORD": roles.secret(secret_name(user))}
-            for role, (user, _) in SEARCH_USERS.items()}
+    return {role: credentials_of(roles, user_of(roles, role)) for role in SEARCH_USERS}
 
 
-def _read_users(path: Path) -> dict[str, str]:
+def credentials_of(roles: RoleFiles, user: str) -> dict[str, str]:
+    return {"CQRS_ES_USERNAME": user, "CQRS_ES_PASSWORD": roles.secret(secret_name(user))}
+
+
+def _read_realm(config: Path) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """`users` (user → hash) and `users_roles` (role → users) of `config`."""
+    users = dict(_entries(config / "users"))
+    members = {role: {each for each in names.split(",") if each}
+               for role, names in _entries(config / "users_roles")}
+    return users, members
+
+
+def _entries(path: Path) -> list[tuple[str, str]]:
+    """The `key:value` lines of a realm file (none if it is not there)."""
     try:
         text = path.read_text()
     except FileNotFoundError:
-        return {}
-    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        return []
+    found = [line.partition(":") for line in text.splitlines()]
+    return [(key, value) for key, colon, value in found if colon and not key.startswith("#")]
+
+
+def _write_realm(config: Path, users: dict[str, str], members: dict[str, set[str]]) -> None:
+    _write_for_node(config / "users",
+                    "".join(f"{user}:{users[user]}\n" for user in sorted(users)), config)
+    _write_for_node(config / "users_roles",
+                    "".join(f"{role}:{','.join(sorted(names))}\n"
+                            for role, names in sorted(members.items()) if names), config)
 
 
 def _write_for_node(path: Path, text: str, config: Path) -> None:

@@ -24,7 +24,11 @@ from elasticsearch import (
     ConnectionError,
 )
 
-from cqrs.access.elasticsearch import grant_elasticsearch
+from cqrs.access.elasticsearch import (
+    grant_elasticsearch,
+    retire_elasticsearch_user,
+    rotate_elasticsearch_user,
+)
 from cqrs.config import Config
 from cqrs.services.elasticsearch import Elasticsearch
 from projections.config import SearchConfig
@@ -127,7 +131,9 @@ def refused(search: SearchConfig, work: Callable[[AsyncElasticsearch], Awaitable
         run(search, work)
     assert caught.value.status_code == 403
     assert caught.value.error == "security_exception"
-    return str(caught.value)
+    assert str(caught.value).startswith("AuthorizationException(403, 'security_exception', "
+                                        "'action [")
+    return str(caught.value.body["error"]["reason"])  # whole (the str() elides a long one)
 
 
 def test_the_query_user_may_not_write_or_delete(stack: SecureStack, prefix: str,
@@ -152,7 +158,7 @@ def test_the_projector_may_not_delete_an_index_nor_reach_outside_its_prefix(
     try:
         reason = refused(projector, lambda client: client.indices.delete(
             index=names.versioned(1)))
-        assert ("action [indices:admin/delete] is unauthorized for user [search-projector]"
+        assert (f"action [indices:admin/delete] is unauthorized for user [{projector.username}]"
                 in reason)
         reason = refused(projector, lambda client: client.indices.delete(
             index=other.versioned(1)))
@@ -160,7 +166,7 @@ def test_the_projector_may_not_delete_an_index_nor_reach_outside_its_prefix(
         assert other.versioned(1) in reason
         reason = refused(projector, lambda client: client.index(
             index=other.versioned(1), document={"name": "intruder"}))
-        assert "is unauthorized for user [search-projector]" in reason
+        assert f"is unauthorized for user [{projector.username}]" in reason
         assert other.versioned(1) in reason
         reason = refused(projector, lambda client: client.indices.create(index="intruder"))
         assert "action [indices:admin/create] is unauthorized" in reason
@@ -203,3 +209,24 @@ def test_the_service_health_is_read_over_https_as_the_admin(stack: SecureStack) 
     health = Elasticsearch(stack.layout, None).health()
     assert health is not None
     assert health["status"] in ("green", "yellow")
+
+
+def test_a_password_is_rotated_while_the_old_one_still_works(stack: SecureStack, prefix: str,
+                                                             projector: SearchConfig) -> None:
+    """The projector keeps working on its old user until it restarts with the new one; once
+    the old user is retired, it is refused."""
+    admin = stack.settings("admin", topic_prefix=prefix)
+    alias = IndexNames.for_prefix(prefix).alias
+    said: list[str] = []
+    old = rotate_elasticsearch_user(admin, stack.roles, "projector-search", said.append)
+    assert old == projector.username
+    rotated = search_config(stack, "projector-search", prefix)
+    assert rotated.username != old
+    assert rotated.password != projector.password
+    for each in (projector, rotated):  # both work meanwhile, with the role's privileges
+        run(each, lambda client: client.count(index=alias))
+    retire_elasticsearch_user(admin, stack.roles, old, said.append)
+    with pytest.raises(AuthenticationException):
+        run(projector, lambda client: client.count(index=alias))
+    run(rotated, lambda client: client.count(index=alias))
+    assert not any(rotated.password in line or str(projector.password) in line for line in said)

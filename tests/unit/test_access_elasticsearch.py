@@ -21,9 +21,13 @@ from cqrs.access.elasticsearch import (
 from cqrs.services.credentials import RoleFiles
 from cqrs.services.elasticsearch_realm import (
     SEARCH_USERS,
+    add_user,
+    credentials_of,
     pbkdf2_hash,
     pbkdf2_verify,
+    remove_user,
     role_credentials,
+    user_of,
     write_users,
 )
 from projections.config import SearchConfig
@@ -127,3 +131,27 @@ def test_make_client_prefers_an_api_key_and_verifies_https_with_the_ca() -> None
 
 def test_the_password_is_never_shown() -> None:
     assert "p4ss" not in repr(SearchConfig("https://h", username="u", password="p4ss"))
+
+
+def test_a_rotation_adds_a_user_of_the_same_role_and_retiring_removes_the_old(
+        tmp_path: Path) -> None:
+    roles = RoleFiles(tmp_path / "credentials")
+    config = tmp_path / "config"
+    config.mkdir()
+    write_users(config, roles)
+    new = add_user(config, roles, "projector-search")
+    assert new.startswith("search-projector-")
+    members = sorted(["search-projector", new])
+    assert f"cqrs-search-projector:{','.join(members)}\n" in (config / "users_roles").read_text()
+    roles.set("projector-search", credentials_of(roles, new))
+    assert user_of(roles, "projector-search") == new
+    write_users(config, roles)  # a later `up` keeps both until the old one is retired
+    assert {"search-projector", new, "search-query"} == {
+        line.split(":")[0] for line in (config / "users").read_text().splitlines()}
+    remove_user(config, roles, "search-projector")
+    assert "search-projector:" not in (config / "users").read_text()
+    assert (config / "users_roles").read_text() == (
+        f"cqrs-search-projector:{new}\ncqrs-search-query:search-query\n")
+    assert not (roles.directory / "secrets" / "elasticsearch-search-projector").exists()
+    write_users(config, roles)  # and does not bring the retired one back
+    assert "search-projector:" not in (config / "users").read_text()

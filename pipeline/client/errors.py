@@ -8,6 +8,7 @@ Exception tree::
     │   └── InvalidCommandData     `data` (or the envelope) does not validate; carries the code
     ├── KafkaUnavailable       no broker answered the metadata request in time
     ├── TopicMissing           the commands (or results) topic does not exist: `cqrs topics apply`
+    ├── NotAuthorized          the broker refused this principal a topic it needs (ACLs)
     ├── DeliveryFailed         the broker did not acknowledge every command (nothing is retried
     │                          beyond librdkafka's own idempotent retries)
     └── ResultTimeout          no result arrived in time; carries the results that did arrive
@@ -49,6 +50,11 @@ class KafkaUnavailable(ClientError):
 
 class TopicMissing(ClientError):
     """A topic the client needs does not exist (topics are never auto-created here)."""
+
+
+class NotAuthorized(ClientError):
+    """The broker's ACLs refuse the client's principal a topic it needs (writing the commands,
+    reading the results); the message holds the broker's error name."""
 
 
 class DeliveryFailed(ClientError):

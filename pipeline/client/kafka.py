@@ -12,7 +12,13 @@ from typing import Any, Self
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from pipeline.client.commands import stream_id_of
-from pipeline.client.errors import DeliveryFailed, KafkaUnavailable, ResultTimeout, TopicMissing
+from pipeline.client.errors import (
+    DeliveryFailed,
+    KafkaUnavailable,
+    NotAuthorized,
+    ResultTimeout,
+    TopicMissing,
+)
 from topics import (
     CLIENT_LOGGER,
     Catalogue,
@@ -34,6 +40,15 @@ _ELECTING = {
 }
 """Errors a freshly created topic answers for a moment (librdkafka does not flag them retriable)."""
 _APPLY_HINT = "run `cqrs topics apply` (with the same CQRS_TOPIC_PREFIX) first"
+
+
+RESULT_GROUP = "client-"
+"""After the topic prefix: the start of every result consumer's group id (`result_group`)."""
+
+
+def result_group(prefix: str) -> str:
+    """A new group id for one client's result consumer: `<prefix>client-<random>`."""
+    return f"{prefix}{RESULT_GROUP}{uuid.uuid4().hex}"
 
 
 class CommandClient:
@@ -58,6 +73,7 @@ class CommandClient:
     ) -> None:
         # librdkafka's log lines go through Python logging unless the caller chose a logger.
         self._kafka_config = {"logger": logging.getLogger(CLIENT_LOGGER), **kafka_config}
+        self._prefix = catalogue.prefix
         self._commands_topic = catalogue.commands.name
         self._results_topic = catalogue.command_results.name
         self._metadata_timeout = metadata_timeout
@@ -165,10 +181,28 @@ class CommandClient:
             ) from None
         commands = metadata.topics.get(self._commands_topic)
         if commands is None or commands.error is not None or not commands.partitions:
+            # A topic the principal may not describe is left out of a full listing: asked for
+            # by name, the broker says whether it is missing or refused (ACLs).
+            self._refused(self._commands_topic, "write commands to")
             raise TopicMissing(f"topic {self._commands_topic!r} does not exist: {_APPLY_HINT}")
         results = metadata.topics.get(self._results_topic)
         results_exist = results is not None and results.error is None
+        if not results_exist:
+            self._refused(self._results_topic, "read results from")
         return len(commands.partitions), results_exist
+
+    def _refused(self, topic: str, what: str) -> None:
+        """Raise `NotAuthorized` if the broker refuses this principal `topic`."""
+        try:
+            found = self._producer.list_topics(topic, timeout=self._metadata_timeout)
+        except KafkaException:
+            return
+        error = found.topics[topic].error if topic in found.topics else None
+        if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            user = self._kafka_config.get("sasl.username") or "this client"
+            raise NotAuthorized(
+                f"{user} may not {what} topic {topic!r} ({error.name()}: {error.str()}); the "
+                "admin grants each role its rights with `cqrs access apply`")
 
     def _produce(
         self, command: CommandEnvelope, stream_id: str, outcomes: list[str | None], index: int
@@ -205,8 +239,10 @@ class CommandClient:
             self._consumer = Consumer(
                 {
                     **self._kafka_config,
-                    # Required by librdkafka; never joined or committed (we only assign).
-                    "group.id": f"cqrs-client-{uuid.uuid4().hex}",
+                    # Required by librdkafka; never joined or committed (we only assign), but
+                    # its coordinator is looked up: named under the prefix (`result_group`), so
+                    # that an ACL on `<prefix>client-` allows it.
+                    "group.id": result_group(self._prefix),
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
                     "auto.offset.reset": "latest",

@@ -156,6 +156,11 @@ def _credentials(kafka: KafkaConnection) -> Any:
     return None
 
 
+def projector_app(prefix: str, name: str) -> str:
+    """Projector `name`'s Faust app id, hence its consumer group: `<prefix>projector.<name>`."""
+    return f"{prefix}projector.{name}"
+
+
 def make_projector_app(
     name: str,
     kafka: KafkaConnection,
@@ -182,7 +187,7 @@ def make_projector_app(
     """
     events = catalogue.events.name
     app = ProjectorApp(
-        f"{catalogue.prefix}projector.{name}",
+        projector_app(catalogue.prefix, name),
         broker=f"kafka://{kafka.bootstrap}",
         broker_credentials=_credentials(kafka),
         autodiscover=False,

@@ -12,6 +12,7 @@ import typer
 
 from cqrs.bootstrap import Bootstrap
 from cqrs.cli import (
+    access,
     bench,
     boot,
     demo,
@@ -60,6 +61,7 @@ def _root(
 app.add_typer(services.app, name="services")
 app.add_typer(project.app, name="project")
 app.add_typer(topics.app, name="topics")
+app.add_typer(access.app, name="access")
 app.command("send", cls=send.SendCommand)(send.send)
 app.command("processor")(processor.processor)
 app.command("manage")(manage.manage)

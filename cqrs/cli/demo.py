@@ -10,6 +10,7 @@ import typer
 from confluent_kafka.admin import AdminClient
 from rich.console import Console
 
+from cqrs.access.grants import GrantFailed, grant_all
 from cqrs.cli.boot import bootstrap
 from cqrs.config import Config
 from cqrs.demo import Scenario, Step, Workers
@@ -53,9 +54,12 @@ def demo(
 
     Starts the processor and both projectors when their consumer groups have no members, and
     stops those again at the end (unless --keep-running). Exit 0 only if every step gave the
-    expected answer.
+    expected answer. On secure services (`cqrs services up --secure`) it first grants each role
+    its rights on the prefix (`cqrs access apply`), each worker runs as its own role, and the
+    scenario sends and reads as the client role.
     """
-    config = bootstrap(ctx).config
+    admin = bootstrap(ctx)
+    config = admin.config
     kafka = config.kafka.client_config()
     report = apply(AdminClient(kafka), config.catalogue)
     if report.drift:
@@ -63,14 +67,22 @@ def demo(
         console.print("`cqrs topics apply --fix-configs` sets drifted topic configs to the "
                       "catalogue's (an upgrade may add one)")
         raise typer.Exit(1)
+    if admin.settings.credentials_dir is not None:
+        # Secure services: each role its rights on this prefix, then the scenario as a client.
+        try:
+            grant_all(admin.settings, lambda line: console.print(line, markup=False))
+        except GrantFailed as error:
+            console.print(f"[red]error:[/red] {error}", markup=False)
+            raise typer.Exit(1) from error
+    client = admin.for_role("client").config
     workers = Workers(kafka, config.prefix, Layout.from_env().state_dir / "pipeline")
     workers.ensure(lambda line: console.print(line))
     run = uuid.uuid4().hex[:6]
     console.rule(f"demo run {run}")
     failed = False
     try:
-        with CommandClient(kafka, config.catalogue) as client:
-            scenario = asyncio.run(_play(config, client, run))
+        with CommandClient(client.kafka.client_config(), client.catalogue) as commands:
+            scenario = asyncio.run(_play(client, commands, run))
         console.rule(f"[green]all {len(scenario.steps)} steps gave the expected answer[/green]")
     except ScenarioFailed as step:
         failed = True

@@ -62,7 +62,7 @@ def gateway(
         ctx.meta[gateway_keys.KEYS_FILE] = keys_file
         return
     level = configure_logging(ctx, log_level)["root"]["level"].lower()
-    boot = bootstrap(ctx)
+    boot = bootstrap(ctx, "client")
     settings = boot.settings
     tls = _tls(tls_cert or settings.gateway_tls_cert, tls_key or settings.gateway_tls_key)
     authenticator = _authenticator(keys_file or settings.gateway_keys_file,

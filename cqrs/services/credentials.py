@@ -2,13 +2,14 @@
 
 A **role** is what one kind of process is allowed to do; each has one credentials file,
 `<state>/credentials/<role>.env` (mode 0600), holding the `CQRS_*` settings of its secrets
-(Kafka's SASL user and password, PostgreSQL's DSN, Elasticsearch's API key). An entry point reads
-the file of its own role (`cqrs.settings.Settings.for_role`), so a processor never holds the
-query role's password, and `cqrs services env` prints where the files are, never what is in them.
+(Kafka's SASL user and password, PostgreSQL's DSN, Elasticsearch's user and password). An
+entry point reads the file of its own role (`cqrs.settings.Settings.for_role`), so a processor
+never holds the query role's password, and `cqrs services env` prints where the files are, never
+what is in them.
 
-| role               | Kafka principal      | PostgreSQL role   | Elasticsearch API key     |
+| role               | Kafka principal      | PostgreSQL role   | Elasticsearch user        |
 |--------------------|----------------------|-------------------|---------------------------|
-| admin              | admin (super user)   | cqrs (owner)      | admin                     |
+| admin              | admin (super user)   | cqrs (owner)      | elastic (super user)      |
 | processor          | processor            | -                 | -                         |
 | projector-postgres | projector-postgres   | cqrs_projector    | -                         |
 | projector-search   | projector-search     | -                 | search-projector (write)  |

@@ -52,9 +52,11 @@ def _run_maven(args: list[str], cwd: Path, say: Say) -> None:
 
 
 def fetch_classpath(name: str, artifacts: list[str], target: Path, say: Say) -> Path:
-    """Resolve ``artifacts`` with their runtime dependencies into ``target`` (once)."""
+    """Resolve ``artifacts`` with their runtime dependencies into ``target`` (once for the same
+    artifacts: the marker names them, so a changed list is fetched again)."""
     marker = target / ".complete"
-    if marker.exists():
+    wanted = "\n".join(artifacts) + "\n"
+    if marker.exists() and marker.read_text() == wanted:
         return target
     say(f"  fetching {', '.join(artifacts)} and dependencies with Maven (about 45 MiB)")
     work = target.with_suffix(".build")
@@ -80,7 +82,7 @@ def fetch_classpath(name: str, artifacts: list[str], target: Path, say: Say) -> 
     jars = list(target.glob("*.jar"))
     size_mib = sum(j.stat().st_size for j in jars) / 2**20
     say(f"  {len(jars)} jars, {size_mib:.0f} MiB, cached in {target}")
-    marker.touch()
+    marker.write_text(wanted)
     return target
 
 

@@ -15,7 +15,9 @@ from cqrs import metrics_ports
 KAFKA_VERSION = "4.1.1"
 KAFKA_ARTIFACT = f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}"
 LOG4J_VERSION = "2.24.3"
-LOG4J_BINDING = f"org.apache.logging.log4j:log4j-slf4j2-impl:{LOG4J_VERSION}"
+# Kafka's jars bring slf4j-api 1.7, so the binding is log4j's for slf4j 1.x (the slf4j2 one
+# is not found by slf4j 1.7, which then drops every log line).
+LOG4J_BINDING = f"org.apache.logging.log4j:log4j-slf4j-impl:{LOG4J_VERSION}"
 ELASTICSEARCH_VERSION = "9.2.0"
 ELASTICSEARCH_ARTIFACT = (
     f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ELASTICSEARCH_VERSION}:zip"

@@ -7,8 +7,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cqrs.access.elasticsearch import (
+    AccessError,
+    retire_elasticsearch_user,
+    rotate_elasticsearch_user,
+)
 from cqrs.access.grants import GRANTS, GrantFailed, NotSecure, grant_all
 from cqrs.cli.boot import bootstrap
+from cqrs.services.credentials import ROLES, RoleFiles
+from cqrs.services.elasticsearch_realm import SEARCH_USERS
+from cqrs.settings import Settings
 
 app = typer.Typer(help="Grant each role only its rights on the secure services "
                        "(docs/security.md).")
@@ -39,3 +47,48 @@ def apply_command(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from error
     console.print("[green]access applied[/green]")
+
+
+def _admin(ctx: typer.Context) -> tuple[Settings, RoleFiles]:
+    settings = bootstrap(ctx).settings
+    if settings.credentials_dir is None:
+        console.print("[red]error:[/red] no credentials directory (CQRS_CREDENTIALS_DIR): run "
+                      '`eval "$(cqrs services env)"` for the secure services first')
+        raise typer.Exit(2)
+    return settings, RoleFiles(settings.credentials_dir)
+
+
+@app.command("rotate-search-user")
+def rotate_search_user(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(help=f"One of {', '.join(SEARCH_USERS)}.")],
+) -> None:
+    """Give a search role a new Elasticsearch user and password (the old one keeps working):
+    restart the role's processes, then `cqrs access retire-search-user OLD`. Prints the old
+    user's name on stdout."""
+    settings, roles = _admin(ctx)
+    chosen = next((known for known in ROLES if known == role and known in SEARCH_USERS), None)
+    if chosen is None:
+        raise typer.BadParameter(f"{role!r} is not one of {', '.join(SEARCH_USERS)}")
+    try:
+        old = rotate_elasticsearch_user(settings, roles, chosen,
+                                        lambda line: console.print(line, markup=False))
+    except AccessError as error:
+        console.print(f"[red]error:[/red] {error}", markup=False)
+        raise typer.Exit(1) from error
+    print(old)
+
+
+@app.command("retire-search-user")
+def retire_search_user(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="The user a rotation replaced.")],
+) -> None:
+    """Remove a search user a rotation replaced (refused while a role's file names it)."""
+    settings, roles = _admin(ctx)
+    try:
+        retire_elasticsearch_user(settings, roles, user,
+                                  lambda line: console.print(line, markup=False))
+    except AccessError as error:
+        console.print(f"[red]error:[/red] {error}", markup=False)
+        raise typer.Exit(1) from error

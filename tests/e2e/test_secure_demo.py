@@ -79,3 +79,24 @@ def test_the_demo_passes_on_secure_services_and_leaks_no_secret(
                if path.stat().st_mode & 0o077
                and any(secret in path.read_text(errors="replace") for secret in secrets)]
     assert not exposed, f"secrets in files others may read: {exposed}"
+
+
+def test_a_search_user_is_rotated_and_the_old_one_retired_from_the_command_line(
+        secure_stack: SecureStack) -> None:
+    env = secure_stack.env(CQRS_TOPIC_PREFIX="secure-demo.")
+    old = secure_stack.roles.read("projector-search")["CQRS_ES_USERNAME"]
+    rotated = subprocess.run([sys.executable, "-m", "cqrs", "access", "rotate-search-user",
+                              "projector-search"], env=env, capture_output=True, text=True,
+                             timeout=120, check=False)
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    assert rotated.stdout.strip() == old
+    new = secure_stack.roles.read("projector-search")["CQRS_ES_USERNAME"]
+    assert new != old
+    assert new.startswith("search-projector")
+    retired = subprocess.run([sys.executable, "-m", "cqrs", "access", "retire-search-user", old],
+                             env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert retired.returncode == 0, retired.stdout + retired.stderr
+    again = subprocess.run([sys.executable, "-m", "cqrs", "access", "retire-search-user", new],
+                           env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 1
+    assert "still names" in again.stderr

@@ -71,6 +71,15 @@ CLUSTER_ID_RECORD = "kafka-cluster-id"
 """A file in the state directory: the cluster's id, which every node is formatted with."""
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes), never starting
+    with `-`: the storage tool would take such an id for an option (as Kafka's own ids avoid)."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
+
+
 class Kafka(Service):
     """One KRaft node: the single node (`kafka`) or node `node` of a cluster (`kafka-<node>`)."""
 
@@ -162,7 +171,7 @@ class Kafka(Service):
     def _cluster_id(self) -> str:
         """A new id for the single node; a cluster's nodes share one: that of a node already
         formatted, else the one recorded in the state directory by the first node formatted."""
-        new = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        new = new_cluster_id()
         if self.layout.kafka_nodes == 1:
             return new
         layout = self.layout

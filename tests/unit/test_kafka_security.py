@@ -3,6 +3,7 @@ the role files written after start, and each principal's ACLs for a catalogue.""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from cqrs.access.kafka import Acl, _binding, grant_kafka, kafka_acls
+from cqrs.services import kafka
 from cqrs.services.credentials import ROLES, RoleFiles
 from cqrs.services.kafka import Kafka, _argument_file_token, redact
 from cqrs.services.kafka_config import NodeSecurity, node_properties, scram_arguments
@@ -180,3 +182,9 @@ def test_an_acl_becomes_an_allow_binding_for_the_scram_user() -> None:
 def test_grants_need_the_role_files() -> None:
     with pytest.raises(ValueError, match="secure services"):
         grant_kafka(Settings(), None, print)
+
+
+def test_a_cluster_id_never_looks_like_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn = iter([uuid.UUID(bytes=b"\xfb" + bytes(15)), uuid.UUID(bytes=bytes(16))])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(drawn))
+    assert kafka.new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"

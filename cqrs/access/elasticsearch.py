@@ -33,6 +33,7 @@ from typing import Any
 
 from elasticsearch import AuthenticationException
 
+from cqrs.config import Config
 from cqrs.services.credentials import Role, RoleFiles, write_secret_file
 from cqrs.services.elasticsearch_realm import (
     SEARCH_USERS,
@@ -188,18 +189,22 @@ def grant_elasticsearch(settings: Settings, roles: RoleFiles | None, say: Say) -
         search = SearchConfig(settings.es_url, username=held.get("CQRS_ES_USERNAME"),
                               password=held.get("CQRS_ES_PASSWORD"),
                               ca_certs=settings.es_ca_certs)
-        asyncio.run(_wait_applied(search, each, settings.topic_prefix))
+        admin = Config.from_settings(settings).search
+        asyncio.run(_wait_applied(admin, search, each, settings.topic_prefix))
         say(f"  user {each.user}: {', '.join(each.privileges)} on the indices of prefix "
             f"{settings.topic_prefix}")
 
 
-async def _wait_applied(search: SearchConfig, each: SearchRole, prefix: str) -> None:
-    """Until `each`'s user holds its privileges on `prefix`'s names (the node reloads
-    `roles.yml` on a timer)."""
+async def _wait_applied(admin: SearchConfig, search: SearchConfig, each: SearchRole,
+                        prefix: str) -> None:
+    """Until `each`'s user holds its privileges on `prefix`'s names. The node reloads
+    `roles.yml` on a timer, and keeps what it resolved for a role before the file named it (an
+    empty role) until the role's cache is cleared: the admin clears it at each try."""
     request = {"names": each.samples(prefix), "privileges": list(each.privileges)}
     deadline = time.monotonic() + APPLY_TIMEOUT_S
-    async with make_client(search) as client:
+    async with make_client(search) as client, make_client(admin) as clearer:
         while True:
+            await clearer.security.clear_cached_roles(name=each.role_name)
             response = await client.security.has_privileges(index=[request])
             if response["has_all_requested"]:
                 return

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cqrs.access.elasticsearch import (
     AccessError,
@@ -41,10 +42,10 @@ def apply_command(
         grant_all(bootstrap(ctx).settings, lambda line: console.print(line, markup=False),
                   chosen)
     except NotSecure as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(2) from error
     except GrantFailed as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from error
     console.print("[green]access applied[/green]")
 
@@ -74,7 +75,7 @@ def rotate_search_user(
         old = rotate_elasticsearch_user(settings, roles, chosen,
                                         lambda line: console.print(line, markup=False))
     except AccessError as error:
-        console.print(f"[red]error:[/red] {error}", markup=False)
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from error
     print(old)
 
@@ -90,5 +91,5 @@ def retire_search_user(
         retire_elasticsearch_user(settings, roles, user,
                                   lambda line: console.print(line, markup=False))
     except AccessError as error:
-        console.print(f"[red]error:[/red] {error}", markup=False)
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from error

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from confluent_kafka.admin import AdminClient
 from rich.console import Console
+from rich.markup import escape
 
 from cqrs.access.grants import GrantFailed, grant_all
 from cqrs.cli.boot import bootstrap
@@ -72,7 +73,7 @@ def demo(
         try:
             grant_all(admin.settings, lambda line: console.print(line, markup=False))
         except GrantFailed as error:
-            console.print(f"[red]error:[/red] {error}", markup=False)
+            console.print(f"[red]error:[/red] {escape(str(error))}")
             raise typer.Exit(1) from error
     client = admin.for_role("client").config
     workers = Workers(kafka, config.prefix, Layout.from_env().state_dir / "pipeline")
@@ -89,7 +90,7 @@ def demo(
         console.rule(f"[red]step failed: {step}[/red]")
     except Exception as error:
         failed = True
-        console.print(f"[red]error:[/red] {type(error).__name__}: {error}")
+        console.print(f"[red]error:[/red] {type(error).__name__}: {escape(str(error))}")
         for line in workers.exited():
             console.print(f"[red]{line}[/red]")
     finally:

@@ -19,8 +19,15 @@ COMPOSE_PG_DSN = "postgresql://cqrs:cqrs@127.0.0.1:5432/cqrs"
 
 def default_pg_dsn() -> str:
     """The native PostgreSQL's DSN (with the password `cqrs services up` generated) when this
-    user can read that password, else docker compose's fixed one."""
+    user can read that password, else docker compose's fixed one. With credentials per role
+    (secure services, `CQRS_CREDENTIALS_DIR`/`_FILE`), a role whose file gives no DSN has no
+    business in PostgreSQL: it gets one without credentials, which the server refuses, and never
+    the owner's."""
     layout = Layout.from_env()
+    if layout.secure or os.environ.get("CQRS_CREDENTIALS_DIR") or os.environ.get(
+            "CQRS_CREDENTIALS_FILE"):
+        return (f"postgresql://{layout.host}:{layout.postgres_port}/cqrs"
+                f"?sslmode=verify-full&sslrootcert={layout.ca_file}")
     if os.access(layout.postgres_password_file, os.R_OK):
         return layout.postgres_dsn
     return COMPOSE_PG_DSN

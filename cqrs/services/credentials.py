@@ -38,13 +38,19 @@ class CredentialsError(Exception):
 
 
 def write_secret_file(path: Path, data: str | bytes, mode: int = 0o600) -> None:
-    """Write `data` to `path`, created with `mode` (0600: never readable by others, not even
-    in between)."""
+    """Write `data` to `path` with `mode` (0600: never readable by others, not even in
+    between), atomically: a reader sees the old file or the new one, never a part of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as file:
-        os.fchmod(file.fileno(), mode)
-        file.write(data.encode() if isinstance(data, str) else data)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), mode)
+            file.write(data.encode() if isinstance(data, str) else data)
+        os.replace(staged, path)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
 
 
 def ensure_secret(path: Path) -> str:

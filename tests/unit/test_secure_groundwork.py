@@ -106,3 +106,20 @@ def test_services_env_names_the_credentials_and_prints_no_secret(tmp_path: Path)
     plain = Layout.from_env({"CQRS_SERVICES_STATE_DIR": str(tmp_path / "plain")}).client_env()
     assert plain["CQRS_CREDENTIALS_DIR"] is None
     assert plain["CQRS_KAFKA_SASL_PASSWORD"] is None
+
+
+def test_a_role_without_a_dsn_never_gets_the_owners(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = Layout.from_env({"CQRS_SERVICES_STATE_DIR": str(tmp_path)})
+    ensure_secret(layout.postgres_password_file)
+    owner = layout.postgres_password_file.read_text().strip()
+    roles = RoleFiles(tmp_path / "credentials")
+    roles.set("processor", {"CQRS_KAFKA_SASL_USERNAME": "processor"})
+    for key in ROLE_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CQRS_SERVICES_STATE_DIR", str(tmp_path))
+    assert owner in Settings().pg_dsn  # plaintext services: the owner's, as before
+    monkeypatch.setenv("CQRS_CREDENTIALS_DIR", str(tmp_path / "credentials"))
+    dsn = Settings.for_role("processor").pg_dsn
+    assert owner not in dsn
+    assert "sslmode=verify-full" in dsn

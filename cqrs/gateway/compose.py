@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
 from confluent_kafka.admin import AdminClient
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from cqrs.config import Config
 from pipeline.client import CommandClient
@@ -181,8 +181,13 @@ async def build_services(config: Config) -> Services:
 
     async def elasticsearch() -> None:
         # A count on the alias, which the query role may read: `_cluster/health` (and `GET /`)
-        # need a cluster privilege that role does not hold. A missing alias counts 0.
-        await search_client.count(index=alias, ignore_unavailable=True)
+        # need a cluster privilege that role does not hold. An alias not made yet (no projector
+        # has started) is no failure; one this role may not read is (with security on,
+        # `ignore_unavailable` would hide that refusal as a missing index).
+        try:
+            await search_client.count(index=alias)
+        except NotFoundError:
+            return
 
     return Services(
         CommandPool(clients), read,

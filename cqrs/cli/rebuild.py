@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from cqrs.access.grants import GrantFailed, grant_all
 from cqrs.bootstrap import Bootstrap
 from cqrs.cli.boot import bootstrap
 from projections.rebuild import Bounds, PositionError, parse_offsets, parse_until
@@ -166,9 +167,19 @@ def rebuild_command(
         else:
             outcome = asyncio.run(_build(projection, boot, _bounds(from_offset, until), keep))
             _report(projection, outcome)
+            if projection == "postgres" and boot.settings.credentials_dir is not None:
+                # Secure services: the swapped-in schema was made by the owner, so the default
+                # privileges gave the projector its bookkeeping tables too; grant as for a
+                # prefix (the projector reads them only).
+                grant_all(boot.settings, lambda line: err.print(line, markup=False),
+                          ("postgres",))
     except PositionError as error:
         err.print(f"error: {error}")
         raise typer.Exit(EXIT_INVALID) from None
     except RebuildError as error:
         err.print(f"error: {error}")
+        raise typer.Exit(EXIT_FAILED) from None
+    except GrantFailed as error:
+        err.print(f"error: the rebuild is swapped in, but its grants failed: {error}; run "
+                  "`cqrs access apply postgres`", markup=False)
         raise typer.Exit(EXIT_FAILED) from None

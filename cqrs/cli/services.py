@@ -43,9 +43,9 @@ Secure = Annotated[
     typer.Option("--secure/--plaintext",
                  help="Run them with authentication and TLS: Kafka SASL_SSL (SCRAM-SHA-512) with "
                       "ACLs, PostgreSQL over TLS with a role per task, Elasticsearch with security "
-                      "and API keys, certificates from a local CA (docs/security.md). Default: "
-                      "CQRS_SERVICES_SECURE, else what the last `up` ran in this state directory, "
-                      "else plaintext."),
+                      "and a user per search role, certificates from a local CA "
+                      "(docs/security.md). Default: CQRS_SERVICES_SECURE, else what the last `up` "
+                      "ran in this state directory, else plaintext."),
 ]
 
 

@@ -2,8 +2,8 @@
 secret of any role shows in any output or log the run left.
 
 The secure services (`cqrs services up --secure`: Kafka SASL_SSL with SCRAM and ACLs, PostgreSQL
-over TLS with a role per task, Elasticsearch with security and API keys) run beside the plaintext
-ones (`tests.support.secure.secure_stack`).
+over TLS with a role per task, Elasticsearch with security and a user per search role) run
+beside the plaintext ones (`tests.support.secure.secure_stack`).
 """
 
 from __future__ import annotations

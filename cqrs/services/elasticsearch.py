@@ -6,8 +6,11 @@ node's config directory, the key readable by the service user only), and the bui
 (written through the keystore tool's stdin, never on a command line): the built-in reserved user
 needs no realm file, and a bootstrap password is the one way to set it without the `.security`
 index. The search roles are users of the file realm (`elasticsearch_realm`, which says why not
-API keys). Each role's file gets its `CQRS_ES_USERNAME`/`CQRS_ES_PASSWORD`; the index privileges
-are granted per prefix by `cqrs.access.elasticsearch`.
+API keys; they are off). Every `up` writes the users file from the secrets and waits until the
+node accepts each user's password before each role's file gets its
+`CQRS_ES_USERNAME`/`CQRS_ES_PASSWORD`: a secret file edited (or removed, hence new) changes that
+user's password on the running node. The index privileges are granted per prefix by
+`cqrs.access.elasticsearch`.
 """
 
 from __future__ import annotations
@@ -18,13 +21,20 @@ import os
 import shutil
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from cqrs.services.base import Launch, Say, Service
 from cqrs.services.credentials import RoleFiles, write_secret_file
-from cqrs.services.elasticsearch_realm import SEARCH_USERS, role_credentials, write_users
+from cqrs.services.elasticsearch_realm import (
+    SEARCH_USERS,
+    credentials_of,
+    role_credentials,
+    user_of,
+    write_users,
+)
 from cqrs.services.errors import StartFailed
 from cqrs.services.fetch import fetch_zip
 from cqrs.services.layout import (
@@ -40,6 +50,8 @@ ADMIN_USER = "elastic"
 `--drop-old` and the services' health check run as it."""
 ADMIN_SECRET = "elasticsearch-elastic"  # noqa: S105 - a file name, not a password
 """`RoleFiles.secret` name of its password."""
+USERS_TIMEOUT_S = 30.0
+"""How long the node may take to reload its users file (it looks every 5 s)."""
 CERT_DIR = "certs"
 """Under the node's config directory: where its HTTPS certificate and key are copied."""
 
@@ -80,11 +92,10 @@ class Elasticsearch(Service):
             # One node on loopback: single-node discovery would only warn without it (the
             # bootstrap check is not enforced), but security on means TLS on every listener.
             "xpack.security.transport.ssl.enabled: true",
-            "xpack.security.transport.ssl.verification_mode: certificate",
+            "xpack.security.transport.ssl.verification_mode: full",
             f"xpack.security.transport.ssl.certificate: {CERT_DIR}/transport.pem",
             f"xpack.security.transport.ssl.key: {CERT_DIR}/transport.key",
             f"xpack.security.transport.ssl.certificate_authorities: {CERT_DIR}/ca.pem",
-            "xpack.security.authc.api_key.enabled: true",
         ]
 
     @property
@@ -116,6 +127,9 @@ class Elasticsearch(Service):
         password = self._roles.secret(ADMIN_SECRET)
         self._keystore([*keystore, "add", "--stdin", "--force", "bootstrap.password"], env,
                        password)
+        # It holds the bootstrap password: the node's user alone may read it (the tool leaves
+        # it readable by the group).
+        (config / "elasticsearch.keystore").chmod(0o600)
 
     def _keystore(self, command: list[str], env: dict[str, str], stdin: str | None) -> None:
         done = subprocess.run(command, env=env, input=stdin, capture_output=True, text=True,
@@ -130,10 +144,38 @@ class Elasticsearch(Service):
             return
         self._roles.set("admin", {"CQRS_ES_USERNAME": ADMIN_USER,
                                   "CQRS_ES_PASSWORD": self._roles.secret(ADMIN_SECRET)})
+        # The users file from the secrets (a changed one rehashed), accepted before any role's
+        # file names the password.
+        write_users(self.home / "config", self._roles)
+        for role in SEARCH_USERS:
+            self._wait_authenticates(credentials_of(self._roles, user_of(self._roles, role)))
         for role, values in role_credentials(self._roles).items():
             self._roles.set(role, values)
         say(f"elasticsearch: users {ADMIN_USER} (admin), "
             f"{', '.join(user for user, _ in SEARCH_USERS.values())} in {self._roles.directory}")
+
+    def _wait_authenticates(self, credentials: dict[str, str]) -> None:
+        """Until the node accepts `credentials` (`_security/_authenticate` answers 200), or
+        `StartFailed` after `USERS_TIMEOUT_S`."""
+        user, password = credentials["CQRS_ES_USERNAME"], credentials["CQRS_ES_PASSWORD"]
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        context = ssl.create_default_context(cafile=str(self.layout.ca_file))
+        deadline = time.monotonic() + USERS_TIMEOUT_S
+        while True:
+            request = urllib.request.Request(  # noqa: S310 - https on loopback
+                f"{self.layout.elasticsearch_url}/_security/_authenticate",
+                headers={"Authorization": f"Basic {token}"})
+            try:
+                with urllib.request.urlopen(request, timeout=5,  # noqa: S310 - loopback
+                                            context=context):
+                    return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise StartFailed(f"elasticsearch: user {user} not accepted within "
+                                  f"{USERS_TIMEOUT_S:.0f}s of writing the users file "
+                                  f"(see {self.layout.log_file(self.name)})")
+            time.sleep(0.5)
 
     def prepare(self, say: Say) -> Launch:
         java_home = find_java(ELASTICSEARCH_MIN_JAVA, "ES_JAVA_HOME", "Elasticsearch")

@@ -5,12 +5,15 @@ projector's user starts the real `SearchProjectorStore` (creates its index, alia
 forgotten indices) and writes documents through the real store; the query user searches the
 alias through the real `UserSearch`. The query user may not write or delete; the projector may
 not delete an index, nor create or touch one outside its prefix; plaintext, missing or wrong
-credentials and an unknown CA are refused. The server's own words are asserted.
+credentials and an unknown CA are refused. The server's own words are asserted (plaintext: the
+node closes the connection and says why in its log, while the same call over HTTPS succeeds). A
+user's secret file edited, `up` puts its new password in force on the running node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -30,7 +33,10 @@ from cqrs.access.elasticsearch import (
     rotate_elasticsearch_user,
 )
 from cqrs.config import Config
+from cqrs.services import Runner
+from cqrs.services.credentials import write_secret_file
 from cqrs.services.elasticsearch import Elasticsearch
+from cqrs.services.elasticsearch_realm import secret_name
 from projections.config import SearchConfig
 from projections.search.client import make_client
 from projections.search.index import IndexNames, drop_indices
@@ -38,7 +44,7 @@ from projections.search.projector import SearchProjectorStore
 from projections.search.query import UserSearch
 from projections.search.store import ElasticsearchUserStore
 from projections.search.writes import apply_documents
-from tests.support.secure import SecureStack, secure_stack  # noqa: F401
+from tests.support.secure import SecureStack
 from tests.unit.test_search_documents import envelope
 from topics import UserCreated
 
@@ -60,7 +66,7 @@ def search_config(stack: SecureStack, role: Any, prefix: str) -> SearchConfig:
 
 
 @pytest.fixture(scope="module")
-def stack(secure_stack: SecureStack) -> SecureStack:  # noqa: F811 - the imported fixture
+def stack(secure_stack: SecureStack) -> SecureStack:
     return secure_stack
 
 
@@ -180,8 +186,18 @@ def test_plaintext_is_refused(stack: SecureStack, prefix: str) -> None:
     admin = search_config(stack, "admin", prefix)
     plaintext = replace(admin, url=admin.url.replace("https://", "http://"))
     assert plaintext.url.startswith("http://")
-    with pytest.raises(ConnectionError):
+    log = stack.layout.log_file("elasticsearch")
+    before = log.stat().st_size
+    # The same call over HTTPS, to the same port, succeeds: the refusal is not a node down.
+    assert run(admin, lambda client: client.cluster.health())["status"] in ("green", "yellow")
+    # Connected, then closed by the node (not refused: "Cannot connect to host").
+    with pytest.raises(ConnectionError, match="Server disconnected"):
         run(plaintext, lambda client: client.cluster.health())
+    expected = "received plaintext http traffic on an https channel, closing connection"
+    deadline = time.monotonic() + 10
+    while expected not in log.read_bytes()[before:].decode(errors="replace"):
+        assert time.monotonic() < deadline, f"no {expected!r} in {log}"
+        time.sleep(0.2)
 
 
 def test_a_certificate_of_another_ca_is_refused(stack: SecureStack, prefix: str) -> None:
@@ -230,3 +246,24 @@ def test_a_password_is_rotated_while_the_old_one_still_works(stack: SecureStack,
         run(projector, lambda client: client.count(index=alias))
     run(rotated, lambda client: client.count(index=alias))
     assert not any(rotated.password in line or str(projector.password) in line for line in said)
+
+
+def test_up_puts_a_changed_secret_in_force(stack: SecureStack, prefix: str,
+                                           projector: SearchConfig) -> None:
+    """The query user's secret file edited, `up` (the node running) rewrites the users file,
+    waits until the node accepts the new password, and only then names it in the role's file;
+    the old password is refused."""
+    alias = IndexNames.for_prefix(prefix).alias
+    old = search_config(stack, "client", prefix)
+    assert old.username is not None
+    new_password = f"changed-{uuid.uuid4().hex}"
+    write_secret_file(stack.roles.directory / "secrets" / secret_name(old.username),
+                      new_password + "\n")
+    said: list[str] = []
+    Runner(stack.layout, ["elasticsearch"]).up(said.append)
+    assert not any(new_password in line for line in said), said
+    new = search_config(stack, "client", prefix)
+    assert (new.username, new.password) == (old.username, new_password)
+    run(new, lambda client: client.count(index=alias))
+    with pytest.raises(AuthenticationException):
+        run(old, lambda client: client.count(index=alias))

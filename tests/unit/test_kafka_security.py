@@ -94,10 +94,15 @@ def test_the_scram_users_go_to_the_format_tool_in_an_argument_file() -> None:
     assert redact("failed for pw-1 and pw-10", ["pw-1", "pw-10"]) == "failed for *** and ***"
 
 
-def test_after_start_each_role_file_gets_its_kafka_user(tmp_path: Path) -> None:
+def test_after_start_each_role_file_gets_its_kafka_user(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     layout = _secure(tmp_path)
     said: list[str] = []
+    upserted: list[dict[str, str]] = []
+    monkeypatch.setattr(Kafka, "upsert_credentials",
+                        lambda _self, passwords, _say: upserted.append(passwords))
     Kafka(layout, None).after_start(said.append)
+    assert [sorted(each) for each in upserted] == [sorted(ROLES)]
     roles = RoleFiles(layout.credentials_dir)
     for role in ROLES:
         values = roles.read(role)
@@ -188,3 +193,12 @@ def test_a_cluster_id_never_looks_like_an_option(monkeypatch: pytest.MonkeyPatch
     drawn = iter([uuid.UUID(bytes=b"\xfb" + bytes(15)), uuid.UUID(bytes=bytes(16))])
     monkeypatch.setattr(uuid, "uuid4", lambda: next(drawn))
     assert kafka.new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
+
+
+def test_ready_only_reads_the_secrets(tmp_path: Path) -> None:
+    """`ready` (and so `cqrs services status`) never makes a secret: without the admin's, the
+    node is not ready and nothing is written."""
+    layout = _secure(tmp_path)
+    assert Kafka(layout, None).ready() is False
+    assert not (layout.credentials_dir / "secrets").exists()
+    assert Kafka(layout, None).admin_connection().sasl_password is None

@@ -33,12 +33,15 @@ class Sizes:
     pipeline_commands: int
     latency_seconds: float
     stage_timeout: float
+    state_streams: tuple[int, ...]
+    """Streams of the state stage's runs (one namespace and topic each)."""
 
 
 SIZES = {
-    "smoke": Sizes("smoke", 2_000, 1_000, 1_000, 1_000, 500, 2.0, 90),
-    "quick": Sizes("quick", 200_000, 8_000, 5_000, 10_000, 5_000, 6.0, 120),
-    "default": Sizes("default", 1_000_000, 50_000, 30_000, 100_000, 30_000, 30.0, 300),
+    "smoke": Sizes("smoke", 2_000, 1_000, 1_000, 1_000, 500, 2.0, 90, (1_000,)),
+    "quick": Sizes("quick", 200_000, 8_000, 5_000, 10_000, 5_000, 6.0, 120, (50_000,)),
+    "default": Sizes("default", 1_000_000, 50_000, 30_000, 100_000, 30_000, 30.0, 300,
+                     (100_000, 1_000_000)),
 }
 
 

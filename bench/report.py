@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 STAGES = ("kafka", "processor", "postgres_sink", "search_sink", "handwritten_projector",
-          "pipeline", "latency", "replay", "memory")
+          "pipeline", "latency", "replay", "state", "memory")
 """Every key of `results.json["stages"]`, in report order."""
 
 
@@ -218,6 +218,36 @@ def latency_lines(latency: dict[str, Any]) -> list[str]:
     return lines
 
 
+STATE_READS = {
+    "raw": "raw read: consume(500), nothing decoded or kept",
+    "decode": "read + json.loads, dicts kept by key",
+    "restore": "**processor restore**, every partition",
+    "restore_one": "processor restore, partition 0 alone",
+    "replica": "processor replica (users of partitions not owned)",
+}
+"""Every read of `bench.stage_state.READS`, as the state table names it."""
+
+
+def state_lines(state: dict[str, Any]) -> list[str]:
+    """The state stage: per N, each read's time, rate and resident memory (own process each)."""
+    runs = {n: found for n, found in state.items() if isinstance(found, dict) and "raw" in found}
+    if not runs:
+        return []
+    lines = ["", "Processor state (each read in a fresh process; RSS after minus before, per "
+             "stream; `VmHWM`: the peak):", "",
+             "| streams | read | s | streams/s | RSS before → after (MiB) | peak (MiB) "
+             "| bytes/stream |", "|---:|---|---:|---:|---:|---:|---:|"]
+    for n, found in runs.items():
+        for read, label in STATE_READS.items():
+            row = found.get(read) or {}
+            lines.append(
+                f"| {_fmt(int(n))} | {label} | {_fmt(row.get('seconds'))} | "
+                f"{_fmt(row.get('streams_per_s'))} | {_fmt(row.get('rss_before_mib'))} → "
+                f"{_fmt(row.get('rss_after_mib'))} | {_fmt(row.get('hwm_mib'))} | "
+                f"{_fmt(row.get('rss_bytes_per_stream'))} |")
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     stages: dict[str, Any] = results["stages"]
     run = results["run"]
@@ -229,6 +259,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [f"| {name} | {_fmt(rate)} | {_fmt(ratio)} | {_fmt(items)} |"
               for name, rate, ratio, items in _rate_rows(stages)]
     lines += latency_lines(stages.get("latency") or {})
+    lines += state_lines(stages.get("state") or {})
     lines += ["", "Peak resident memory (VmHWM, MiB):", "", "| process | MiB |", "|---|---:|"]
     lines += [f"| {role} | {mib} |" for role, mib in sorted((stages.get("memory") or {}).items())]
     lines += ["", "Targets:", "", "| target | value | threshold | met |", "|---|---:|---:|---|"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import plots, report, stage_kafka, stage_pipeline, stage_sinks
+from bench import plots, report, stage_kafka, stage_pipeline, stage_sinks, stage_state
 from bench.config import BenchConfig
 from bench.context import SIZES, Context, StageProgress, make_progress
 from bench.infra import run_id
@@ -49,13 +49,22 @@ def _stages(results: dict[str, Any]) -> list[tuple[str, Stage]]:
 
     return [("kafka", stage_kafka.raw_kafka), ("processor", stage_kafka.processor_rates),
             ("postgres_sink", postgres), ("search_sink", stage_sinks.search),
-            ("replay", replay), ("pipeline", pipeline)]
+            ("replay", replay), ("pipeline", pipeline), ("state", stage_state.state)]
+
+
+STAGE_NAMES = tuple(name for name, _ in _stages({}))
+"""What `run(only=...)` can choose, in run order (`handwritten_projector` comes with
+`postgres_sink`, `latency` with `pipeline`)."""
 
 
 def run(config: BenchConfig, mode: str, out: Path,
-        console: Console | None = None) -> dict[str, Any]:
+        console: Console | None = None, only: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark in `mode` (smoke, quick, default) against the services of `config`;
-    write everything under `out`."""
+    write everything under `out`. `only`: these of `STAGE_NAMES` (default: every stage); the
+    others are reported as not measured."""
+    unknown = sorted(set(only or ()) - set(STAGE_NAMES))
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}: choose from {', '.join(STAGE_NAMES)}")
     console = console or Console()
     out.mkdir(parents=True, exist_ok=True)
     began, started_at = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
@@ -65,6 +74,8 @@ def run(config: BenchConfig, mode: str, out: Path,
     with make_progress() as progress:
         ctx = Context(config, SIZES[mode], out, run_id(), StageProgress(progress))
         for name, stage in _stages(stages):
+            if only and name not in only:
+                continue
             progress.console.print(f"[bold]stage {name}[/bold]")
             ctx.start_stage()
             stage_began = time.monotonic()
@@ -83,7 +94,8 @@ def run(config: BenchConfig, mode: str, out: Path,
         "run": {"mode": mode, "run_id": ctx.run_id, "started_at": started_at,
                 "machine": report.machine(),
                 "partitions": config.partitions, "batch": BATCH,
-                "sizes": vars(SIZES[mode]), "duration_s": round(time.monotonic() - began, 1),
+                "sizes": vars(SIZES[mode]), "only": only or None,
+                "duration_s": round(time.monotonic() - began, 1),
                 "stage_seconds": took,
                 "search_refresh_interval": config.search.refresh_interval,
                 "processor_before_cmd_s": report.PROCESSOR_BEFORE_CMD_S},

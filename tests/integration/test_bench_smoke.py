@@ -48,6 +48,12 @@ def test_bench_smoke_writes_every_stage_and_cleans_up(endpoints: Endpoints,
             assert latency["hops"][hop]["missing"] == 0, (run, hop)
             assert latency["hops"][hop]["count"] == latency["followed"], (run, hop)
         assert latency["postgres"]["missing"] == latency["search"]["missing"] == 0, run
+    streams = results["run"]["sizes"]["state_streams"][0]
+    state = results["stages"]["state"][str(streams)]
+    for read in ("raw", "decode", "restore", "replica"):  # each read every snapshot back
+        assert state[read]["streams"] == streams, read
+        assert state[read]["rss_after_mib"] > 0, read
+    assert 0 < state["restore_one"]["streams"] < streams
     assert set(results["stages"]["memory"]) == {
         "processor", "projector.postgres", "projector.search"}
     assert len(results["targets"]) == 8

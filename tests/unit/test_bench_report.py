@@ -6,7 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from bench.latency import HOPS
-from bench.report import PROCESSOR_BEFORE_CMD_S, latency_lines, markdown, targets
+from bench.report import (
+    PROCESSOR_BEFORE_CMD_S,
+    STATE_READS,
+    latency_lines,
+    markdown,
+    state_lines,
+    targets,
+)
 
 
 def hops(p50: float, p99: float) -> dict[str, Any]:
@@ -95,3 +102,16 @@ def test_results_md_holds_the_budget_and_the_targets() -> None:
     text = markdown(results)
     assert "| hop | light p50 |" in text
     assert "| p99 to PostgreSQL at half load (ms) | 160 | ≤ 150 | **not met** |" in text
+
+
+def test_the_state_table_has_every_read_of_every_size() -> None:
+    read = {"seconds": 2.0, "streams_per_s": 50_000.0, "rss_before_mib": 40.0,
+            "rss_after_mib": 140.0, "hwm_mib": 150.0, "rss_bytes_per_stream": 1_049}
+    state = {"100000": {name: read for name in STATE_READS},
+             "1000000": {"error": "not measured"}}
+    lines = state_lines(state)
+    table = [line for line in lines if line.startswith("| 1")]
+    assert len(table) == len(STATE_READS)
+    assert "| 100,000 | **processor restore**, every partition | 2.000 | 50,000 | 40 → 140 " \
+           "| 150 | 1,049 |" in table
+    assert state_lines({}) == []

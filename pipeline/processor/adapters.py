@@ -108,11 +108,17 @@ class KafkaCommandSource:
     def assignment(self) -> list[int]:
         return [tp.partition for tp in self._consumer.assignment()]
 
-    def committed(self, partitions: list[int]) -> dict[int, int | None]:
+    def committed(
+        self, partitions: list[int], timeout_s: float = 30.0
+    ) -> dict[int, int | None]:
+        # A read_committed consumer's OffsetFetch asks for stable offsets (KIP-447
+        # RequireStable): the broker answers UNSTABLE_OFFSET_COMMIT while a transaction that
+        # sent offsets of a partition is open, and librdkafka retries until it ended (measured
+        # in tests/integration/test_processor_zombie.py) or the timeout passed (then raises).
         asked = [TopicPartition(self._topic, partition) for partition in partitions]
         return {
             tp.partition: tp.offset if tp.offset >= 0 else None
-            for tp in self._consumer.committed(asked, timeout=30)
+            for tp in self._consumer.committed(asked, timeout=timeout_s)
         }
 
     def seek(self, partition: int, offset: int | None) -> None:

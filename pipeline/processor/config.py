@@ -19,6 +19,10 @@ _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _ID_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_INSTANCE_ID = 100
 """Characters of a default instance id (a transactional-id fragment: `[A-Za-z0-9._-]`)."""
+STABLE_OFFSETS_MARGIN_S = 15.0
+"""Beyond the transaction timeout, how long an assignment waits for a previous owner's open
+transaction: the coordinator aborts an expired one at its next check, every 10 s by default
+(`transaction.abort.timed.out.transaction.cleanup.interval.ms`), plus 5 s."""
 
 
 def default_instance_id(hostname: str | None = None) -> str:
@@ -89,6 +93,12 @@ class ProcessorConfig:
             raise ValueError(f"batch_idle_ms must be >= 0, got {self.batch_idle_ms}")
         if self.gc_young_threshold is not None and self.gc_young_threshold < 1:
             raise ValueError(f"gc_young_threshold must be >= 1, got {self.gc_young_threshold}")
+
+    @property
+    def stable_offsets_timeout_s(self) -> float:
+        """Longest wait at an assignment for the offsets a previous owner's transaction holds
+        (a stalled zombie's: at most until the coordinator aborts it)."""
+        return self.transaction_timeout_ms / 1000 + STABLE_OFFSETS_MARGIN_S
 
     @property
     def consumer_group(self) -> str:

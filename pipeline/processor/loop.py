@@ -121,6 +121,7 @@ class Processor:
     def _assigned(self, partitions: list[int]) -> None:
         self.metrics.assigned()
         self.health.assigned(partitions)
+        self._await_stable_offsets(partitions)
         self._restore(partitions)
         with self.health.restoring():
             self._follow()
@@ -137,6 +138,25 @@ class Processor:
         self.metrics.revoked(partitions)
         self.health.revoked()
         log.info("revoked", extra={"partitions": partitions})
+
+    def _await_stable_offsets(self, partitions: list[int]) -> None:
+        """Wait until no transaction holds offsets of the newly assigned `partitions`, so the
+        restore after it reads whatever a previous owner committed last.
+
+        A previous owner that stalled after `send_offsets` (accepted with its generation) and
+        before its commit may still commit when it wakes: the broker checks no generation at
+        EndTxn. Its records may not have reached the partitions yet (they leave the client
+        asynchronously), so a restore before that commit would decide on stale state. Raises
+        past `stable_offsets_timeout_s` (nothing decided, as a restore timeout)."""
+        if not partitions:
+            return
+        started = time.monotonic()
+        with self.health.restoring():
+            self._consumer.committed(partitions, self.config.stable_offsets_timeout_s)
+        waited = time.monotonic() - started
+        self.metrics.offsets_stable(waited)
+        log.info("offsets stable", extra={"partitions": partitions,
+                                          "fields": {"waited_s": round(waited, 3)}})
 
     def _restore(self, partitions: list[int]) -> None:
         """Load the states of `partitions`, then freeze them out of the collector's scans."""

@@ -25,7 +25,8 @@ a `fatal` fault leaves the producer unusable, as a process whose start failed. E
 skipping the first `skip` of them.
 `broker.fail_reads(topic, error)` makes the next read of `topic` by the `PartitionReader` (a
 restore or a rebuild) raise `error` once it has yielded what it holds, as a read that does not
-reach its end in time would; `broker.reads` lists every read (topic, partitions).
+reach its end in time would; `broker.reads` lists every read (topic, partitions), and
+`broker.offset_fetches` every fetch of the group's committed offsets (partitions).
 `broker.stall(Stall(...))` runs an action (a rebalance, another processor's steps) in the middle
 of one producer's call, as a process that stalls there while the group moves on.
 """
@@ -80,6 +81,7 @@ class MemoryBroker:
         self.faults: list[Fault] = []
         self.fired: list[Fault] = []
         self.reads: list[tuple[str, list[int]]] = []
+        self.offset_fetches: list[list[int]] = []
         self._read_faults: dict[str, list[Exception]] = {}
         self.group = MemoryGroup(partitions)
         self._stalls: list[Stall] = []

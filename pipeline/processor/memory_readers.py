@@ -72,7 +72,11 @@ class MemoryCommandSource:
     def assignment(self) -> list[int]:
         return sorted(self._positions)
 
-    def committed(self, partitions: list[int]) -> dict[int, int | None]:
+    def committed(
+        self, partitions: list[int], timeout_s: float = 30.0
+    ) -> dict[int, int | None]:
+        """Always stable: the broker keeps no pending transactional offsets (see `memory`)."""
+        self._broker.offset_fetches.append(list(partitions))
         return {p: self._broker.committed(self._topic, p) for p in partitions}
 
     def seek(self, partition: int, offset: int | None) -> None:

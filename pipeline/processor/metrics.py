@@ -84,6 +84,11 @@ class ProcessorMetrics:
             "cqrs_processor_restore_duration_seconds",
             "Restores of stream states from the aggregates topic", RESTORE_BUCKETS,
         ).labels(prefix)
+        self._stable_wait = histogram(
+            "cqrs_processor_stable_offsets_wait_seconds",
+            "Waits at assignment until no open transaction held offsets of the assigned "
+            "partitions (a previous owner's, stalled)", RESTORE_BUCKETS,
+        ).labels(prefix)
         self._restored = gauge(
             "cqrs_processor_restored_streams", "Streams loaded by the latest restore"
         ).labels(prefix)
@@ -113,6 +118,9 @@ class ProcessorMetrics:
 
     def assigned(self) -> None:
         self._rebalances.inc()
+
+    def offsets_stable(self, seconds: float) -> None:
+        self._stable_wait.observe(seconds)
 
     def restored(self, seconds: float, streams: int) -> None:
         self._restore.observe(seconds)

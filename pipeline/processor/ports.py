@@ -36,8 +36,12 @@ class CommandSource(Protocol):
     def poll(self, timeout: float) -> InboundRecord | None: ...
     def consume(self, num_messages: int, timeout: float) -> list[InboundRecord]: ...
     def assignment(self) -> list[int]: ...
-    def committed(self, partitions: list[int]) -> dict[int, int | None]:
-        """The group's committed offset per partition (`None`: nothing committed yet)."""
+    def committed(
+        self, partitions: list[int], timeout_s: float = 30.0
+    ) -> dict[int, int | None]:
+        """The group's committed offset per partition (`None`: nothing committed yet), once
+        stable: offsets a transaction sent and has not ended yet are waited for, up to
+        `timeout_s`, past which it raises."""
         ...
     def seek(self, partition: int, offset: int | None) -> None:
         """Read `partition` from `offset` next (`None`: from its beginning)."""

@@ -1,8 +1,11 @@
 """Reading partitions of a topic from the beginning to their end (restore, replica, rebuild).
 
-Reads are read_committed and end only once the position has reached the high watermark (re-read
-on each end-of-partition), so a transaction still open on a partition (a processor that lost it
-and is finishing its batch) is waited for rather than missed: its outcome is part of the state.
+Reads are read_committed and end only once the position has reached the high watermark read when
+the read began, so a transaction open on a partition then (a processor that lost it and is
+finishing its batch) is waited for rather than missed: its outcome is part of the state. One
+begun later is not waited for: a partition that another processor keeps writing (the replica's)
+always has one open, and a high watermark read again at each end would be chased for as long as
+that load lasts.
 """
 
 from __future__ import annotations
@@ -18,12 +21,10 @@ class RestoreTimeout(Exception):
     """A partition did not reach its end within the restore deadline."""
 
 
-def reached_end(consumer: Any, topic: str, partition: int) -> bool:
-    """Whether the read position has reached the high watermark (committed and resolved)."""
-    tp = TopicPartition(topic, partition)
-    _, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-    position = consumer.position([tp])[0].offset
-    return bool(high <= 0 or position >= high)
+def reached(consumer: Any, topic: str, partition: int, end: int) -> bool:
+    """Whether the read position has reached `end` (every record before it read or resolved)."""
+    position = consumer.position([TopicPartition(topic, partition)])[0].offset
+    return bool(position >= end)
 
 
 def read_to_end(
@@ -39,8 +40,9 @@ def read_on_to_end(
     consumer: Any, topic: str, partitions: Iterable[int], deadline: float
 ) -> Iterable[tuple[int, Any]]:
     """Yield `(partition, message)` of every partition assigned to `consumer`, from where it
-    stands, until each of `partitions` has reached its end."""
-    pending = {p for p in partitions if not _empty(consumer, topic, p)}
+    stands, until each of `partitions` has reached the high watermark it had at the call."""
+    ends = {p: end for p in partitions if (end := _end(consumer, topic, p)) is not None}
+    pending = {p for p, end in ends.items() if not reached(consumer, topic, p, end)}
     while pending:
         if time.monotonic() > deadline:
             raise RestoreTimeout(f"{topic} partitions {sorted(pending)} did not reach their end")
@@ -49,16 +51,21 @@ def read_on_to_end(
             continue
         error = message.error()
         if error is None:
-            yield message.partition(), message
+            partition = message.partition()
+            yield partition, message
+            if partition in pending and message.offset() + 1 >= ends[partition]:
+                pending.discard(partition)  # every offset before the end read or resolved
         elif error.code() == KafkaError._PARTITION_EOF:
-            if reached_end(consumer, topic, message.partition()):
-                pending.discard(message.partition())
+            partition = message.partition()
+            if partition in pending and reached(consumer, topic, partition, ends[partition]):
+                pending.discard(partition)
         elif error.fatal():
             raise KafkaException(error)
 
 
-def _empty(consumer: Any, topic: str, partition: int) -> bool:
+def _end(consumer: Any, topic: str, partition: int) -> int | None:
+    """The high watermark to read up to; `None` when the partition is empty."""
     low, high = consumer.get_watermark_offsets(
         TopicPartition(topic, partition), timeout=10, cached=False
     )
-    return bool(high <= low)
+    return None if high <= low else int(high)

@@ -1,0 +1,104 @@
+"""An assignment waits for stable committed offsets before it restores (stalled zombies).
+
+The in-memory broker keeps no pending transactional offsets (a stale member's transaction is
+refused at commit instead, see `memory`), so the wait itself is the integration test's
+(tests/integration/test_processor_zombie.py); here: its order, its bound, its metric, and that a
+wait that times out decides nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline.processor import Processor, ProcessorConfig, TopicNames
+from pipeline.processor.config import STABLE_OFFSETS_MARGIN_S
+from pipeline.processor.memory import MemoryBroker
+from pipeline.processor.memory_readers import MemoryCommandSource, MemoryPartitionReader
+from pipeline.processor.records import InboundRecord
+
+TOPICS = TopicNames("c", "e", "a", "r", "dlq")
+CONFIG = ProcessorConfig(kafka={}, topics=TOPICS, prefix="t.", instance_id="t", batch_ms=1)
+
+
+class TimedOut(Exception):
+    """What the Kafka adapter raises when offsets stay unstable past the timeout."""
+
+
+class Fetching(MemoryCommandSource):
+    """The group's consumer, noting each offset fetch's timeout; `unstable` makes them fail."""
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        super().__init__(broker, TOPICS.commands)
+        self.timeouts: list[float] = []
+        self.unstable = False
+
+    def committed(
+        self, partitions: list[int], timeout_s: float = 30.0
+    ) -> dict[int, int | None]:
+        self.timeouts.append(timeout_s)
+        if self.unstable:
+            raise TimedOut("offsets unstable")
+        return super().committed(partitions, timeout_s)
+
+
+class Reading(MemoryPartitionReader):
+    """The restore's reader, noting which offset fetches came before each read."""
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        super().__init__(broker)
+        self.fetched_before: list[tuple[str, list[int], list[list[int]]]] = []
+
+    def read(self, topic: str, partitions: list[int], timeout_s: float) -> Iterator[InboundRecord]:
+        self.fetched_before.append((topic, partitions, list(self._broker.offset_fetches)))
+        return super().read(topic, partitions, timeout_s)
+
+
+def processor(broker: MemoryBroker) -> tuple[Processor, Fetching, Reading]:
+    commands, reader = Fetching(broker), Reading(broker)
+    ports = dataclasses.replace(broker.ports(CONFIG), commands=commands, reader=reader)
+    return Processor(CONFIG, ports), commands, reader
+
+
+def create(i: int) -> bytes:
+    return json.dumps({
+        "command_id": f"c{i}", "type": "CreateUser", "aggregate_id": f"u{i}",
+        "data": {"email": f"u{i}@example.com", "name": f"User {i}"},
+        "issued_at": "2024-05-01T00:00:00Z",
+    }).encode()
+
+
+def test_an_assignment_fetches_stable_offsets_before_it_restores() -> None:
+    broker = MemoryBroker.for_config(CONFIG, 2)
+    first, commands, reader = processor(broker)
+    first.start()
+    first.step()
+    assert reader.fetched_before == [("a", [0, 1], [[0, 1]])]
+    assert commands.timeouts == [CONFIG.stable_offsets_timeout_s]
+    assert CONFIG.stable_offsets_timeout_s == 10 + STABLE_OFFSETS_MARGIN_S
+
+    second, _, joined = processor(broker)
+    second.start()  # joins: a rebalance deals one partition to each
+    first.step()
+    second.step()
+    assert reader.fetched_before[-1] == ("a", [0], [[0, 1], [0]])
+    assert joined.fetched_before == [("a", [1], [[0, 1], [0], [1]])]
+    count = "cqrs_processor_stable_offsets_wait_seconds_count"
+    assert first.metrics.registry.get_sample_value(count, {"prefix": "t."}) == 2
+    assert second.metrics.registry.get_sample_value(count, {"prefix": "t."}) == 1
+
+
+def test_offsets_that_stay_unstable_decide_nothing() -> None:
+    broker = MemoryBroker.for_config(CONFIG, 1)
+    broker.append("c", 0, b"user-u1", create(1))
+    stuck, commands, reader = processor(broker)
+    commands.unstable = True
+    stuck.start()
+    with pytest.raises(TimedOut):
+        stuck.step()
+    assert reader.fetched_before == []
+    assert broker.records("e") == []
+    assert broker.committed("c", 0) is None

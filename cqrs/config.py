@@ -32,6 +32,8 @@ class Config:
     (0 or absent: nowhere)."""
     processor_metrics_port: int = PROCESSOR
     """Where `cqrs processor` serves `/metrics`, `/livez`, `/readyz` (0: nowhere)."""
+    processor_transaction_timeout_ms: int = ProcessorConfig.transaction_timeout_ms
+    """The processor's `transaction.timeout.ms` (`Settings.processor_transaction_timeout_ms`)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
@@ -55,7 +57,8 @@ class Config:
                    projector_metrics_ports={
                        "postgres": settings.projector_postgres_metrics_port,
                        "search": settings.projector_search_metrics_port},
-                   processor_metrics_port=settings.processor_metrics_port)
+                   processor_metrics_port=settings.processor_metrics_port,
+                   processor_transaction_timeout_ms=settings.processor_transaction_timeout_ms)
 
     @property
     def prefix(self) -> str:
@@ -85,6 +88,7 @@ class Config:
         return ProcessorConfig(
             kafka=self.kafka.client_config(), topics=topics, prefix=self.prefix,
             instance_id=instance_id, batch_size=batch_size, batch_ms=batch_ms,
+            transaction_timeout_ms=self.processor_transaction_timeout_ms,
         )
 
     def bench(self) -> BenchConfig:

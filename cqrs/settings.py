@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cqrs.metrics_ports import PROCESSOR, PROJECTOR_POSTGRES, PROJECTOR_SEARCH
 from cqrs.services.credentials import Role, RoleFiles, check_private
 from cqrs.services.layout import Layout
+from pipeline.processor.config import ProcessorConfig
 from projections.config import DEFAULT_REFRESH_INTERVAL, refresh_interval_ms
 from projections.postgres.schema import check_schema
 
@@ -92,6 +93,13 @@ class Settings(BaseSettings):
     """`/metrics`, `/livez`, `/readyz` of `cqrs project search` (0: not served)."""
     processor_metrics_port: int = Field(default=PROCESSOR, ge=0, le=65535)
     """`/metrics`, `/livez`, `/readyz` of `cqrs processor` (0: not served)."""
+    processor_transaction_timeout_ms: int = Field(
+        default=ProcessorConfig.transaction_timeout_ms, ge=1000, le=900_000)
+    """The processor's `transaction.timeout.ms`, also its records' `message.timeout.ms`: how long
+    a batch's records may wait for a partition leader before the batch is aborted and decided
+    again. On a replicated cluster size it above a failover (30000: docs/operations.md, "Running
+    it on a cluster"); an open transaction of a processor that stalls holds read_committed
+    readers of its partitions that long. At most the brokers' `transaction.max.timeout.ms`."""
     gateway_keys_file: Path | None = None
     """The gateway's API keys (`cqrs gateway keys add`; docs/gateway.md). Set: command routes
     need a key of scope ``commands``. Unset: the gateway is open, and refuses to listen on

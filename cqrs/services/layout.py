@@ -58,6 +58,9 @@ KAFKA_PORT_STRIDE = 2
 MAX_KAFKA_NODES = 9
 CLUSTER_NODE_HEAP_MB = 384
 """A cluster node's heap unless set (2 cores run three brokers, the pipeline and its tests)."""
+CLUSTER_TRANSACTION_TIMEOUT_MS = 30_000
+"""The processor's transaction timeout that `services env` gives a cluster: above a failover
+(docs/operations.md, "Running it on a cluster")."""
 FULL_REPLICATION = 3
 """Replicas per partition once there are enough nodes: one node may be lost (min ISR 2) while
 writes go on, and a second copy still remains."""
@@ -275,6 +278,8 @@ class Layout:
             "CQRS_REPLICATION_FACTOR": str(self.replication_factor),
             "CQRS_ES_URL": self.elasticsearch_url,
         }
+        if self.kafka_nodes > 1:
+            common["CQRS_PROCESSOR_TRANSACTION_TIMEOUT_MS"] = str(CLUSTER_TRANSACTION_TIMEOUT_MS)
         if not self.secure:
             unset = [*SECURE_VARIABLES, *(key for key in ROLE_VARIABLES if key != "CQRS_PG_DSN")]
             return {**common, "CQRS_PG_DSN": self.postgres_dsn, **dict.fromkeys(unset)}

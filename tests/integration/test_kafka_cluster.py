@@ -9,25 +9,18 @@ writes with acks=all.
 
 from __future__ import annotations
 
-import os
-import random
-import shutil
 import signal
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from cqrs.services import Layout, Runner
-from cqrs.services.process import port_open, read_pid
+from tests.support.cluster import Cluster, running_cluster, wait
 from tests.support.processor import (
     command,
     processor_config,
@@ -37,61 +30,11 @@ from tests.support.processor import (
 )
 from topics import Catalogue, apply, describe, internal_drift
 
-NODES = 3
-HEAP_MB = 256
-
-
-def _free_ports() -> tuple[int, int]:
-    """A broker and a controller base port such that all three nodes' ports are free."""
-    for _ in range(50):
-        base = random.randrange(21000, 59000, 10)
-        ports = [base + offset for offset in range(2 * NODES)]
-        if not any(port_open("127.0.0.1", port) for port in ports):
-            return base, base + 1
-    raise RuntimeError("no free range of ports for the cluster")
-
-
-@dataclass
-class Cluster:
-    layout: Layout
-    log: list[str] = field(default_factory=list)
-
-    @property
-    def bootstrap(self) -> str:
-        return self.layout.kafka_bootstrap
-
-    def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
-
-    def runner(self, names: list[str]) -> Runner:
-        return Runner(self.layout, names)
-
-    def pid(self, node: int) -> int:
-        service = self.runner([f"kafka-{node}"]).services[0]
-        pid = read_pid(self.layout.pid_file(service.name), service.owns)
-        assert pid is not None, f"node {node} is not running"
-        return pid
-
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    state = Path(tempfile.mkdtemp(prefix="cqrs-kafka-cluster-"))
-    broker, controller = _free_ports()
-    layout = Layout(state_dir=state, cache_dir=Layout.from_env().cache_dir, kafka_port=broker,
-                    kafka_controller_port=controller, kafka_nodes=NODES, kafka_heap_mb=HEAP_MB)
-    found = Cluster(layout)
-    runner = Runner(layout, ["kafka"])
-    try:
-        started = time.monotonic()
-        runner.up(found.log.append)
-        found.log.append(f"cluster up in {time.monotonic() - started:.1f}s")
-        yield found
-    finally:
-        stopping = time.monotonic()
-        gone = runner.down(found.log.append)
-        print(f"cluster down in {time.monotonic() - stopping:.1f}s", *found.log, sep="\n")
-        shutil.rmtree(state, ignore_errors=True)
-        assert gone, "a node of the test cluster is still running"
+    with running_cluster() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +135,7 @@ def test_the_processor_accepts_commands_on_the_replicated_topics(
                 for i in range(30)]
     produce(kafka, catalogue.commands.name, commands, catalogue.partitions)
     with running_in_thread(processor_config(kafka, catalogue, "cluster")) as processor:
-        _wait("30 accepted commands", lambda: processor.counters.accepted == 30, 60)
+        wait("30 accepted commands", lambda: processor.counters.accepted == 30, 60)
     events = wait_for(kafka, catalogue.events.name, 30)
     assert sorted(event.key or b"" for event in events) == sorted(
         f"user-u{i}@1".encode() for i in range(30))
@@ -230,36 +173,24 @@ class _Writer(threading.Thread):
         self.producer.flush(120)
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            if check():
-                return time.monotonic() - started
-        except Exception:  # metadata may fail while leadership moves
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not happen within {timeout:.0f}s")
-
-
 def test_a_killed_node_loses_no_acknowledged_write(cluster: Cluster, catalogue: Catalogue) -> None:
     topic, admin = catalogue.events.name, cluster.admin()
     victim = 2
     writer = _Writer(cluster.bootstrap, topic)
     writer.start()
     try:
-        _wait("first acknowledgements", lambda: len(writer.acknowledged) > 500, 30)
+        wait("first acknowledgements", lambda: len(writer.acknowledged) > 500, 30)
         assert set(_isr_sizes(admin, topic).values()) == {3}
-        os.killpg(cluster.pid(victim), signal.SIGKILL)
+        cluster.signal(victim, signal.SIGKILL)
         killed_at, acked_at_kill = time.monotonic(), len(writer.acknowledged)
-        shrink = _wait("the ISR to shrink",
+        shrink = wait("the ISR to shrink",
                        lambda: set(_isr_sizes(admin, topic).values()) == {2}, 60)
-        _wait("writes to go on with two nodes",
+        wait("writes to go on with two nodes",
               lambda: len(writer.acknowledged) > acked_at_kill + 500, 60)
         acked_while_down = len(writer.acknowledged) - acked_at_kill
         restarting = time.monotonic()
-        cluster.runner([f"kafka-{victim}"]).up(cluster.log.append)
-        rejoin = _wait("the ISR to recover",
+        cluster.up(victim)
+        rejoin = wait("the ISR to recover",
                        lambda: set(_isr_sizes(admin, topic).values()) == {3}, 90)
         cluster.log.append(
             f"ISR shrank {shrink:.1f}s after the SIGKILL; {acked_while_down} writes acknowledged "

@@ -203,17 +203,20 @@ def running_in_thread(config: ProcessorConfig) -> Iterator[Processor]:
 
 class ProcessorProcess:
     """`python -m cqrs processor` as a subprocess, its JSON log in `log_path`; metrics and health
-    on `metrics_port` (default 0: not served, so several run on one host)."""
+    on `metrics_port` (default 0: not served, so several run on one host); `env` adds settings
+    (`CQRS_...`) to the environment's."""
 
     def __init__(
         self, kafka_config: dict[str, str], catalogue: Catalogue, log_path: Path, instance: str,
-        metrics_port: int = 0,
+        metrics_port: int = 0, env: dict[str, str] | None = None,
     ) -> None:
-        env = {
+        environment = {
             **os.environ,
             "CQRS_KAFKA_BOOTSTRAP": kafka_config["bootstrap.servers"],
             "CQRS_TOPIC_PREFIX": catalogue.prefix,
             "CQRS_PARTITIONS": str(catalogue.partitions),
+            "CQRS_REPLICATION_FACTOR": str(catalogue.replication_factor),
+            **(env or {}),
         }
         self.log_path = log_path
         with log_path.open("ab") as log:
@@ -221,7 +224,7 @@ class ProcessorProcess:
                 [sys.executable, "-m", "cqrs", "processor", "--instance-id", instance,
                  "--metrics-port", str(metrics_port)],
                 cwd=ROOT,
-                env=env,
+                env=environment,
                 stdout=log,
                 stderr=log,
             )

@@ -8,7 +8,6 @@ admin granted (`cqrs access apply`'s `grant_all`).
 
 from __future__ import annotations
 
-import signal
 import ssl
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from cqrs.config import Config
 from cqrs.gateway import keys
 from cqrs.services.tls import LocalCA
 from tests.support.metrics import free_port
+from tests.support.pipeline import stop_process
 from tests.support.secure import SecureStack
 from topics import apply
 
@@ -45,15 +45,6 @@ class Gateway:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=15,
                             verify=ssl.create_default_context(cafile=str(self.ca)))
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
 
 
 def _until(what: str, check: Callable[[], bool], log: Path, seconds: float = 60) -> None:
@@ -110,7 +101,7 @@ def gateway(secure_stack: SecureStack, tmp_path_factory: pytest.TempPathFactory
         yield found
     finally:
         for process in reversed(started):
-            _stop(process)
+            stop_process(process)
 
 
 def test_commands_need_a_commands_key_and_queries_read_through_the_query_roles(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from cqrs.gateway import keys
 from tests.support.metrics import free_port
+from tests.support.pipeline import stop_process
 from tests.support.services import Endpoints
 from topics import Catalogue, apply
 
@@ -94,12 +94,7 @@ def gateway(endpoints: Endpoints, topic_prefix: str, tmp_path: Path) -> Iterator
         _wait_serving(found, process)
         yield found
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process)
         admin.delete_topics([spec.name for spec in catalogue.specs()])
 
 

@@ -47,6 +47,7 @@ from tests.support.cluster import (
     wait,
 )
 from tests.support.command_load import Load, Results
+from tests.support.pipeline import stop_process
 from tests.support.processor import ROOT, ProcessorProcess, read_all
 from tests.support.services import Endpoints
 from topics import Catalogue, apply, decode_event, decode_result, partition_for
@@ -161,14 +162,7 @@ def pipeline(cluster: Cluster, endpoints: Endpoints,
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 60 s (a worker stuck in a client call never stops)."""
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+    stop_process(worker, 60)
 
 
 def _under_load(pipeline: Pipeline, name: str, fault: Callable[[], str]) -> None:

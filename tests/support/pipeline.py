@@ -132,7 +132,7 @@ def running_pipeline(endpoints: Endpoints, logs: Path, partitions: int = 3,
                 yield pipeline
             finally:
                 for worker in pipeline.workers.values():
-                    _stop(worker)
+                    stop_process(worker)
     finally:
         admin.delete_topics([spec.name for spec in catalogue.specs()])
         asyncio.run(_drop_index(endpoints.es_url, IndexNames.for_prefix(prefix)))
@@ -144,11 +144,12 @@ def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subpr
                                 env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = 30) -> None:
+    """SIGTERM, then SIGKILL after `grace_s` (a process stuck in a client call never stops)."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(30)
+            process.wait(grace_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from pipeline.processor.ports import PartitionsCallback
 from pipeline.processor.reading import read_on_to_end, read_to_end
@@ -115,11 +115,14 @@ class KafkaCommandSource:
         # RequireStable): the broker answers UNSTABLE_OFFSET_COMMIT while a transaction that
         # sent offsets of a partition is open, and librdkafka retries until it ended (measured
         # in tests/integration/test_processor_zombie.py) or the timeout passed (then raises).
+        # Errors of single partitions come back on each TopicPartition, not raised: one left
+        # there (UNSTABLE_OFFSET_COMMIT among them) is not an answer, stable or not.
         asked = [TopicPartition(self._topic, partition) for partition in partitions]
-        return {
-            tp.partition: tp.offset if tp.offset >= 0 else None
-            for tp in self._consumer.committed(asked, timeout=timeout_s)
-        }
+        answered = self._consumer.committed(asked, timeout=timeout_s)
+        failed = [tp for tp in answered if tp.error is not None]
+        if failed:
+            raise KafkaException(failed[0].error)
+        return {tp.partition: tp.offset if tp.offset >= 0 else None for tp in answered}
 
     def seek(self, partition: int, offset: int | None) -> None:
         position = OFFSET_BEGINNING if offset is None else offset
@@ -146,17 +149,28 @@ class KafkaCommandSource:
             self._consumer.close()
 
 
+def _watermarks(config: dict[str, Any]) -> Any:
+    """A read_uncommitted consumer that only asks for high watermarks (`reading.end_of`)."""
+    return Consumer({**config, "isolation.level": "read_uncommitted",
+                     "client.id": f"{config.get('client.id', 'reader')}-watermarks"})
+
+
 class KafkaPartitionReader:
-    """`ports.PartitionReader`: a group-less read_committed consumer per read (see `reading`)."""
+    """`ports.PartitionReader`: a group-less read_committed consumer per read (see `reading`),
+    and one read_uncommitted consumer for the ends of every read, made at the first."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._config = config
+        self._watermarks: Any = None
 
     def read(self, topic: str, partitions: list[int], timeout_s: float) -> Iterator[InboundRecord]:
+        if self._watermarks is None:
+            self._watermarks = _watermarks(self._config)
         consumer = Consumer(self._config)
         try:
             deadline = time.monotonic() + timeout_s
-            for _, message in read_to_end(consumer, topic, partitions, deadline):
+            for _, message in read_to_end(consumer, self._watermarks, topic, partitions,
+                                          deadline):
                 yield inbound(message)
         finally:
             consumer.close()
@@ -173,6 +187,7 @@ class KafkaSnapshotTail:
         self._config = config
         self._topic = topic
         self._consumer: Any = None
+        self._watermarks: Any = None
         self._starts: dict[int, int] | None = None
 
     def assign(self, starts: Mapping[int, int]) -> None:
@@ -197,8 +212,11 @@ class KafkaSnapshotTail:
         consumer = self._assigned()
         if consumer is None:
             return
+        if self._watermarks is None:
+            self._watermarks = _watermarks(self._config)
         deadline = time.monotonic() + timeout_s
-        for _, message in read_on_to_end(consumer, self._topic, partitions, deadline):
+        for _, message in read_on_to_end(consumer, self._watermarks, self._topic, partitions,
+                                         deadline):
             yield inbound(message)
 
     def poll(self, max_records: int) -> list[InboundRecord]:
@@ -209,5 +227,6 @@ class KafkaSnapshotTail:
         return [inbound(message) for message in messages if message.error() is None]
 
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
+        for client in (self._consumer, self._watermarks):
+            if client is not None:
+                client.close()

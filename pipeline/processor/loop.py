@@ -146,8 +146,11 @@ class Processor:
         A previous owner that stalled after `send_offsets` (accepted with its generation) and
         before its commit may still commit when it wakes: the broker checks no generation at
         EndTxn. Its records may not have reached the partitions yet (they leave the client
-        asynchronously), so a restore before that commit would decide on stale state. Raises
-        past `stable_offsets_timeout_s` (nothing decided, as a restore timeout)."""
+        asynchronously), so a restore before that commit would decide on stale state. Stable
+        offsets say that transaction ended, not that its commit marker reached the aggregates
+        partition's leader: the restore reads to the high watermark, so it waits for the marker
+        too (`reading`). Raises past `stable_offsets_timeout_s` (nothing decided; the process
+        exits, as at a restore timeout)."""
         if not partitions:
             return
         started = time.monotonic()

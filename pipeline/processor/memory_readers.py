@@ -1,7 +1,10 @@
 """The read ports of `memory.MemoryBroker`: the commands consumer, the reader, the tail.
 
 They see committed records only (the broker holds no others), so read_committed holds here by
-construction.
+construction. A commit makes its records and offsets visible at once, on every partition, so
+there is no open transaction for a read to wait for and no gap between stable offsets and the
+records they cover: the state the Kafka reader reaches by reading to the high watermark of its
+start (`reading`), which on a real cluster waits for each partition's commit marker.
 """
 
 from __future__ import annotations

@@ -72,8 +72,10 @@ ProducerFactory = Callable[[dict[str, Any]], ProducerPort]
 
 
 class PartitionReader(Protocol):
-    """Committed records of partitions of a topic, from the beginning to their current end: the
-    snapshot reader of a restore and the events reader of a rebuild. Raises on a timeout."""
+    """Committed records of partitions of a topic, from the beginning to the high watermark
+    each had when the read began (a transaction open there then is waited for until it is
+    committed or aborted): the snapshot reader of a restore and the events reader of a rebuild.
+    Raises on a timeout."""
 
     def read(
         self, topic: str, partitions: list[int], timeout_s: float
@@ -89,8 +91,9 @@ class SnapshotTail(Protocol):
         records of other partitions are no longer returned."""
         ...
     def catch_up(self, partitions: Collection[int], timeout_s: float) -> Iterator[InboundRecord]:
-        """Records of the assigned partitions until each of `partitions` has reached its current
-        end; raises `reading.RestoreTimeout` past `timeout_s`."""
+        """Records of the assigned partitions until each of `partitions` has reached the high
+        watermark it had at the call (as `PartitionReader.read`); raises
+        `reading.RestoreTimeout` past `timeout_s`."""
         ...
     def poll(self, max_records: int) -> list[InboundRecord]: ...
     def close(self) -> None: ...

@@ -1,11 +1,22 @@
 """Reading partitions of a topic from the beginning to their end (restore, replica, rebuild).
 
-Reads are read_committed and end only once the position has reached the high watermark read when
-the read began, so a transaction open on a partition then (a processor that lost it and is
-finishing its batch) is waited for rather than missed: its outcome is part of the state. One
-begun later is not waited for: a partition that another processor keeps writing (the replica's)
-always has one open, and a high watermark read again at each end would be chased for as long as
-that load lasts.
+Reads are read_committed and end once the position has reached the partition's high watermark
+as a read_uncommitted ListOffsets gave it when the read began (`end_of`). A read_committed query
+would give the last stable offset (LSO) instead, which stops below a transaction whose commit
+marker has not reached this partition's leader yet: the coordinator writes the markers to each
+partition's leader separately, so after a group's committed offsets are stable (the previous
+owner's `EndTxn` done) the marker of the aggregates partition may still be on its way, and a
+read to the LSO would miss that batch and decide on stale state.
+
+So a transaction open on a partition when the read begins (records written, not yet decided) is
+waited for until its coordinator commits or aborts it: records of an aborted one and the markers
+are skipped by the consumer, which is why the position, not the last record's offset, says when
+the end is reached. A stalled writer holds such a read until the coordinator aborts its
+transaction (its transaction timeout plus up to the abort check's interval, 10 s), bounded by the
+read's own deadline (`RestoreTimeout`). A transaction
+begun after the read began is not waited for: a partition that another processor keeps writing
+(the replica's) always has one open, and an end read again at each end would be chased for as
+long as that load lasts.
 """
 
 from __future__ import annotations
@@ -22,40 +33,46 @@ class RestoreTimeout(Exception):
 
 
 def reached(consumer: Any, topic: str, partition: int, end: int) -> bool:
-    """Whether the read position has reached `end` (every record before it read or resolved)."""
+    """Whether the read position has reached `end` (every record before it read or skipped)."""
     position = consumer.position([TopicPartition(topic, partition)])[0].offset
     return bool(position >= end)
 
 
 def read_to_end(
-    consumer: Any, topic: str, partitions: Iterable[int], deadline: float
+    consumer: Any, watermarks: Any, topic: str, partitions: Iterable[int], deadline: float
 ) -> Iterable[tuple[int, Any]]:
-    """Yield `(partition, message)` of `partitions`, read from the beginning, until each ends."""
+    """Yield `(partition, message)` of `partitions`, read from the beginning, until each ends.
+
+    `watermarks` is a read_uncommitted client (see `end_of`); `consumer` reads read_committed."""
     chosen = list(partitions)
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in chosen])
-    yield from read_on_to_end(consumer, topic, chosen, deadline)
+    yield from read_on_to_end(consumer, watermarks, topic, chosen, deadline)
 
 
 def read_on_to_end(
-    consumer: Any, topic: str, partitions: Iterable[int], deadline: float
+    consumer: Any, watermarks: Any, topic: str, partitions: Iterable[int], deadline: float
 ) -> Iterable[tuple[int, Any]]:
     """Yield `(partition, message)` of every partition assigned to `consumer`, from where it
     stands, until each of `partitions` has reached the high watermark it had at the call."""
-    ends = {p: end for p in partitions if (end := _end(consumer, topic, p)) is not None}
+    ends = {p: end for p in partitions if (end := end_of(watermarks, topic, p)) is not None}
     pending = {p for p, end in ends.items() if not reached(consumer, topic, p, end)}
     while pending:
         if time.monotonic() > deadline:
             raise RestoreTimeout(f"{topic} partitions {sorted(pending)} did not reach their end")
         message = consumer.poll(0.2)
         if message is None:
+            # Markers and aborted records move the position without a message to return.
+            pending = {p for p in pending if not reached(consumer, topic, p, ends[p])}
             continue
         error = message.error()
         if error is None:
             partition = message.partition()
             yield partition, message
             if partition in pending and message.offset() + 1 >= ends[partition]:
-                pending.discard(partition)  # every offset before the end read or resolved
+                pending.discard(partition)  # the position is past this record
         elif error.code() == KafkaError._PARTITION_EOF:
+            # At read_committed, the end of a partition is its LSO: below the end while a
+            # transaction open at the start is undecided, so the position decides.
             partition = message.partition()
             if partition in pending and reached(consumer, topic, partition, ends[partition]):
                 pending.discard(partition)
@@ -63,9 +80,12 @@ def read_on_to_end(
             raise KafkaException(error)
 
 
-def _end(consumer: Any, topic: str, partition: int) -> int | None:
-    """The high watermark to read up to; `None` when the partition is empty."""
-    low, high = consumer.get_watermark_offsets(
+def end_of(watermarks: Any, topic: str, partition: int) -> int | None:
+    """The high watermark to read up to; `None` when the partition is empty.
+
+    ListOffsets is sent at the client's isolation level: `watermarks` must be read_uncommitted,
+    or the answer is the LSO (see the module docstring)."""
+    low, high = watermarks.get_watermark_offsets(
         TopicPartition(topic, partition), timeout=10, cached=False
     )
     return None if high <= low else int(high)

@@ -51,7 +51,7 @@ class CustomerReplica:
 
     def follow(self, partitions: int, owned: Collection[int], timeout_s: float) -> None:
         """Read every one of `partitions` but `owned` from now on. Partitions never read before
-        are read to their current end first (raises `reading.RestoreTimeout` past `timeout_s`);
+        are read to their high watermark first (raises `reading.RestoreTimeout` past `timeout_s`);
         the users of partitions now owned are forgotten."""
         wanted = frozenset(range(partitions)) - frozenset(owned)
         for partition in (self._users.keys() | self._next.keys()) - wanted:

@@ -4,8 +4,8 @@ Snapshots are the latest state per stream, so a restore costs O(streams), not O(
 stream whose latest snapshot cannot be read (not JSON, unknown shape, a state that does not
 validate, content of another stream than its key) is rebuilt from its events (`rebuild`, every
 partition in one read), or quarantined when its events do not rebuild it: neither stops the
-processor. A read that times out raises (the assignment is restored again later). Both read
-through a `ports.PartitionReader`.
+processor. A read that times out raises, and the process exits (its restart reads again). Both
+read through a `ports.PartitionReader`.
 """
 
 from __future__ import annotations

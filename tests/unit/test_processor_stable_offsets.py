@@ -2,8 +2,9 @@
 
 The in-memory broker keeps no pending transactional offsets (a stale member's transaction is
 refused at commit instead, see `memory`), so the wait itself is the integration test's
-(tests/integration/test_processor_zombie.py); here: its order, its bound, its metric, and that a
-wait that times out decides nothing.
+(tests/integration/test_processor_zombie.py); here: its order, its bound, its metric, that a
+wait that times out decides nothing, and that the Kafka adapter takes no partition's error for a
+stable offset.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from pipeline.processor import Processor, ProcessorConfig, TopicNames
+from pipeline.processor.adapters import KafkaCommandSource
 from pipeline.processor.config import STABLE_OFFSETS_MARGIN_S
 from pipeline.processor.memory import MemoryBroker
 from pipeline.processor.memory_readers import MemoryCommandSource, MemoryPartitionReader
@@ -102,3 +106,35 @@ def test_offsets_that_stay_unstable_decide_nothing() -> None:
     assert reader.fetched_before == []
     assert broker.records("e") == []
     assert broker.committed("c", 0) is None
+
+
+@dataclasses.dataclass
+class Answered:
+    """A `TopicPartition` of an OffsetFetch answer, as confluent-kafka hands it back."""
+
+    partition: int
+    offset: int
+    error: KafkaError | None = None
+
+
+class AnsweringConsumer:
+    def __init__(self, answers: list[Answered]) -> None:
+        self.answers = answers
+
+    def committed(self, partitions: list[Any], timeout: float) -> list[Answered]:
+        return self.answers
+
+
+def test_an_error_left_on_one_partition_of_the_answer_raises() -> None:
+    """confluent-kafka raises for a failed request, but hands per-partition errors back on each
+    `TopicPartition`: UNSTABLE_OFFSET_COMMIT there is no stable offset."""
+    source = KafkaCommandSource({}, "c")
+    source._consumer = AnsweringConsumer([
+        Answered(0, 12),
+        Answered(1, -1001, KafkaError(KafkaError.UNSTABLE_OFFSET_COMMIT)),
+    ])
+    with pytest.raises(KafkaException) as raised:
+        source.committed([0, 1])
+    assert raised.value.args[0].code() == KafkaError.UNSTABLE_OFFSET_COMMIT
+    source._consumer = AnsweringConsumer([Answered(0, 12), Answered(1, -1001)])
+    assert source.committed([0, 1]) == {0: 12, 1: None}

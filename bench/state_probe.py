@@ -39,6 +39,9 @@ MODES = ("raw", "decode", "restore", "replica")
 TIMEOUT_S = 900.0
 """Longest read: far past the processor's `restore_timeout_s` (60 s), which the figures are
 compared with rather than bound by."""
+PROCESS_TIMEOUT_S = TIMEOUT_S + 120.0
+"""How long `bench.stage_state` waits for a probe's process: its read's bound, plus the start
+(imports, clients) and the collection and figures after the read."""
 BATCH = 500
 
 

@@ -42,8 +42,6 @@ READER_PURPOSES = ("restore", "replica")
 group is never joined, but librdkafka looks up its coordinator (DESCRIBE on the group)."""
 
 
-
-
 @dataclass(frozen=True, order=True)
 class Acl:
     """ALLOW `operation` on `resource` `name` (a prefix of names if `prefixed`) to the SCRAM

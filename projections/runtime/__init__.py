@@ -20,9 +20,11 @@ event, and the last offset per partition); the store must:
   apply the batch item by item and dead-letter the item(s) that raise it alone (a fault that
   no item explains, such as the batch's checkpoints failing alone, stops the process non-zero);
 - return its `checkpoints(topic)` (the consumer seeks to checkpoint + 1 after every rebalance) and
-  its `parked_streams()` (kept across restarts); both may raise `TransientError` too, retried with
-  the same backoff until the store answers (a rebalance waits, up to just before Faust's timeout of
-  that step, then the process exits non-zero; it never seeks elsewhere).
+  its `parked_streams()` (kept across restarts; read again with the checkpoints, since another
+  instance may have parked a stream of a partition this one takes over); both may raise
+  `TransientError` too, retried with the same backoff until the store answers (a rebalance
+  waits, up to just before Faust's timeout of that step, then the process exits non-zero; it
+  never seeks elsewhere).
 
 Guarantees: read_committed consumption (aborted transactions never seen), at-least-once delivery
 made exactly-once in effect by the store's version guards and checkpoint, DLQ records durable

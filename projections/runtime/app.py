@@ -177,8 +177,8 @@ def make_projector_app(
 
     App id and consumer group `<prefix>projector.<name>`; DLQ `<prefix>projection.<name>.dlq`
     (both topics must exist: `topics.apply`). The processor is `app.processor`.
-    `backoff` (default `Backoff()`) paces the retries of transient store faults: batches, the
-    parked streams read at start and the checkpoints read on every partition assignment alike.
+    `backoff` (default `Backoff()`) paces the retries of transient store faults: batches, and
+    the parked streams and checkpoints read at start and on every partition assignment alike.
     The checkpoints read (with the store's start) retries for at most `checkpoint_wait` seconds
     (default: Faust's `broker_request_timeout` less `CHECKPOINT_WAIT_MARGIN`), then `fatal`.
     The projector's metrics (`ProjectorMetrics`, `app.metrics`) go on `registry` (default: a

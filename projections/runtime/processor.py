@@ -98,7 +98,6 @@ class Backoff:
 class _Plan:
     batch: Batch
     dead: list[tuple[SourceRecord, Poison]]
-    parked_streams: set[str]
     skipped: int
 
 
@@ -153,8 +152,15 @@ class BatchProcessor:
     async def checkpoints(self, topic: str) -> dict[int, int]:
         """The store's checkpoints of `topic`, after `start`; `TransientError` is retried with
         the batch path's backoff until the store answers (or the task is cancelled), never
-        answered with a guess: seeking anywhere but checkpoint + 1 would skip or replay events."""
+        answered with a guess: seeking anywhere but checkpoint + 1 would skip or replay events.
+
+        Read on every partition assignment, with the parked streams again: a partition this
+        instance takes over may hold streams another instance blocked since this one started
+        (their later events must stay parked here too), or released."""
         await self.start()
+        parked = await self._retry(self.store.parked_streams, "store.parked_streams")
+        self._parked = parked
+        self.metrics.parked_streams(len(parked))
         found = await self._retry(partial(self.store.checkpoints, topic), "store.checkpoints")
         self._checkpoints.update({(topic, partition): offset
                                   for partition, offset in found.items()})
@@ -218,7 +224,10 @@ class BatchProcessor:
                 await self._wait_out(fault, store_faults())
                 continue
             break
-        self._parked = plan.parked_streams
+        # The batch's own changes, onto what is known now: an assignment may have read the
+        # parked streams again while the batch was in the store.
+        blocked = {stream_id for stream_id, _ in plan.batch.blocked}
+        self._parked = (self._parked - set(plan.batch.released)) | blocked
         if logger.isEnabledFor(logging.DEBUG):
             for item in plan.batch.items:
                 logger.debug("applied", extra={**_ids(item), "projector": self.name})
@@ -348,7 +357,7 @@ class BatchProcessor:
             else:
                 items.append(found)
         batch = Batch(items, parked, blocked, last_offsets(records), released)
-        return _Plan(batch=batch, dead=dead, parked_streams=parked_streams, skipped=skipped)
+        return _Plan(batch=batch, dead=dead, skipped=skipped)
 
     async def _send_dead(self, plan: _Plan, sent: set[Position]) -> None:
         for record, poison in plan.dead:

@@ -179,3 +179,39 @@ def test_duplicates_and_interleavings_give_the_same_read_model(data: Any, size: 
     assert not dlq.sent
     counts = proc.counters
     assert counts.consumed == counts.applied + counts.skipped == len(merged)
+
+
+def test_an_assignment_reads_the_streams_another_instance_parked_since_the_start() -> None:
+    """Two instances of one projector over one store: the stream the first parks, on a partition
+    the second takes over later, stays parked there; one the first then releases is released
+    at the second's next assignment."""
+    store = FakeStore()
+    first, first_dlq = processor(store)
+    second, _ = processor(store)
+    created, *later = as_records(user_history("p"))
+    poison = SourceRecord(created.topic, created.partition, created.offset, created.key,
+                          b"{not json", created.headers)
+    forgotten = as_records(stream("user-p", [UserCreated(email="p@x.io", name="p"),
+                                             UserNameChanged(name="p2"),
+                                             UserDeactivated(reason=None),
+                                             UserReactivated(),
+                                             UserForgotten(reason="asked", requested_by="desk")]))
+
+    async def scenario() -> None:
+        await second.start()  # started before the stream was parked
+        await first.start()
+        await first.process([poison])
+        assert "user-p" not in second.parked_streams
+        await second.checkpoints(created.topic)  # the partition moves to the second
+        assert "user-p" in second.parked_streams
+        await second.process(later[:1])
+        assert "p" not in store.users  # parked behind the dead letter, not applied
+        await first.checkpoints(created.topic)
+        await second.process(forgotten[-1:])  # an erasure releases the stream
+        assert "user-p" not in second.parked_streams
+        await first.checkpoints(created.topic)
+        assert "user-p" not in first.parked_streams
+    asyncio.run(scenario())
+
+    assert [record.offset for record, _ in first_dlq.sent] == [created.offset]
+    assert second.counters.snapshot()["parked"] == 1

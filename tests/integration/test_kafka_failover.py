@@ -15,14 +15,13 @@ are printed at the end of the module (`pytest -s`) and quoted in docs/operations
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,24 +32,20 @@ import pytest
 
 from cqrs.config import Config
 from cqrs.settings import Settings
-from projections.postgres.fake import FakeStore
-from projections.runtime import Batch
-from projections.runtime.classify import decode
-from projections.runtime.records import SourceRecord
 from tests.integration.projector_harness import fresh_database
+from tests.support.accounting import USERS_QUERY, account
 from tests.support.cluster import (
     CONSUMER_OFFSETS,
     NODES,
     TRANSACTION_STATE,
     Cluster,
     running_cluster,
-    wait,
 )
 from tests.support.command_load import Load, Results
 from tests.support.pipeline import stop_process
-from tests.support.processor import ROOT, ProcessorProcess, read_all
+from tests.support.processor import ROOT, ProcessorProcess
 from tests.support.services import Endpoints
-from topics import Catalogue, apply, decode_event, decode_result, partition_for
+from topics import Catalogue, apply, partition_for
 
 pytestmark = pytest.mark.slow
 
@@ -98,9 +93,7 @@ class Pipeline:
     def users(self) -> dict[str, tuple[Any, ...]]:
         live = Config.from_settings(self.settings).postgres.live_dsn
         with psycopg.connect(live) as connection:
-            rows = connection.execute(
-                b"SELECT id, email, name, active, created_at, updated_at, version FROM users"
-            ).fetchall()
+            rows = connection.execute(USERS_QUERY).fetchall()
         return {row[0]: tuple(row) for row in rows}
 
     def in_sync_topics(self) -> list[str]:
@@ -194,44 +187,9 @@ def _under_load(pipeline: Pipeline, name: str, fault: Callable[[], str]) -> None
 
 
 def _check(pipeline: Pipeline, sent: set[str]) -> dict[str, int]:
-    """The raw-client checks over everything sent so far; returns the counts."""
+    """The raw-client checks over everything sent so far (`accounting`); returns the counts."""
     assert pipeline.load.failures == []
-    kafka, catalogue = pipeline.kafka, pipeline.catalogue
-    answers = Counter(decode_result(r.value or b"").command_id
-                      for r in read_all(kafka, catalogue.command_results.name))
-    outcomes = Counter(decode_result(r.value or b"").status
-                       for r in read_all(kafka, catalogue.command_results.name))
-    assert set(answers) == sent, "a command unanswered, or an answer to an unknown command"
-    twice = [command_id for command_id, count in answers.items() if count > 1]
-    assert not twice, f"{len(twice)} commands answered more than once"
-    assert outcomes == {"accepted": len(sent)}, outcomes
-    events = read_all(kafka, catalogue.events.name)
-    keys = Counter(record.key for record in events)
-    assert [key for key, count in keys.items() if count > 1] == [], "an event key written twice"
-    versions: dict[str, list[int]] = defaultdict(list)
-    for record in events:
-        event = decode_event(record.value or b"")
-        versions[event.stream_id].append(event.version)
-    for stream_id, found in versions.items():
-        assert found == list(range(1, len(found) + 1)), (stream_id, found)
-    assert len(events) == len(sent)
-    expected = _fold(events, catalogue.events.name)
-    wait("the users rows to equal the fold of the events",
-         lambda: pipeline.users() == expected, 90)
-    return {"sent": len(sent), "answered": sum(answers.values()), "events": len(events),
-            "streams": len(versions), "users_rows": len(expected)}
-
-
-def _fold(events: list[Any], topic: str) -> dict[str, tuple[Any, ...]]:
-    """The `users` rows the projector's rule gives for `events` (the fake store folds with it)."""
-    records = [SourceRecord(topic, r.partition, r.offset, r.key, r.value,
-                            tuple((name, value.encode()) for name, value in r.headers.items()))
-               for r in events]
-    store = FakeStore()
-    asyncio.run(store.apply(Batch([decode(record) for record in records], checkpoints={})))
-    columns = ("id", "email", "name", "active", "created_at", "updated_at", "version")
-    return {user_id: tuple(row[column] for column in columns)
-            for user_id, row in store.users.items()}
+    return account(pipeline.kafka, pipeline.catalogue, sent, pipeline.users)
 
 
 def _busiest_partition(pipeline: Pipeline) -> int:

@@ -119,7 +119,12 @@ class Results(threading.Thread):
     def answered(self) -> set[str]:
         return {command_id for _, command_id in self.arrivals}
 
-    def longest_gap(self, since: float) -> float:
-        """The longest wait for the next result from `since` on (a fault's start)."""
-        times = [since, *sorted(at for at, _ in self.arrivals if at >= since)]
+    def longest_gap(self, since: float, until: float | None = None) -> float:
+        """The longest wait for the next result from `since` on (a fault's start), up to the
+        first result at or after `until` (the next fault's start; by default the last one)."""
+        arrivals = sorted(at for at, _ in self.arrivals if at >= since)
+        if until is not None:
+            later = [at for at in arrivals if at >= until]
+            arrivals = [at for at in arrivals if at < until] + later[:1]
+        times = [since, *arrivals]
         return max((later - earlier for earlier, later in pairwise(times)), default=0.0)

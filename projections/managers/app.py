@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
@@ -36,9 +34,8 @@ from projections.managers.handling import ManagerStage, RouterStage, Stage
 from projections.managers.metrics import ManagerMetrics
 from projections.managers.state import decode_state
 from projections.runtime.app import (
-    PRODUCER_MAX_REQUEST,
     FaustDeadLetters,
-    _credentials,
+    app_settings,
     partition_counter,
 )
 from projections.runtime.app import exit_process as runtime_exit
@@ -195,24 +192,8 @@ def make_manager_app(
 ) -> ManagerApp:
     """The managers' Faust app for `faust.Worker` (`projections.runtime.run_worker`)."""
     partitions = catalogue.partitions
-    app = ManagerApp(
-        f"{catalogue.prefix}{NAME}",
-        broker=f"kafka://{kafka.bootstrap}",
-        broker_credentials=_credentials(kafka),
-        autodiscover=False,
-        web_enabled=False,
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        table_standby_replicas=0,
-        # A member killed without leaving the group holds its partitions this long (Faust's
-        # default is 60 s): a restarted manager resumes sooner.
-        broker_session_timeout=15.0,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        producer_max_request_size=PRODUCER_MAX_REQUEST,
-        store="memory://",
-        datadir=os.path.join(tempfile.gettempdir(), "kafka-cqrs.{conf.name}-data"),
-    )
+    app = ManagerApp(f"{catalogue.prefix}{NAME}", **app_settings(kafka),
+                     table_standby_replicas=0)
     app.health = ProjectorHealth()
     app.metrics = metrics = ManagerMetrics(registry or CollectorRegistry(), catalogue.prefix)
     events = _raw_topic(app, catalogue.events.name)

@@ -142,6 +142,37 @@ def partition_counter(kafka: KafkaConnection, topic: str) -> Callable[[], Awaita
     return read
 
 
+SESSION_TIMEOUT_S = 15.0
+"""How long a member killed without leaving its group holds its partitions (Faust's default is
+60 s: a SIGKILLed projector instance stopped every instance of its group that long, since the
+survivors gave up their partitions to a rebalance that waited for the dead one)."""
+
+
+def app_settings(kafka: KafkaConnection) -> dict[str, Any]:
+    """The Faust settings every app of the project shares (the projectors' and the managers'):
+    the broker and its credentials; no web server, no autodiscovery, no leader topic and no
+    topic declared (the catalogue makes them); `SESSION_TIMEOUT_S`; a new group reads from the
+    beginning; acks from every in-sync replica; records up to the topics' limit each way;
+    in-memory tables (restored from their changelogs)."""
+    return {
+        "broker": f"kafka://{kafka.bootstrap}",
+        "broker_credentials": _credentials(kafka),
+        "autodiscover": False,
+        "web_enabled": False,
+        "topic_disable_leader": True,
+        "topic_allow_declare": False,
+        "broker_session_timeout": SESSION_TIMEOUT_S,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "producer_max_request_size": PRODUCER_MAX_REQUEST,
+        "consumer_max_fetch_size": CONSUMER_MAX_FETCH,
+        "store": "memory://",
+        # Faust creates its data directories at start even with in-memory tables; not in the
+        # working directory of whoever runs the app.
+        "datadir": os.path.join(tempfile.gettempdir(), "kafka-cqrs.{conf.name}-data"),
+    }
+
+
 def _credentials(kafka: KafkaConnection) -> Any:
     protocol = kafka.security_protocol.upper()
     context = None
@@ -186,24 +217,8 @@ def make_projector_app(
     serves both); a timer refreshes the lag, DLQ depth and parked-streams gauges.
     """
     events = catalogue.events.name
-    app = ProjectorApp(
-        projector_app(catalogue.prefix, name),
-        broker=f"kafka://{kafka.bootstrap}",
-        broker_credentials=_credentials(kafka),
-        autodiscover=False,
-        web_enabled=False,
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        producer_max_request_size=PRODUCER_MAX_REQUEST,
-        consumer_max_fetch_size=CONSUMER_MAX_FETCH,
-        broker_max_poll_records=batch.size,
-        store="memory://",
-        # Faust creates its data directories at start even with in-memory tables; not in the
-        # working directory of whoever runs the projector.
-        datadir=os.path.join(tempfile.gettempdir(), "kafka-cqrs.{conf.name}-data"),
-    )
+    app = ProjectorApp(projector_app(catalogue.prefix, name), **app_settings(kafka),
+                       broker_max_poll_records=batch.size)
     # The events topic is subscribed (the conductor holds it) but no agent reads it: the consumer
     # hands its fetches to the `fetches` channel whole (`projections.runtime.drain`). No acks:
     # the store's checkpoint is the position.

@@ -27,6 +27,18 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
+RETRY_S = 0.2
+"""Pause before asking a partition's high watermark again after a retriable error."""
+LEADERSHIP_MOVING = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH,
+    KafkaError.OFFSET_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+})
+"""Errors of a watermark query while a partition's leadership moves (a node lost or
+restarting): librdkafka does not mark them retriable there, yet asking again succeeds."""
+
 
 class RestoreTimeout(Exception):
     """A partition did not reach its end within the restore deadline."""
@@ -54,7 +66,8 @@ def read_on_to_end(
 ) -> Iterable[tuple[int, Any]]:
     """Yield `(partition, message)` of every partition assigned to `consumer`, from where it
     stands, until each of `partitions` has reached the high watermark it had at the call."""
-    ends = {p: end for p in partitions if (end := end_of(watermarks, topic, p)) is not None}
+    ends = {p: end for p in partitions
+            if (end := end_of(watermarks, topic, p, deadline)) is not None}
     pending = {p for p, end in ends.items() if not reached(consumer, topic, p, end)}
     while pending:
         if time.monotonic() > deadline:
@@ -80,12 +93,27 @@ def read_on_to_end(
             raise KafkaException(error)
 
 
-def end_of(watermarks: Any, topic: str, partition: int) -> int | None:
+def end_of(watermarks: Any, topic: str, partition: int, deadline: float) -> int | None:
     """The high watermark to read up to; `None` when the partition is empty.
 
     ListOffsets is sent at the client's isolation level: `watermarks` must be read_uncommitted,
-    or the answer is the LSO (see the module docstring)."""
-    low, high = watermarks.get_watermark_offsets(
-        TopicPartition(topic, partition), timeout=10, cached=False
-    )
-    return None if high <= low else int(high)
+    or the answer is the LSO (see the module docstring). A retriable error (the partition's
+    leadership moving: `NOT_LEADER_FOR_PARTITION`, `LEADER_NOT_AVAILABLE`, a timeout) is asked
+    again until `deadline`, then `RestoreTimeout`; any other is raised."""
+    while True:
+        try:
+            low, high = watermarks.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=10, cached=False
+            )
+        except KafkaException as failed:
+            error = failed.args[0] if failed.args else None
+            if not isinstance(error, KafkaError) or not (
+                    error.retriable() or error.code() in LEADERSHIP_MOVING):
+                raise
+            if time.monotonic() > deadline:
+                raise RestoreTimeout(
+                    f"{topic} partition {partition}: no high watermark ({error.str()})"
+                ) from failed
+            time.sleep(RETRY_S)
+            continue
+        return None if high <= low else int(high)

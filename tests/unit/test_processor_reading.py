@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
+from pipeline.processor import reading
 from pipeline.processor.reading import RestoreTimeout, read_on_to_end
 
 
@@ -174,3 +175,37 @@ def test_a_transaction_open_at_the_start_that_stays_open_times_out() -> None:
 def test_an_empty_partition_or_one_read_already_is_not_waited_for() -> None:
     assert read(Partition()) == []
     assert read(Partition(high=10), at=10) == []
+
+
+class MovingLeader(Client):
+    """A read_uncommitted client whose watermark query fails while the partition's leadership
+    moves (as librdkafka raises it: not marked retriable), `failures` times, or for good."""
+
+    def __init__(self, partition: Partition, failures: int | None, code: int) -> None:
+        super().__init__(partition, "read_uncommitted")
+        self.failures, self.code = failures, code
+
+    def get_watermark_offsets(self, tp: Any, timeout: float, cached: bool) -> tuple[int, int]:
+        if self.failures is None or self.failures > 0:
+            if self.failures is not None:
+                self.failures -= 1
+            raise KafkaException(KafkaError(self.code, "Failed to get watermark offsets"))
+        return super().get_watermark_offsets(tp, timeout, cached)
+
+
+def test_a_leader_moving_is_asked_again_until_the_deadline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reading, "RETRY_S", 0.01)
+    partition = Partition(high=4)
+    moving = MovingLeader(partition, 3, KafkaError.NOT_LEADER_FOR_PARTITION)
+    found = read_on_to_end(partition.client("read_committed"), moving, "a", [0],
+                           time.monotonic() + 5)
+    assert [message.offset() for _, message in found] == [0, 1, 2, 3]
+    gone = MovingLeader(partition, None, KafkaError.LEADER_NOT_AVAILABLE)
+    with pytest.raises(RestoreTimeout, match="no high watermark"):
+        list(read_on_to_end(partition.client("read_committed"), gone, "a", [0],
+                            time.monotonic() + 0.1))
+    refused = MovingLeader(partition, None, KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    with pytest.raises(KafkaException):
+        list(read_on_to_end(partition.client("read_committed"), refused, "a", [0],
+                            time.monotonic() + 5))

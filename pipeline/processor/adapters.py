@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from pipeline.processor.ports import PartitionsCallback
 from pipeline.processor.reading import read_on_to_end, read_to_end
@@ -117,12 +117,25 @@ class KafkaCommandSource:
         # in tests/integration/test_processor_zombie.py) or the timeout passed (then raises).
         # Errors of single partitions come back on each TopicPartition, not raised: one left
         # there (UNSTABLE_OFFSET_COMMIT among them) is not an answer, stable or not.
+        # A coordinator moving (a node lost or restarting) is asked again within `timeout_s`.
         asked = [TopicPartition(self._topic, partition) for partition in partitions]
-        answered = self._consumer.committed(asked, timeout=timeout_s)
-        failed = [tp for tp in answered if tp.error is not None]
-        if failed:
-            raise KafkaException(failed[0].error)
-        return {tp.partition: tp.offset if tp.offset >= 0 else None for tp in answered}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = max(deadline - time.monotonic(), 0.1)
+            try:
+                answered = self._consumer.committed(asked, timeout=left)
+            except KafkaException as raised:
+                error = raised.args[0] if raised.args else None
+                if not _coordinator_moving(error) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(COMMITTED_RETRY_S)
+                continue
+            failed = [tp.error for tp in answered if tp.error is not None]
+            if not failed:
+                return {tp.partition: tp.offset if tp.offset >= 0 else None for tp in answered}
+            if not all(map(_coordinator_moving, failed)) or time.monotonic() >= deadline:
+                raise KafkaException(failed[0])
+            time.sleep(COMMITTED_RETRY_S)
 
     def seek(self, partition: int, offset: int | None) -> None:
         position = OFFSET_BEGINNING if offset is None else offset
@@ -230,3 +243,20 @@ class KafkaSnapshotTail:
         for client in (self._consumer, self._watermarks):
             if client is not None:
                 client.close()
+
+
+COMMITTED_RETRY_S = 0.2
+"""Pause before asking the group's committed offsets again while its coordinator moves."""
+_COORDINATOR_MOVING = frozenset({
+    KafkaError.UNSTABLE_OFFSET_COMMIT, KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
+})
+
+
+def _coordinator_moving(error: object) -> bool:
+    """An answer of an offset fetch that asking again, later, may change: the coordinator
+    moving or loading, a transaction still holding the offsets (librdkafka marks few of those
+    retriable)."""
+    return isinstance(error, KafkaError) and (
+        error.retriable() or error.code() in _COORDINATOR_MOVING)

@@ -118,23 +118,39 @@ class Answered:
 
 
 class AnsweringConsumer:
-    def __init__(self, answers: list[Answered]) -> None:
-        self.answers = answers
+    """Answers `answers` in turn (the last one again and again)."""
+
+    def __init__(self, *answers: list[Answered]) -> None:
+        self.answers = list(answers)
+        self.asked = 0
 
     def committed(self, partitions: list[Any], timeout: float) -> list[Answered]:
-        return self.answers
+        self.asked += 1
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
 
-def test_an_error_left_on_one_partition_of_the_answer_raises() -> None:
+def test_an_error_left_on_one_partition_of_the_answer_is_no_answer() -> None:
     """confluent-kafka raises for a failed request, but hands per-partition errors back on each
-    `TopicPartition`: UNSTABLE_OFFSET_COMMIT there is no stable offset."""
+    `TopicPartition`: UNSTABLE_OFFSET_COMMIT there is no stable offset, asked again until the
+    bound, then raised; an error no later answer changes is raised at once."""
     source = KafkaCommandSource({}, "c")
-    source._consumer = AnsweringConsumer([
-        Answered(0, 12),
-        Answered(1, -1001, KafkaError(KafkaError.UNSTABLE_OFFSET_COMMIT)),
-    ])
+    unstable = [Answered(0, 12), Answered(1, -1001, KafkaError(KafkaError.UNSTABLE_OFFSET_COMMIT))]
+    source._consumer = AnsweringConsumer(unstable)
     with pytest.raises(KafkaException) as raised:
-        source.committed([0, 1])
+        source.committed([0, 1], timeout_s=0.3)
     assert raised.value.args[0].code() == KafkaError.UNSTABLE_OFFSET_COMMIT
+    refused = [Answered(0, -1001, KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))]
+    source._consumer = consumer = AnsweringConsumer(refused)
+    with pytest.raises(KafkaException):
+        source.committed([0], timeout_s=5)
+    assert consumer.asked == 1
     source._consumer = AnsweringConsumer([Answered(0, 12), Answered(1, -1001)])
     assert source.committed([0, 1]) == {0: 12, 1: None}
+
+
+def test_a_coordinator_moving_is_asked_again() -> None:
+    source = KafkaCommandSource({}, "c")
+    moving = [Answered(0, -1001, KafkaError(KafkaError.NOT_COORDINATOR))]
+    source._consumer = consumer = AnsweringConsumer(moving, moving, [Answered(0, 7)])
+    assert source.committed([0], timeout_s=5) == {0: 7}
+    assert consumer.asked == 3

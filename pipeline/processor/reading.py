@@ -34,10 +34,11 @@ LEADERSHIP_MOVING = frozenset({
     KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH,
     KafkaError.OFFSET_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
-    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._ALL_BROKERS_DOWN, KafkaError._UNKNOWN_PARTITION,
 })
 """Errors of a watermark query while a partition's leadership moves (a node lost or
-restarting): librdkafka does not mark them retriable there, yet asking again succeeds."""
+restarting; `_UNKNOWN_PARTITION` while the client's metadata has no leader for it): librdkafka
+does not mark them retriable there, yet asking again succeeds."""
 
 
 class RestoreTimeout(Exception):

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 import faust
 from aiokafka.errors import (  # type: ignore[import-untyped]
@@ -32,6 +32,8 @@ from topics import Catalogue, KafkaConnection, deadletter
 
 logger = logging.getLogger("projections.runtime")
 
+_T = TypeVar("_T")
+
 EXIT_FATAL = 70
 """Exit status of a projector stopped by an unexpected error (`EX_SOFTWARE`)."""
 
@@ -47,6 +49,23 @@ def exit_process(error: BaseException, who: str = "projector") -> NoReturn:
                     exc_info=error)
     logging.shutdown()
     os._exit(EXIT_FATAL)
+
+
+async def finished(batch: Awaitable[_T], grace_s: float) -> _T:
+    """Await `batch`; a cancellation (a stop: SIGTERM cancels the agent) lets it finish first,
+    for up to `grace_s`, then propagates.
+
+    Cancelled at the await of the store's commit, a batch may be committed with its counts and
+    metrics never taken, so the next owner re-reads it as already applied. Finishing it makes a
+    stop land between batches, where the store's checkpoints and the counts agree."""
+    task = asyncio.ensure_future(batch)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        done, _ = await asyncio.wait({task}, timeout=grace_s)
+        if not done:
+            task.cancel()
+        raise
 
 
 @dataclass(frozen=True)
@@ -268,7 +287,7 @@ def make_projector_app(
                 if not app.current(fetch):
                     continue  # read before a rebalance: sought again from the checkpoints
                 with app.in_flight.batch():
-                    await processor.process(fetch.records)
+                    await finished(processor.process(fetch.records), wait)
                 app.applied(fetch)
         except asyncio.CancelledError:
             raise

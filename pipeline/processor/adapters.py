@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from pipeline.processor.ports import PartitionsCallback
-from pipeline.processor.reading import read_on_to_end, read_to_end
+from pipeline.processor.reading import Watermarks, read_on_to_end, read_to_end
 from pipeline.processor.records import InboundRecord
 
 log = logging.getLogger(__name__)
@@ -162,23 +163,22 @@ class KafkaCommandSource:
             self._consumer.close()
 
 
-def _watermarks(config: dict[str, Any]) -> Any:
-    """A read_uncommitted consumer that only asks for high watermarks (`reading.end_of`)."""
-    return Consumer({**config, "isolation.level": "read_uncommitted",
-                     "client.id": f"{config.get('client.id', 'reader')}-watermarks"})
+def _watermarks(config: dict[str, Any]) -> Watermarks:
+    """The ends of reads, from read_uncommitted consumers that only ask for high watermarks."""
+    return Watermarks(partial(Consumer, {
+        **config, "isolation.level": "read_uncommitted",
+        "client.id": f"{config.get('client.id', 'reader')}-watermarks"}))
 
 
 class KafkaPartitionReader:
     """`ports.PartitionReader`: a group-less read_committed consumer per read (see `reading`),
-    and one read_uncommitted consumer for the ends of every read, made at the first."""
+    and one read_uncommitted consumer for the ends of every read (`reading.Watermarks`)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._config = config
-        self._watermarks: Any = None
+        self._watermarks = _watermarks(config)
 
     def read(self, topic: str, partitions: list[int], timeout_s: float) -> Iterator[InboundRecord]:
-        if self._watermarks is None:
-            self._watermarks = _watermarks(self._config)
         consumer = Consumer(self._config)
         try:
             deadline = time.monotonic() + timeout_s
@@ -200,7 +200,7 @@ class KafkaSnapshotTail:
         self._config = config
         self._topic = topic
         self._consumer: Any = None
-        self._watermarks: Any = None
+        self._watermarks = _watermarks(config)
         self._starts: dict[int, int] | None = None
 
     def assign(self, starts: Mapping[int, int]) -> None:
@@ -225,8 +225,6 @@ class KafkaSnapshotTail:
         consumer = self._assigned()
         if consumer is None:
             return
-        if self._watermarks is None:
-            self._watermarks = _watermarks(self._config)
         deadline = time.monotonic() + timeout_s
         for _, message in read_on_to_end(consumer, self._watermarks, self._topic, partitions,
                                          deadline):
@@ -240,9 +238,9 @@ class KafkaSnapshotTail:
         return [inbound(message) for message in messages if message.error() is None]
 
     def close(self) -> None:
-        for client in (self._consumer, self._watermarks):
-            if client is not None:
-                client.close()
+        if self._consumer is not None:
+            self._consumer.close()
+        self._watermarks.close()
 
 
 COMMITTED_RETRY_S = 0.2

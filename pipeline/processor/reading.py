@@ -1,7 +1,7 @@
 """Reading partitions of a topic from the beginning to their end (restore, replica, rebuild).
 
 Reads are read_committed and end once the position has reached the partition's high watermark
-as a read_uncommitted ListOffsets gave it when the read began (`end_of`). A read_committed query
+as a read_uncommitted ListOffsets gave it when the read began (`Watermarks`). A read_committed query
 would give the last stable offset (LSO) instead, which stops below a transaction whose commit
 marker has not reached this partition's leader yet: the coordinator writes the markers to each
 partition's leader separately, so after a group's committed offsets are stable (the previous
@@ -22,13 +22,15 @@ long as that load lasts.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 RETRY_S = 0.2
 """Pause before asking a partition's high watermark again after a retriable error."""
+RENEW_AFTER_S = 1.0
+"""How long a watermarks client's queries may keep failing before a new client asks instead."""
 LEADERSHIP_MOVING = frozenset({
     KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH,
@@ -52,23 +54,22 @@ def reached(consumer: Any, topic: str, partition: int, end: int) -> bool:
 
 
 def read_to_end(
-    consumer: Any, watermarks: Any, topic: str, partitions: Iterable[int], deadline: float
+    consumer: Any, watermarks: Watermarks, topic: str, partitions: Iterable[int], deadline: float
 ) -> Iterable[tuple[int, Any]]:
-    """Yield `(partition, message)` of `partitions`, read from the beginning, until each ends.
-
-    `watermarks` is a read_uncommitted client (see `end_of`); `consumer` reads read_committed."""
+    """Yield `(partition, message)` of `partitions`, read from the beginning, until each ends
+    (`consumer` reads read_committed; `watermarks` says where the ends are)."""
     chosen = list(partitions)
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in chosen])
     yield from read_on_to_end(consumer, watermarks, topic, chosen, deadline)
 
 
 def read_on_to_end(
-    consumer: Any, watermarks: Any, topic: str, partitions: Iterable[int], deadline: float
+    consumer: Any, watermarks: Watermarks, topic: str, partitions: Iterable[int], deadline: float
 ) -> Iterable[tuple[int, Any]]:
     """Yield `(partition, message)` of every partition assigned to `consumer`, from where it
     stands, until each of `partitions` has reached the high watermark it had at the call."""
     ends = {p: end for p in partitions
-            if (end := end_of(watermarks, topic, p, deadline)) is not None}
+            if (end := watermarks.end_of(topic, p, deadline)) is not None}
     pending = {p for p, end in ends.items() if not reached(consumer, topic, p, end)}
     while pending:
         if time.monotonic() > deadline:
@@ -94,27 +95,56 @@ def read_on_to_end(
             raise KafkaException(error)
 
 
-def end_of(watermarks: Any, topic: str, partition: int, deadline: float) -> int | None:
-    """The high watermark to read up to; `None` when the partition is empty.
+class Watermarks:
+    """The ends reads stop at: high watermarks asked of a read_uncommitted client that
+    `connect` makes (at the first query, and again after one kept failing).
 
-    ListOffsets is sent at the client's isolation level: `watermarks` must be read_uncommitted,
-    or the answer is the LSO (see the module docstring). A retriable error (the partition's
-    leadership moving: `NOT_LEADER_FOR_PARTITION`, `LEADER_NOT_AVAILABLE`, a timeout) is asked
-    again until `deadline`, then `RestoreTimeout`; any other is raised."""
-    while True:
-        try:
-            low, high = watermarks.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=10, cached=False
-            )
-        except KafkaException as failed:
-            error = failed.args[0] if failed.args else None
-            if not isinstance(error, KafkaError) or not (
-                    error.retriable() or error.code() in LEADERSHIP_MOVING):
-                raise
-            if time.monotonic() > deadline:
-                raise RestoreTimeout(
-                    f"{topic} partition {partition}: no high watermark ({error.str()})"
-                ) from failed
-            time.sleep(RETRY_S)
-            continue
-        return None if high <= low else int(high)
+    ListOffsets is sent at the client's isolation level: a read_committed client would answer
+    the LSO (see the module docstring). A client is replaced once its queries have failed for
+    `RENEW_AFTER_S`: librdkafka takes a partition whose cached metadata has no leader (its
+    leader's node was lost) for a permanent error, answers `_UNKNOWN_PARTITION` at once and
+    never asks the cluster again, and a client that subscribes to nothing refreshes that cache
+    only every `topic.metadata.refresh.interval.ms` (5 minutes): a restore after a node's
+    failover waited for it until its deadline. A new client asks the cluster first."""
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self._connect = connect
+        self._client: Any = None
+
+    def end_of(self, topic: str, partition: int, deadline: float) -> int | None:
+        """The high watermark to read up to; `None` when the partition is empty.
+
+        A retriable error (the partition's leadership moving: `NOT_LEADER_FOR_PARTITION`,
+        `LEADER_NOT_AVAILABLE`, a timeout ...) is asked again until `deadline`, then
+        `RestoreTimeout`; any other is raised."""
+        failing_since: float | None = None
+        while True:
+            if self._client is None:
+                self._client = self._connect()
+            try:
+                low, high = self._client.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10, cached=False
+                )
+            except KafkaException as failed:
+                error = failed.args[0] if failed.args else None
+                if not isinstance(error, KafkaError) or not (
+                        error.retriable() or error.code() in LEADERSHIP_MOVING):
+                    raise
+                now = time.monotonic()
+                if now > deadline:
+                    raise RestoreTimeout(
+                        f"{topic} partition {partition}: no high watermark ({error.str()})"
+                    ) from failed
+                if failing_since is None:
+                    failing_since = now
+                elif now - failing_since >= RENEW_AFTER_S:
+                    self.close()
+                    failing_since = None
+                time.sleep(RETRY_S)
+                continue
+            return None if high <= low else int(high)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()

@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from pipeline.processor import reading
-from pipeline.processor.reading import RestoreTimeout, read_on_to_end
+from pipeline.processor.reading import RestoreTimeout, Watermarks, read_on_to_end
 
 
 @dataclass
@@ -110,7 +110,7 @@ class Client:
 def read(partition: Partition, timeout: float = 5, at: int = 0) -> list[int]:
     consumer = partition.client("read_committed")
     consumer.at = at
-    watermarks = partition.client("read_uncommitted")
+    watermarks = Watermarks(lambda: partition.client("read_uncommitted"))
     found = read_on_to_end(consumer, watermarks, "a", [0], time.monotonic() + timeout)
     return [message.offset() for _, message in found]
 
@@ -184,6 +184,10 @@ class MovingLeader(Client):
     def __init__(self, partition: Partition, failures: int | None, code: int) -> None:
         super().__init__(partition, "read_uncommitted")
         self.failures, self.code = failures, code
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
 
     def get_watermark_offsets(self, tp: Any, timeout: float, cached: bool) -> tuple[int, int]:
         if self.failures is None or self.failures > 0:
@@ -198,14 +202,37 @@ def test_a_leader_moving_is_asked_again_until_the_deadline(
     monkeypatch.setattr(reading, "RETRY_S", 0.01)
     partition = Partition(high=4)
     moving = MovingLeader(partition, 3, KafkaError.NOT_LEADER_FOR_PARTITION)
-    found = read_on_to_end(partition.client("read_committed"), moving, "a", [0],
-                           time.monotonic() + 5)
+    found = read_on_to_end(partition.client("read_committed"), Watermarks(lambda: moving),
+                           "a", [0], time.monotonic() + 5)
     assert [message.offset() for _, message in found] == [0, 1, 2, 3]
     gone = MovingLeader(partition, None, KafkaError.LEADER_NOT_AVAILABLE)
     with pytest.raises(RestoreTimeout, match="no high watermark"):
-        list(read_on_to_end(partition.client("read_committed"), gone, "a", [0],
+        list(read_on_to_end(partition.client("read_committed"),
+                            Watermarks(lambda: gone), "a", [0],
                             time.monotonic() + 0.1))
     refused = MovingLeader(partition, None, KafkaError.TOPIC_AUTHORIZATION_FAILED)
     with pytest.raises(KafkaException):
-        list(read_on_to_end(partition.client("read_committed"), refused, "a", [0],
+        list(read_on_to_end(partition.client("read_committed"),
+                            Watermarks(lambda: refused), "a", [0],
                             time.monotonic() + 5))
+
+
+def test_a_client_stuck_without_a_leader_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    # librdkafka answers _UNKNOWN_PARTITION from its cache, for good, once the cached leader
+    # of the partition is gone; a new client asks the cluster.
+    monkeypatch.setattr(reading, "RETRY_S", 0.01)
+    monkeypatch.setattr(reading, "RENEW_AFTER_S", 0.05)
+    partition = Partition(high=3)
+    made: list[MovingLeader] = []
+
+    def connect() -> MovingLeader:
+        made.append(MovingLeader(partition, None if not made else 0,
+                                 KafkaError._UNKNOWN_PARTITION))
+        return made[-1]
+
+    watermarks = Watermarks(connect)
+    found = read_on_to_end(partition.client("read_committed"), watermarks, "a", [0],
+                           time.monotonic() + 5)
+    assert [message.offset() for _, message in found] == [0, 1, 2]
+    assert len(made) == 2
+    assert made[0].closed

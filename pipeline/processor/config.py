@@ -121,6 +121,10 @@ class ProcessorConfig:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "session.timeout.ms": self.session_timeout_ms,
+            # Incremental cooperative rebalancing (KIP-429): a member joining or leaving moves
+            # only the partitions that change owner; the others are neither revoked nor
+            # restored, and keep being processed through the rebalance.
+            "partition.assignment.strategy": "cooperative-sticky",
             "client.id": f"{self.transactional_id}-commands",
             "fetch.message.max.bytes": deadletter.RECORD_LIMIT,
             **self.extra_consumer,

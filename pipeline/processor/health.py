@@ -2,8 +2,9 @@
 
 Ready: partitions assigned (possibly none, when the group has more members than partitions) and
 their states restored, and no producer being recovered. Not ready before the first assignment,
-between a revocation and the next assignment (a rebalance), during a restore, while a new
-producer replaces a failed one, and once stopped. Alive: the loop began an iteration less than
+after a revocation that left no partition until the next assignment (a rebalance; a cooperative
+one that keeps some partitions keeps the process ready), during a restore, while a new producer
+replaces a failed one, and once stopped. Alive: the loop began an iteration less than
 `LIVENESS_S` ago. The loop thread writes, the HTTP thread reads; each field is one assignment.
 """
 
@@ -34,11 +35,14 @@ class ProcessorHealth:
     def iterated(self) -> None:
         self._last_iteration = self._monotonic()
 
-    def revoked(self) -> None:
-        self._rebalancing = True
+    def revoked(self, remaining: list[int]) -> None:
+        """Partitions were revoked; `remaining` are still owned (a cooperative rebalance)."""
+        self._assigned = sorted(remaining)
+        self._rebalancing = not remaining
 
-    def assigned(self, partitions: list[int]) -> None:
-        self._assigned = sorted(partitions)
+    def assigned(self, owned: list[int]) -> None:
+        """An assignment completed; `owned` is every partition owned now."""
+        self._assigned = sorted(owned)
         self._rebalancing = False
 
     def stopped(self) -> None:

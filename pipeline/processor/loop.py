@@ -119,15 +119,19 @@ class Processor:
             raise ProducerFenced(message) from fenced
 
     def _assigned(self, partitions: list[int]) -> None:
+        """`partitions` were added (a cooperative rebalance names only what moved here; the
+        partitions kept are neither revoked nor restored)."""
         self.metrics.assigned()
-        self.health.assigned(partitions)
+        self.health.assigned(sorted(self._store.partitions | set(partitions)))
         self._await_stable_offsets(partitions)
         self._restore(partitions)
         with self.health.restoring():
             self._follow()
-        log.info("assigned", extra={"partitions": partitions})
+        log.info("assigned", extra={"partitions": partitions,
+                                    "fields": {"owned": sorted(self._store.partitions)}})
 
     def _revoked(self, partitions: list[int]) -> None:
+        """`partitions` were taken away (or lost); the others stay owned and keep going."""
         for partition in partitions:
             streams = self._store.drop(partition)
             self._replica.hand_over(
@@ -136,8 +140,9 @@ class Processor:
             self._caution.forget(partition)
         self._follow()
         self.metrics.revoked(partitions)
-        self.health.revoked()
-        log.info("revoked", extra={"partitions": partitions})
+        self.health.revoked(sorted(self._store.partitions))
+        log.info("revoked", extra={"partitions": partitions,
+                                   "fields": {"owned": sorted(self._store.partitions)}})
 
     def _await_stable_offsets(self, partitions: list[int]) -> None:
         """Wait until no transaction holds offsets of the newly assigned `partitions`, so the

@@ -34,6 +34,8 @@ class MemoryCommandSource:
         self._on_revoke: PartitionsCallback | None = None
         self._next: tuple[list[int], int] | None = None
         self._positions: dict[int, int] = {}
+        self._going: set[int] = set()
+        """Owned partitions that some reassignment since the last poll took away."""
         self.closed = False
 
     def subscribe(self, on_assign: PartitionsCallback, on_revoke: PartitionsCallback) -> None:
@@ -41,22 +43,32 @@ class MemoryCommandSource:
         self._broker.group.join(self)
 
     def reassign(self, partitions: list[int], generation: int | None = None) -> None:
-        """At the next `poll`/`consume`: revoke every partition, then assign `partitions` (a
-        rebalance: without `generation`, the group's moves on)."""
+        """At the next `poll`/`consume`: own `partitions` (a rebalance: without `generation`,
+        the group's moves on). Cooperative, as the Kafka source (`cooperative-sticky`): the
+        partitions that go are revoked, those that come are assigned, and those kept keep
+        their positions; the revocation comes first, and the assignment (possibly empty)
+        always follows. A partition that went and came back between two polls is revoked and
+        assigned again: another member may have owned it meanwhile (Kafka's cooperative
+        protocol has its owner revoke it before anyone else gets it)."""
         if generation is None:
             generation = self._broker.group.moved_on()
+        self._going |= set(self._positions) - set(partitions)
         self._next = (list(partitions), generation)
 
     def _rebalance(self) -> None:
         if self._next is None or self._on_assign is None or self._on_revoke is None:
             return
         (partitions, self._generation), self._next = self._next, None
-        if self._positions:
-            revoked, self._positions = sorted(self._positions), {}
+        revoked = sorted(self._going & set(self._positions))
+        self._going = set()
+        if revoked:
+            for partition in revoked:
+                del self._positions[partition]
             self._on_revoke(revoked)
-        for partition in partitions:
+        added = sorted(set(partitions) - set(self._positions))
+        for partition in added:
             self.seek(partition, self._broker.committed(self._topic, partition))
-        self._on_assign(partitions)
+        self._on_assign(added)
 
     def poll(self, timeout: float) -> InboundRecord | None:
         taken = self.consume(1, timeout)

@@ -188,34 +188,47 @@ def test_members_join_and_leave_under_load(workers: Workers) -> None:
     for name, process in workers.processors.items():
         for assignment in _assignments(process):
             print(f"{name}: {assignment}")
+    # Cooperative rebalancing: no member restores a partition it kept, and no change makes
+    # the group restore every partition again.
+    assignments = [a for process in workers.processors.values() for a in _assignments(process)]
+    assert [a for a in assignments if a["held_before"]] == []
+    for what, since, until in _windows(workers):
+        moved = sum(len(a["partitions"]) for a in assignments if since < a["wall"] <= until)
+        assert moved < PARTITIONS, f"{what}: {moved} partitions restored"
 
 
 def _settled(workers: Workers, names: list[str], since: float) -> float:
-    """Seconds until each of `names` logged an assignment after `since` (wall clock), the last
-    ones non-empty and together every partition (an eager rebalance reassigns every member)."""
+    """Seconds until each of `names` logged an assignment after `since` (wall clock), each
+    owning some partitions and together every partition (a cooperative rebalance ends with an
+    assignment at every member, of nothing new for those that only kept theirs)."""
 
     def done() -> bool:
         latest = [_assignments(workers.processors[name]) for name in names]
-        if not all(found and found[-1]["partitions"] and found[-1]["wall"] > since
+        if not all(found and found[-1]["owned"] and found[-1]["wall"] > since
                    for found in latest):
             return False
-        owned = [p for found in latest for p in found[-1]["partitions"]]
+        owned = [p for found in latest for p in found[-1]["owned"]]
         return sorted(owned) == list(range(PARTITIONS))
 
     return wait(f"{names} assigned every partition", done, 90)
 
 
+def _windows(workers: Workers) -> list[tuple[str, float, float]]:
+    """Each change and the wall-clock window until the next (or now)."""
+    bounds = [*workers.changes, ("end", 0.0, time.time())]
+    return [(what, since, until) for (what, _, since), (_, _, until) in pairwise(bounds)]
+
+
 def _restores(workers: Workers) -> list[str]:
     """Per change: the processors' assignments it caused, and what they restored."""
     assignments = [a for process in workers.processors.values() for a in _assignments(process)]
-    bounds = [*workers.changes, ("end", 0.0, time.time())]
     found = []
-    for (what, _, since), (_, _, until) in pairwise(bounds):
+    for what, since, until in _windows(workers):
         caused = [a for a in assignments if since < a["wall"] <= until]
         partitions = sum(len(a["partitions"]) for a in caused)
         found.append(
             f"{what}: {len(caused)} assignments, {partitions} partitions restored "
-            f"({sum(a['held_before'] for a in caused)} of them held before), "
+            f"({sum(a['kept'] for a in caused)} kept without a restore), "
             f"{sum(a['restored_streams'] for a in caused)} streams, restore "
             f"{max((a['restore_s'] for a in caused), default=0):.2f} s at most, revocation to "
             f"assignment {max((a['revoked_to_assigned_s'] or 0 for a in caused), default=0):.2f}"
@@ -266,25 +279,32 @@ def _pauses(workers: Workers, ended: float) -> list[str]:
 
 
 def _gap(times: list[float], since: float, until: float) -> float:
+    """The longest time without a result in [since, until): a pause that lasts past `until`
+    counts up to it here, and on into the next window there."""
     inside = [at for at in times if since <= at < until]
-    after = [at for at in times if at >= until][:1]
-    return max((b - a for a, b in pairwise([since, *inside, *after])), default=0.0)
+    return max((b - a for a, b in pairwise([since, *inside, until])), default=0.0)
 
 
 def _assignments(process: ProcessorProcess) -> list[dict[str, Any]]:
-    """Each assignment of the processor's log: when, the partitions, how many of them it held
-    just before (an eager rebalance revokes every partition and assigns them again), the streams
-    restored, the restore's and the stable-offsets wait's seconds, and the time from the
-    revocation (or the start) to the assignment's end."""
+    """Each assignment of the processor's log: when, the partitions it added (restored), those
+    it owned afterwards, how many it kept through the rebalance without a restore, and how many
+    of the added it had owned just before (a revoked partition assigned back: restored again;
+    a cooperative rebalance never does that), the streams restored, the restore's and the
+    stable-offsets wait's seconds, and the time from the revocation (or the start) to the
+    assignment's end."""
     found: list[dict[str, Any]] = []
-    held: list[int] = []
+    owned: set[int] = set()
+    before: set[int] = set()
     began: float | None = None
     restored: dict[str, Any] = {}
     stable: dict[str, Any] = {}
     for line in process.log():
         event, at = line.get("event"), _seconds(line.get("ts"))
-        if event in ("started", "revoked"):
+        if event == "started":
             began = at
+        elif event == "revoked":
+            began = at
+            owned -= set(line.get("partitions") or [])
         elif event == "offsets stable":
             stable = line
         elif event == "restored":
@@ -292,14 +312,17 @@ def _assignments(process: ProcessorProcess) -> list[dict[str, Any]]:
                         "seconds": line.get("seconds")}
         elif event == "assigned":
             partitions = list(line.get("partitions") or [])
+            now = set(line.get("owned") or partitions)
             found.append({"at": line.get("ts"), "wall": at, "partitions": partitions,
-                          "held_before": len(set(partitions) & set(held)),
+                          "owned": sorted(now), "kept": len(now - set(partitions)),
+                          "held_before": len(set(partitions) & before),
                           "restored_streams": restored.get("streams", 0),
                           "restore_s": restored.get("seconds", 0.0),
                           "stable_wait_s": stable.get("waited_s", 0.0),
                           "revoked_to_assigned_s":
                               round(at - began, 3) if began is not None else None})
-            held, restored, stable, began = partitions, {}, {}, None
+            owned, before = set(now), set(now)
+            restored, stable, began = {}, {}, None
     return found
 
 

@@ -101,7 +101,15 @@ def test_restored_streams_and_rebalances_follow_the_assignment() -> None:
     assert value(processor, "cqrs_processor_restored_streams") == 0  # nothing to restore yet
     processor._consumer.reassign([0])  # type: ignore[attr-defined]
     processor.step()
+    # Cooperative: the partition kept is neither revoked nor restored.
     assert value(processor, "cqrs_processor_rebalances_total") == 2
+    assert value(processor, "cqrs_processor_restore_duration_seconds_count") == 1
+    processor._consumer.reassign([])  # type: ignore[attr-defined]
+    processor.step()
+    processor._consumer.reassign([0])  # type: ignore[attr-defined]
+    processor.step()
+    assert value(processor, "cqrs_processor_rebalances_total") == 4
+    assert value(processor, "cqrs_processor_restore_duration_seconds_count") == 2
     assert value(processor, "cqrs_processor_restored_streams") == 4
 
 
@@ -213,10 +221,12 @@ def test_not_ready_while_the_producer_is_recovered() -> None:
     assert processor.health.readiness().ok
 
 
-def test_not_ready_between_a_revocation_and_the_next_assignment() -> None:
+def test_not_ready_between_a_revocation_of_everything_and_the_next_assignment() -> None:
     health = ProcessorHealth()
     health.assigned([0, 1])
-    health.revoked()
+    health.revoked([1])  # a cooperative rebalance: partition 1 goes, 0 keeps going
+    assert health.readiness() == Verdict(True, "partitions [1]")
+    health.revoked([])
     assert health.readiness() == Verdict(False, "rebalancing")
     health.assigned([])
     assert health.readiness() == Verdict(True, "partitions []")

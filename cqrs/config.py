@@ -34,6 +34,8 @@ class Config:
     """Where `cqrs processor` serves `/metrics`, `/livez`, `/readyz` (0: nowhere)."""
     processor_transaction_timeout_ms: int = ProcessorConfig.transaction_timeout_ms
     """The processor's `transaction.timeout.ms` (`Settings.processor_transaction_timeout_ms`)."""
+    processor_restore_timeout_s: float = ProcessorConfig.restore_timeout_s
+    """The processor's longest restore (`Settings.processor_restore_timeout_s`)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
@@ -58,7 +60,8 @@ class Config:
                        "postgres": settings.projector_postgres_metrics_port,
                        "search": settings.projector_search_metrics_port},
                    processor_metrics_port=settings.processor_metrics_port,
-                   processor_transaction_timeout_ms=settings.processor_transaction_timeout_ms)
+                   processor_transaction_timeout_ms=settings.processor_transaction_timeout_ms,
+                   processor_restore_timeout_s=settings.processor_restore_timeout_s)
 
     @property
     def prefix(self) -> str:
@@ -89,6 +92,7 @@ class Config:
             kafka=self.kafka.client_config(), topics=topics, prefix=self.prefix,
             instance_id=instance_id, batch_size=batch_size, batch_ms=batch_ms,
             transaction_timeout_ms=self.processor_transaction_timeout_ms,
+            restore_timeout_s=self.processor_restore_timeout_s,
         )
 
     def bench(self) -> BenchConfig:

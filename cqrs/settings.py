@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     again. On a replicated cluster size it above a failover (30000: docs/operations.md, "Running
     it on a cluster"); an open transaction of a processor that stalls holds read_committed
     readers of its partitions that long. At most the brokers' `transaction.max.timeout.ms`."""
+    processor_restore_timeout_s: float = Field(
+        default=ProcessorConfig.restore_timeout_s, gt=0, le=3600)
+    """Longest read of an assignment's stream states (and of the replica's partitions): past it
+    the processor exits non-zero, nothing decided, and its supervisor restarts it. A restore
+    reads about 14,000-20,000 streams a second here (docs/performance.md, "Processor state");
+    size it above the streams of the partitions one instance may take at once (the first member
+    of a group, or the last one left, takes them all)."""
     gateway_keys_file: Path | None = None
     """The gateway's API keys (`cqrs gateway keys add`; docs/gateway.md). Set: command routes
     need a key of scope ``commands``. Unset: the gateway is open, and refuses to listen on

@@ -44,3 +44,14 @@ def test_services_env_sizes_it_for_a_cluster_only(tmp_path: Path) -> None:
 
     assert printed("3")["CQRS_PROCESSOR_TRANSACTION_TIMEOUT_MS"] == "30000"
     assert "CQRS_PROCESSOR_TRANSACTION_TIMEOUT_MS" not in printed("1")
+
+
+def test_the_restore_timeout_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CQRS_PROCESSOR_RESTORE_TIMEOUT_S", "240")
+    config = Config.from_settings(Settings(pg_dsn="postgresql://x@h/db"))
+    assert config.processor("p", 100, 100).restore_timeout_s == 240
+    monkeypatch.delenv("CQRS_PROCESSOR_RESTORE_TIMEOUT_S")
+    config = Config.from_settings(Settings(pg_dsn="postgresql://x@h/db"))
+    assert config.processor("p", 100, 100).restore_timeout_s == ProcessorConfig.restore_timeout_s
+    with pytest.raises(ValueError, match="greater than 0"):
+        Settings(pg_dsn="postgresql://x@h/db", processor_restore_timeout_s=0)

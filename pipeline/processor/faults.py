@@ -40,7 +40,13 @@ class ProducerFenced(Exception):
 
 
 def fenced_message(transactional_id: object) -> str:
+    """What a fenced processor says before it exits 78: the broker's answer is the same for
+    both causes, so both are named, each with its remedy."""
     return (
-        f"producer fenced: another processor uses transactional.id {transactional_id!r}; "
-        "give each processor a distinct --instance-id (CQRS_PROCESSOR_INSTANCE_ID)"
+        f"producer fenced: a newer producer epoch holds transactional.id {transactional_id!r}. "
+        "Either another processor runs with the same id (give each processor a distinct "
+        "--instance-id, CQRS_PROCESSOR_INSTANCE_ID), or this one stalled (paused, swapped, a "
+        "broker failover) past its transaction timeout and the coordinator aborted its "
+        "transaction (restart it; size CQRS_PROCESSOR_TRANSACTION_TIMEOUT_MS above such "
+        "stalls). Nothing it had not committed became visible."
     )

@@ -6,7 +6,8 @@ subprocesses (`python -m cqrs ...`) against it, and a producer thread sending a 
 commands (a create, then a chain of updates, over a few hundred user streams). Each test runs one
 fault while the load flows, then waits until every command is answered and checks with raw
 clients: every command answered exactly once and accepted, versions gapless per stream in the
-events topic, no event key twice, and the `users` rows equal to the fold of the events.
+events topic, no event key twice, the `users` rows and the search documents (`cqrs project
+search` runs too) equal to their projectors' fold of the events.
 
 The pause a fault caused is the longest gap between consecutive command results (as a reader of
 `<p>command-results` sees them arrive) from the fault until the window's last answer. The figures
@@ -33,7 +34,7 @@ import pytest
 from cqrs.config import Config
 from cqrs.settings import Settings
 from tests.integration.projector_harness import fresh_database
-from tests.support.accounting import USERS_QUERY, account
+from tests.support.accounting import USERS_QUERY, Documents, account
 from tests.support.cluster import (
     CONSUMER_OFFSETS,
     NODES,
@@ -44,6 +45,7 @@ from tests.support.cluster import (
 from tests.support.command_load import Load, Results
 from tests.support.pipeline import stop_process
 from tests.support.processor import ROOT, ProcessorProcess
+from tests.support.search_index import drop_search_indices, indexed_documents
 from tests.support.services import Endpoints
 from topics import Catalogue, apply, partition_for
 
@@ -70,6 +72,7 @@ class Pipeline:
     logs: Path
     processor: ProcessorProcess
     projector: subprocess.Popen[bytes]
+    search_projector: subprocess.Popen[bytes]
     load: Load
     results: Results
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -89,12 +92,17 @@ class Pipeline:
     def alive(self) -> None:
         assert self.processor.popen.poll() is None, f"processor exited\n{self.log_tail()}"
         assert self.projector.poll() is None, f"projector exited\n{self.log_tail()}"
+        assert self.search_projector.poll() is None, (
+            f"search projector exited\n{self.log_tail()}")
 
     def users(self) -> dict[str, tuple[Any, ...]]:
         live = Config.from_settings(self.settings).postgres.live_dsn
         with psycopg.connect(live) as connection:
             rows = connection.execute(USERS_QUERY).fetchall()
         return {row[0]: tuple(row) for row in rows}
+
+    def documents(self) -> Documents:
+        return indexed_documents(self.settings.es_url, self.catalogue.prefix)
 
     def in_sync_topics(self) -> list[str]:
         return [spec.name for spec in self.catalogue.specs()] + [TRANSACTION_STATE,
@@ -125,20 +133,19 @@ def pipeline(cluster: Cluster, endpoints: Endpoints,
         env = {"CQRS_TOPIC_PREFIX": catalogue.prefix, "CQRS_KAFKA_BOOTSTRAP": cluster.bootstrap,
                "CQRS_PARTITIONS": str(PARTITIONS), "CQRS_REPLICATION_FACTOR": str(NODES),
                "CQRS_PG_DSN": dsn, "CQRS_PROJECTOR_POSTGRES_METRICS_PORT": "0",
+               "CQRS_ES_URL": endpoints.es_url, "CQRS_PROJECTOR_SEARCH_METRICS_PORT": "0",
                "CQRS_PROCESSOR_TRANSACTION_TIMEOUT_MS": str(TRANSACTION_TIMEOUT_MS)}
         settings = Settings(kafka_bootstrap=cluster.bootstrap, pg_dsn=dsn,
-                            topic_prefix=catalogue.prefix, partitions=PARTITIONS,
-                            replication_factor=NODES)
+                            es_url=endpoints.es_url, topic_prefix=catalogue.prefix,
+                            partitions=PARTITIONS, replication_factor=NODES)
         processor = ProcessorProcess({"bootstrap.servers": cluster.bootstrap}, catalogue,
                                      logs / "processor.log", "failover", env=env)
-        with (logs / "postgres.log").open("ab") as log:
-            projector = subprocess.Popen(
-                [sys.executable, "-m", "cqrs", "project", "postgres"], cwd=ROOT,
-                env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        projector, search_projector = (
+            _projector(kind, env, logs) for kind in ("postgres", "search"))
         load = Load(cluster.bootstrap, catalogue.commands.name, PARTITIONS)
         results = Results(cluster.bootstrap, catalogue.command_results.name, PARTITIONS)
-        running = Pipeline(cluster, catalogue, settings, logs, processor, projector, load,
-                           results)
+        running = Pipeline(cluster, catalogue, settings, logs, processor, projector,
+                           search_projector, load, results)
         load.start()
         results.start()
         try:
@@ -148,10 +155,18 @@ def pipeline(cluster: Cluster, endpoints: Endpoints,
             results.stopping.set()
             load.join(60)
             results.join(30)
-            for worker in (processor.popen, projector):
+            for worker in (processor.popen, projector, search_projector):
                 _stop(worker)
+            drop_search_indices(endpoints.es_url, catalogue.prefix)
             print("\nfailover figures (python3 -m pytest -s "
                   "tests/integration/test_kafka_failover.py):", *FIGURES, sep="\n")
+
+
+def _projector(kind: str, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    with (logs / f"{kind}.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cqrs", "project", kind], cwd=ROOT,
+            env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
@@ -189,7 +204,8 @@ def _under_load(pipeline: Pipeline, name: str, fault: Callable[[], str]) -> None
 def _check(pipeline: Pipeline, sent: set[str]) -> dict[str, int]:
     """The raw-client checks over everything sent so far (`accounting`); returns the counts."""
     assert pipeline.load.failures == []
-    return account(pipeline.kafka, pipeline.catalogue, sent, pipeline.users)
+    return account(pipeline.kafka, pipeline.catalogue, sent, pipeline.users,
+                   documents=pipeline.documents)
 
 
 def _busiest_partition(pipeline: Pipeline) -> int:

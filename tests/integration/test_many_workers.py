@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,11 +36,12 @@ import pytest
 from cqrs.config import Config
 from cqrs.settings import Settings
 from tests.integration.projector_harness import fresh_database
-from tests.support.accounting import USERS_QUERY, Rows, account
+from tests.support.accounting import USERS_QUERY, Documents, Rows, account
 from tests.support.cluster import wait
 from tests.support.command_load import Load, Results
 from tests.support.pipeline import stop_process
 from tests.support.processor import ROOT, ProcessorProcess, topics_for
+from tests.support.search_index import drop_search_indices, indexed_documents
 from tests.support.services import Endpoints
 from topics import Catalogue, partition_for
 
@@ -75,10 +77,11 @@ class Workers:
                                                  self.logs / f"processor-{name}.log", name,
                                                  env=self.env)
 
-    def start_projector(self, name: str) -> None:
-        with (self.logs / f"postgres-{name}.log").open("ab") as log:
+    def start_projector(self, name: str, kind: str = "postgres") -> None:
+        """`cqrs project <kind>` (postgres or search) as instance `name`."""
+        with (self.logs / f"{kind}-{name}.log").open("ab") as log:
             self.projectors[name] = subprocess.Popen(
-                [sys.executable, "-m", "cqrs", "project", "postgres", "--metrics-port", "0"],
+                [sys.executable, "-m", "cqrs", "project", kind, "--metrics-port", "0"],
                 cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
 
     def change(self, what: str) -> None:
@@ -103,6 +106,9 @@ class Workers:
             rows = connection.execute(USERS_QUERY).fetchall()
         return {row[0]: tuple(row) for row in rows}
 
+    def documents(self) -> Documents:
+        return indexed_documents(self.settings.es_url, self.catalogue.prefix)
+
 
 @pytest.fixture
 def workers(endpoints: Endpoints, tmp_path: Path) -> Iterator[Workers]:
@@ -112,9 +118,9 @@ def workers(endpoints: Endpoints, tmp_path: Path) -> Iterator[Workers]:
             fresh_database(endpoints.pg_dsn) as (_, dsn):
         env = {"CQRS_TOPIC_PREFIX": prefix, "CQRS_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
                "CQRS_PARTITIONS": str(PARTITIONS), "CQRS_PG_DSN": dsn,
-               "CQRS_PROJECTOR_POSTGRES_METRICS_PORT": "0"}
+               "CQRS_ES_URL": endpoints.es_url}
         settings = Settings(kafka_bootstrap=endpoints.kafka_bootstrap, pg_dsn=dsn,
-                            topic_prefix=prefix, partitions=PARTITIONS)
+                            es_url=endpoints.es_url, topic_prefix=prefix, partitions=PARTITIONS)
         running = Workers(catalogue, settings, env, tmp_path,
                           Load(endpoints.kafka_bootstrap, catalogue.commands.name, PARTITIONS),
                           Results(endpoints.kafka_bootstrap, catalogue.command_results.name,
@@ -130,6 +136,7 @@ def workers(endpoints: Endpoints, tmp_path: Path) -> Iterator[Workers]:
                 running.load.join(60)
             if running.results.is_alive():
                 running.results.join(30)
+            drop_search_indices(endpoints.es_url, prefix)
 
 
 def test_members_join_and_leave_under_load(workers: Workers) -> None:
@@ -137,23 +144,29 @@ def test_members_join_and_leave_under_load(workers: Workers) -> None:
         workers.start_processor(name)
     for name in ("j1", "j2"):
         workers.start_projector(name)
+    for name in ("s1", "s2"):
+        workers.start_projector(name, "search")
     _settled(workers, ["p1", "p2", "p3"], 0.0)
-    wait("both projector instances assigned",
-         lambda: all(_projector_assignments(workers, name) for name in ("j1", "j2")), 90)
+    wait("both instances of each projector assigned",
+         lambda: all(_projector_assignments(workers, name)
+                     for name in ("j1", "j2", "s1", "s2")), 90)
     load, results = workers.load, workers.results
     load.start()
     results.start()
     load.resume()
     time.sleep(WARM_UP_S)
-    workers.alive("p1", "p2", "p3", "j1", "j2")
+    workers.alive("p1", "p2", "p3", "j1", "j2", "s1", "s2")
 
-    # First, as the projectors' group waits for the killed member's session (Faust's 60 s)
-    # while the processors' changes run.
-    workers.change("SIGKILL projector j1, start j3")
+    # First, as the projectors' groups wait for the killed member's session (15 s) while the
+    # processors' changes run.
+    workers.change("SIGKILL projector j1, SIGTERM search projector s1, start j3 and s3")
     projector_killed = time.time()
     workers.projectors["j1"].kill()
     workers.projectors["j1"].wait(30)
+    workers.projectors["s1"].send_signal(signal.SIGTERM)
+    assert workers.projectors["s1"].wait(30) == 0, workers.log_tail()
     workers.start_projector("j3")
+    workers.start_projector("s3", "search")
     time.sleep(SETTLE_S)
     workers.change("SIGTERM processor p1")
     assert workers.processors["p1"].stop() == 0, workers.log_tail()
@@ -175,9 +188,10 @@ def test_members_join_and_leave_under_load(workers: Workers) -> None:
         workers.alive("p3", "p4")
         assert time.monotonic() < deadline, f"unanswered after 90 s\n{workers.log_tail()}"
         time.sleep(0.5)
-    workers.alive("p3", "p4", "j2", "j3")
-    counts = account(workers.kafka, workers.catalogue, sent, workers.users)
-    workers.alive("p3", "p4", "j2", "j3")
+    workers.alive("p3", "p4", "j2", "j3", "s2", "s3")
+    counts = account(workers.kafka, workers.catalogue, sent, workers.users,
+                     documents=workers.documents)
+    workers.alive("p3", "p4", "j2", "j3", "s2", "s3")
     assert load.failures == []
 
     print("\nmany workers (python3 -m pytest -s tests/integration/test_many_workers.py):")
@@ -238,7 +252,7 @@ def _restores(workers: Workers) -> list[str]:
 
 def _projector_assignments(workers: Workers, name: str) -> list[tuple[float, int]]:
     """The instance's non-empty assignments of the events topic: (wall clock, partitions)."""
-    path = workers.logs / f"postgres-{name}.log"
+    path = next(workers.logs.glob(f"*-{name}.log"))
     found = []
     for line in path.read_text(errors="replace").splitlines():
         if "Setting newly assigned partitions" in line and line.startswith("{"):
@@ -252,12 +266,12 @@ def _projector_assignments(workers: Workers, name: str) -> list[tuple[float, int
 def _projector_pause(workers: Workers, killed: float) -> list[str]:
     """How long after the SIGKILL the surviving and the new instance got partitions again."""
     found = []
-    for name in ("j2", "j3"):
+    for name in ("j2", "j3", "s2", "s3"):
         after = [(at, count) for at, count in _projector_assignments(workers, name)
                  if at > killed]
-        first = (f"{after[0][1]} partitions {after[0][0] - killed:.1f} s after the SIGKILL"
+        first = (f"{after[0][1]} partitions {after[0][0] - killed:.1f} s after it"
                  if after else "none")
-        found.append(f"projector {name}: first assignment after j1's SIGKILL: {first}")
+        found.append(f"projector {name}: first assignment after the change: {first}")
     return found
 
 

@@ -8,7 +8,6 @@ index dropped, the database dropped.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -25,13 +24,14 @@ from typing import Any
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
-from elasticsearch import AsyncElasticsearch, Elasticsearch
+from elasticsearch import Elasticsearch
 
 from cqrs.config import Config
 from cqrs.settings import Settings
-from projections.search.index import IndexNames, drop_indices
+from projections.search.index import IndexNames
 from tests.integration.projector_harness import fresh_database, log_totals
 from tests.support.metrics import free_port
+from tests.support.search_index import drop_search_indices
 from tests.support.services import Endpoints
 from topics import Catalogue, apply
 
@@ -135,7 +135,7 @@ def running_pipeline(endpoints: Endpoints, logs: Path, partitions: int = 3,
                     stop_process(worker)
     finally:
         admin.delete_topics([spec.name for spec in catalogue.specs()])
-        asyncio.run(_drop_index(endpoints.es_url, IndexNames.for_prefix(prefix)))
+        drop_search_indices(endpoints.es_url, prefix)
 
 
 def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
@@ -153,11 +153,6 @@ def stop_process(process: subprocess.Popen[bytes], grace_s: float = 30) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
-
-
-async def _drop_index(es_url: str, names: IndexNames) -> None:
-    async with AsyncElasticsearch(es_url) as client:
-        await drop_indices(client, names)
 
 
 @dataclass(frozen=True)

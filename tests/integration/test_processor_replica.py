@@ -19,6 +19,7 @@ from pipeline.processor.replica import CustomerReplica
 from tests.support.processor import (
     ProcessorProcess,
     command,
+    owned,
     processor_config,
     produce,
     read_all,
@@ -103,8 +104,9 @@ def test_the_replica_follows_the_partitions_it_is_given_from_where_it_should(
 
 
 def last_assignment(process: ProcessorProcess) -> list[int] | None:
-    assigned = [line["partitions"] for line in process.log() if line["event"] == "assigned"]
-    return assigned[-1] if assigned else None
+    """What the process owns after its last rebalance (`None` before its first)."""
+    found = owned(process.log())
+    return None if found is None else sorted(found)
 
 
 def answers(kafka_config: dict[str, str], catalogue: Catalogue) -> dict[str, tuple[str, Any]]:
@@ -149,11 +151,11 @@ def test_two_processors_decide_orders_on_customers_of_either(
         time.sleep(5)  # the replicas are eventually consistent: a moment to read the news
         produce(kafka_config, topic, orders("second-"), PARTITIONS)
         wait_for(kafka_config, results, 48, timeout=90)
+        owned_by_one = set(last_assignment(one) or [])  # a stop revokes them all
     finally:
         assert one.stop() == 0
         if two is not None:
             assert two.stop() == 0
-    owned_by_one = set(last_assignment(one) or [])
     crossing = [n for n, customer in enumerate(customers)
                 if (partition_for(f"order-first-{n}", PARTITIONS) in owned_by_one)
                 != (partition_for(f"user-{customer}", PARTITIONS) in owned_by_one)]

@@ -44,7 +44,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from tests.support.processor import ROOT, command, read_all, stream_of, topics_for
+from tests.support.processor import ROOT, command, owned, read_all, stream_of, topics_for
 from tests.support.stalling_processor import HOLD, STALL_FILE
 from topics import Catalogue, decode_event, decode_result, partition_for
 
@@ -91,14 +91,8 @@ class StallableProcess:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def owned(self) -> set[int]:
-        """The partitions its log says it owns now (eager rebalances: revoke all, assign)."""
-        owned: set[int] = set()
-        for line in self.log():
-            if line["event"] == "assigned":
-                owned = set(line["partitions"])
-            elif line["event"] == "revoked":
-                owned -= set(line["partitions"])
-        return owned
+        """The partitions its log says it owns now."""
+        return owned(self.log()) or set()
 
     def committed_on(self, partition: int, after: datetime) -> datetime | None:
         """When its first batch holding an accepted command and `partition` committed after

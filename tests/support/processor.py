@@ -243,6 +243,19 @@ class ProcessorProcess:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
 
+def owned(lines: list[dict[str, Any]]) -> set[int] | None:
+    """The partitions a processor's log says it owns after its last rebalance (`None` before
+    its first assignment). Rebalances are cooperative: `assigned` names the partitions added
+    and every one owned after it, `revoked` those taken away."""
+    found: set[int] | None = None
+    for line in lines:
+        if line.get("event") == "assigned":
+            found = set(line.get("owned", (found or set()) | set(line["partitions"])))
+        elif line.get("event") == "revoked" and found is not None:
+            found -= set(line["partitions"])
+    return found
+
+
 def throughput(kafka_config: dict[str, str], commands: int, partitions: int) -> float:
     """Commands per second of one in-process processor over `commands` CreateUser commands."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}."

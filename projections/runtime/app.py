@@ -53,7 +53,10 @@ def exit_process(error: BaseException, who: str = "projector") -> NoReturn:
 
 async def finished(batch: Awaitable[_T], grace_s: float) -> _T:
     """Await `batch`; a cancellation (a stop: SIGTERM cancels the agent) lets it finish first,
-    for up to `grace_s`, then propagates.
+    for up to `grace_s`, then cancels it, and propagates only once it has ended, so the
+    agent's clean-up (the store's close) never runs beside it. A further cancellation while it
+    finishes cancels it at once (and still waits for it). An error it ends with during the
+    grace is raised instead of the cancellation (the agent's fatal path).
 
     Cancelled at the await of the store's commit, a batch may be committed with its counts and
     metrics never taken, so the next owner re-reads it as already applied. Finishing it makes a
@@ -62,10 +65,20 @@ async def finished(batch: Awaitable[_T], grace_s: float) -> _T:
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        done, _ = await asyncio.wait({task}, timeout=grace_s)
-        if not done:
+        pass
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    while not task.done():
+        left = deadline - loop.time()
+        if left <= 0:
             task.cancel()
-        raise
+        try:
+            await asyncio.wait({task}, timeout=left if left > 0 else None)
+        except asyncio.CancelledError:
+            task.cancel()
+    if not task.cancelled() and (error := task.exception()) is not None:
+        raise error
+    raise asyncio.CancelledError
 
 
 @dataclass(frozen=True)

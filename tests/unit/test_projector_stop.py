@@ -31,23 +31,75 @@ def test_a_cancelled_wait_lets_the_batch_finish_then_propagates() -> None:
     asyncio.run(scenario())
 
 
-def test_a_batch_that_outlives_the_grace_is_cancelled_too() -> None:
-    cancelled = asyncio.Event()
+def test_a_batch_that_outlives_the_grace_is_cancelled_and_ended_first() -> None:
+    order: list[str] = []
 
     async def stuck() -> None:
         try:
             await asyncio.sleep(60)  # the store down, retried
         except asyncio.CancelledError:
-            cancelled.set()
+            await asyncio.sleep(0.05)  # its clean-up takes a moment
+            order.append("batch ended")
             raise
 
+    async def agent() -> None:
+        try:
+            await finished(stuck(), grace_s=0.05)
+        finally:
+            order.append("store closed")
+
     async def scenario() -> None:
-        agent = asyncio.ensure_future(finished(stuck(), grace_s=0.05))
+        task = asyncio.ensure_future(agent())
         await asyncio.sleep(0.01)
-        agent.cancel()
+        task.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await agent
-        await asyncio.wait_for(cancelled.wait(), 1)
+            await task
+
+    asyncio.run(scenario())
+    assert order == ["batch ended", "store closed"]
+
+
+def test_a_second_cancellation_cancels_the_batch_and_still_waits_for_it() -> None:
+    order: list[str] = []
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)
+            order.append("batch ended")
+            raise
+
+    async def agent() -> None:
+        try:
+            await finished(slow(), grace_s=30)
+        finally:
+            order.append("store closed")
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(agent())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.sleep(0.01)
+        task.cancel()  # the loop's shutdown cancels what is left
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert order == ["batch ended", "store closed"]
+
+
+def test_an_error_during_the_grace_is_raised_not_lost() -> None:
+    async def failing() -> None:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("the store refused the batch")
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(finished(failing(), grace_s=5))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(RuntimeError, match="refused"):
+            await task
 
     asyncio.run(scenario())
 

@@ -5,7 +5,8 @@ their states restored, and no producer being recovered. Not ready before the fir
 after a revocation that left no partition until the next assignment (a rebalance; a cooperative
 one that keeps some partitions keeps the process ready), during a restore, while a new producer
 replaces a failed one, and once stopped. Alive: the loop began an iteration less than
-`LIVENESS_S` ago. The loop thread writes, the HTTP thread reads; each field is one assignment.
+`LIVENESS_S` ago, or a restore runs (it may last longer, up to the restore timeout). The loop
+thread writes, the HTTP thread reads; each field is one assignment.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class ProcessorHealth:
         idle = self._monotonic() - self._last_iteration
         if self._stopped:
             return Verdict(False, "stopped")
+        if self._restoring:
+            # A restore is progress (bounded by the restore timeout) with no loop iteration.
+            return Verdict(True, "restoring stream states")
         if idle >= LIVENESS_S:
             return Verdict(False, f"no loop iteration for {idle:.0f} s")
         return Verdict(True, f"last loop iteration {idle:.1f} s ago")

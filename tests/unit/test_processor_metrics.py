@@ -287,3 +287,21 @@ def test_the_metrics_port_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CQRS_PROCESSOR_METRICS_PORT", "70000")
     with pytest.raises(ValueError, match="65535"):
         Settings()
+
+
+def test_alive_through_a_restore_longer_than_the_liveness_limit() -> None:
+    ticks = Ticks()
+    health = ProcessorHealth(monotonic=ticks)
+    with health.restoring():
+        ticks.now += 300  # a restore of millions of streams, within its own timeout
+        assert health.liveness() == Verdict(True, "restoring stream states")
+    assert not health.liveness().ok  # and no loop iteration since
+
+
+def test_the_poll_interval_covers_an_assignment() -> None:
+    assert ProcessorConfig(kafka={}, topics=CONFIG.topics).command_consumer()[
+        "max.poll.interval.ms"] == 300_000
+    long = ProcessorConfig(kafka={}, topics=CONFIG.topics, restore_timeout_s=600)
+    assert long.command_consumer()["max.poll.interval.ms"] == int(
+        (long.stable_offsets_timeout_s + 3 * 600 + 30) * 1000)
+    assert long.command_consumer()["partition.assignment.strategy"] == "cooperative-sticky"

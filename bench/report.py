@@ -223,6 +223,7 @@ STATE_READS = {
     "decode": "read + json.loads, dicts kept by key",
     "restore": "**processor restore**, every partition",
     "restore_one": "processor restore, partition 0 alone",
+    "restore_bounded": "processor restore, every partition, a tenth of the streams resident",
     "replica": "processor replica (users of partitions not owned)",
 }
 """Every read of `bench.stage_state.READS`, as the state table names it."""

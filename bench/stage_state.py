@@ -30,8 +30,9 @@ from pipeline.processor.state import StreamState
 from topics import partition_for
 
 UPDATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
-READS = ("raw", "decode", "restore", "restore_one", "replica")
-"""Every probe of one N, in order; `restore_one` is the restore of partition 0 alone."""
+READS = ("raw", "decode", "restore", "restore_one", "restore_bounded", "replica")
+"""Every probe of one N, in order; `restore_one` is the restore of partition 0 alone,
+`restore_bounded` the restore of every partition with a tenth of N resident (`spill`)."""
 
 
 def user_stream(number: int) -> StreamState:
@@ -70,12 +71,13 @@ def write_snapshots(ctx: Context, ns: Namespace, count: int) -> int:
     return written
 
 
-def probe(ns: Namespace, mode: str, partitions: list[int], timeout: float) -> dict[str, Any]:
+def probe(ns: Namespace, mode: str, partitions: list[int], timeout: float,
+          resident: int | None = None) -> dict[str, Any]:
     """One `bench.state_probe` read in a fresh process; its figures."""
     kafka = {key: value for key, value in ns.kafka.items() if key != "logger"}
     request = {"kafka": kafka, "topic": ns.catalogue.aggregates.name,
                "events_topic": ns.catalogue.events.name, "partitions": partitions,
-               "partition_count": ns.config.partitions, "mode": mode}
+               "partition_count": ns.config.partitions, "mode": mode, "resident": resident}
     finished = subprocess.run(
         [sys.executable, "-m", "bench.state_probe"], cwd=ROOT, input=json.dumps(request),
         capture_output=True, text=True, timeout=timeout, check=False)
@@ -95,7 +97,8 @@ def state_at(ctx: Context, count: int) -> dict[str, Any]:
         for read in READS:
             ctx.progress.begin(f"{count:,} streams: {read} read (own process)", 1)
             mode, chosen = ("restore", [0]) if read == "restore_one" else (read, partitions)
-            found[read] = probe(ns, mode, chosen, PROCESS_TIMEOUT_S)
+            found[read] = probe(ns, mode, chosen, PROCESS_TIMEOUT_S,
+                                resident=max(1, count // 10))
             ctx.progress.update(1)
     restored = found["restore"]
     found["restore_vs_raw"] = _ratio(restored["seconds"], found["raw"]["seconds"])

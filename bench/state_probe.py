@@ -10,6 +10,8 @@ and writes one JSON line of figures on stdout. Modes:
   JSON, with plain dicts as the cheapest state one could keep;
 - `restore`: the processor's own restore, as `Processor._restore` runs it (`heap.tune` as
   `bootstrap` does, `restore` under `heap.paused`, `StateStore.load`, then `heap.settle`);
+- `restore_bounded`: the same into a `spill.BoundedStateStore` of `resident` states (the
+  request's), as a processor with `CQRS_PROCESSOR_MAX_RESIDENT_STREAMS` restores;
 - `replica`: `CustomerReplica.follow` of every partition as not owned: what a processor keeps
   of the users of partitions it does not own.
 
@@ -33,9 +35,10 @@ from pipeline.processor.adapters import KafkaPartitionReader, KafkaSnapshotTail
 from pipeline.processor.config import ProcessorConfig, TopicNames
 from pipeline.processor.replica import CustomerReplica
 from pipeline.processor.restore import restore
+from pipeline.processor.spill import BoundedStateStore
 from pipeline.processor.state import StateStore
 
-MODES = ("raw", "decode", "restore", "replica")
+MODES = ("raw", "decode", "restore", "restore_bounded", "replica")
 TIMEOUT_S = 900.0
 """Longest read: far past the processor's `restore_timeout_s` (60 s), which the figures are
 compared with rather than bound by."""
@@ -102,15 +105,17 @@ def plain_read(
     return records, size, kept
 
 
-def processor_restore(config: ProcessorConfig, partitions: list[int]) -> dict[str, Any]:
-    """`Processor._restore`'s steps: the streams restored and the time each step took."""
+def processor_restore(config: ProcessorConfig, partitions: list[int],
+                      resident: int | None = None) -> dict[str, Any]:
+    """`Processor._restore`'s steps: the streams restored and the time each step took; into a
+    store bounded to `resident` states in memory when given."""
     heap.tune(config.gc_young_threshold)
-    store = StateStore()
+    store = StateStore() if resident is None else BoundedStateStore(resident)
     started = time.monotonic()
     with heap.paused():
         restored = restore(KafkaPartitionReader(config.reader("restore")),
                            config.topics.aggregates, partitions, config.restore_timeout_s,
-                           config.topics.events)
+                           config.topics.events, staging=store.staging)
     read_s = time.monotonic() - started
     for partition, found in restored.items():
         store.load(partition, found.streams, found.quarantined)
@@ -137,6 +142,9 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
                  "streams": len(kept) if mode == "decode" else records, "_keep": kept}
     elif mode == "restore":
         found = processor_restore(config, partitions)
+    elif mode == "restore_bounded":
+        found = processor_restore(config, partitions, int(request["resident"]))
+        found["resident"] = int(request["resident"])
     elif mode == "replica":
         replica = CustomerReplica(KafkaSnapshotTail(config.reader("replica"),
                                                     config.topics.aggregates))

@@ -36,6 +36,8 @@ class Config:
     """The processor's `transaction.timeout.ms` (`Settings.processor_transaction_timeout_ms`)."""
     processor_restore_timeout_s: float = ProcessorConfig.restore_timeout_s
     """The processor's longest restore (`Settings.processor_restore_timeout_s`)."""
+    processor_max_resident_streams: int | None = None
+    """The processor's bound on states in memory (`Settings.processor_max_resident_streams`)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
@@ -61,7 +63,8 @@ class Config:
                        "search": settings.projector_search_metrics_port},
                    processor_metrics_port=settings.processor_metrics_port,
                    processor_transaction_timeout_ms=settings.processor_transaction_timeout_ms,
-                   processor_restore_timeout_s=settings.processor_restore_timeout_s)
+                   processor_restore_timeout_s=settings.processor_restore_timeout_s,
+                   processor_max_resident_streams=settings.processor_max_resident_streams)
 
     @property
     def prefix(self) -> str:
@@ -93,6 +96,7 @@ class Config:
             instance_id=instance_id, batch_size=batch_size, batch_ms=batch_ms,
             transaction_timeout_ms=self.processor_transaction_timeout_ms,
             restore_timeout_s=self.processor_restore_timeout_s,
+            max_resident_streams=self.processor_max_resident_streams,
         )
 
     def bench(self) -> BenchConfig:

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     reads about 14,000-20,000 streams a second here (docs/performance.md, "Processor state");
     size it above the streams of the partitions one instance may take at once (the first member
     of a group, or the last one left, takes them all)."""
+    processor_max_resident_streams: int | None = Field(default=None, ge=1)
+    """At most this many stream states in the processor's memory, the least recently used of the
+    others in a local file it reads them back from on demand (docs/processor.md, "Bounded
+    memory"). Unset: every stream of the owned partitions in memory."""
     gateway_keys_file: Path | None = None
     """The gateway's API keys (`cqrs gateway keys add`; docs/gateway.md). Set: command routes
     need a key of scope ``commands``. Unset: the gateway is open, and refuses to listen on

@@ -79,6 +79,9 @@ class ProcessorConfig:
     transaction_timeout_ms: int = 10_000
     session_timeout_ms: int = 6_000
     restore_timeout_s: float = 60.0
+    max_resident_streams: int | None = None
+    """At most this many stream states in memory, the least recently used of the others in a
+    local file (`spill.BoundedStateStore`); `None`: every owned stream in memory."""
     extra_consumer: dict[str, KafkaValue] = field(default_factory=dict)
     gc_young_threshold: int | None = heap.YOUNG_THRESHOLD
     """The process's young-generation threshold (see `heap.tune`; `None`: CPython's 700), set
@@ -91,6 +94,9 @@ class ProcessorConfig:
             raise ValueError(f"batch_ms must be >= 1, got {self.batch_ms}")
         if self.batch_idle_ms < 0:
             raise ValueError(f"batch_idle_ms must be >= 0, got {self.batch_idle_ms}")
+        if self.max_resident_streams is not None and self.max_resident_streams < 1:
+            raise ValueError(
+                f"max_resident_streams must be >= 1, got {self.max_resident_streams}")
         if self.gc_young_threshold is not None and self.gc_young_threshold < 1:
             raise ValueError(f"gc_young_threshold must be >= 1, got {self.gc_young_threshold}")
 
@@ -99,6 +105,16 @@ class ProcessorConfig:
         """Longest wait at an assignment for the offsets a previous owner's transaction holds
         (a stalled zombie's: at most until the coordinator aborts it)."""
         return self.transaction_timeout_ms / 1000 + STABLE_OFFSETS_MARGIN_S
+
+    @property
+    def max_poll_interval_ms(self) -> int:
+        """The commands consumer's `max.poll.interval.ms`: librdkafka's 300 s, or more when an
+        assignment may take longer. An assignment runs inside a poll's rebalance callback, and
+        a callback served by a non-blocking poll counts against the interval: the wait for
+        stable offsets, then the restore, the rebuild of unreadable snapshots and the replica's
+        read, each bounded by `restore_timeout_s`, plus a margin."""
+        assignment_s = self.stable_offsets_timeout_s + 3 * self.restore_timeout_s + 30
+        return max(300_000, int(assignment_s * 1000))
 
     @property
     def consumer_group(self) -> str:
@@ -125,6 +141,7 @@ class ProcessorConfig:
             # only the partitions that change owner; the others are neither revoked nor
             # restored, and keep being processed through the rebalance.
             "partition.assignment.strategy": "cooperative-sticky",
+            "max.poll.interval.ms": self.max_poll_interval_ms,
             "client.id": f"{self.transactional_id}-commands",
             "fetch.message.max.bytes": deadletter.RECORD_LIMIT,
             **self.extra_consumer,

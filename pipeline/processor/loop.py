@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -42,6 +42,7 @@ from pipeline.processor.metrics import ProcessorMetrics
 from pipeline.processor.ports import ProcessorPorts, ProducerPort, TopicPosition
 from pipeline.processor.records import InboundRecord
 from pipeline.processor.restore import restore
+from pipeline.processor.spill import BoundedStateStore
 from pipeline.processor.state import Overlay, StateStore
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,13 @@ class Processor:
         self._ports = ports
         self._consumer = ports.commands
         self._replica = ports.replica
-        self._store = StateStore()
+        self._store = (StateStore() if config.max_resident_streams is None
+                       else BoundedStateStore(config.max_resident_streams))
         self._restored_up_to: dict[int, int] = {}
         """Per owned partition: the aggregates offset its last restore read up to."""
         self._caution = Caution()
+        self._revoked_in_collect: set[int] = set()
+        """Partitions revoked since the current batch began to be collected."""
         self._partitions = 0
         self._producer: ProducerPort | None = None
 
@@ -132,6 +136,7 @@ class Processor:
 
     def _revoked(self, partitions: list[int]) -> None:
         """`partitions` were taken away (or lost); the others stay owned and keep going."""
+        self._revoked_in_collect.update(partitions)
         for partition in partitions:
             streams = self._store.drop(partition)
             self._replica.hand_over(
@@ -178,6 +183,7 @@ class Processor:
                 partitions,
                 self.config.restore_timeout_s,
                 self.config.topics.events,
+                staging=self._store.staging,
             )
         streams = sum(len(found.streams) for found in restored.values())
         self.metrics.restored(time.monotonic() - started, streams)
@@ -196,9 +202,17 @@ class Processor:
         self.health.iterated()
         self._sample_lag()
         config = self.config
+        self._revoked_in_collect = set()
         consumed = collect(self._consumer, config.batch_size, config.batch_ms, config.batch_idle_ms)
         self._replica.poll()
         records = [record for record in consumed if self._store.owns(record.partition)]
+        back = self._revoked_in_collect & self._store.partitions
+        if back:
+            # Revoked and assigned again while the batch was collected: the records read before
+            # the revocation are read again from the committed offset after the assignment, so
+            # the batch holds some twice. They all go, and the partitions are read again.
+            records = [record for record in records if record.partition not in back]
+            self._rewind(back)
         for chunk in self._caution.chunks(records):
             if not self._transact(chunk):
                 break  # rewound: the records still in hand are consumed again
@@ -314,9 +328,12 @@ class Processor:
             self._restore(sorted(self._store.partitions))
             self._rewind()
 
-    def _rewind(self) -> None:
-        """Seek every owned partition back to its committed offset (the last committed batch)."""
+    def _rewind(self, partitions: Collection[int] | None = None) -> None:
+        """Seek every owned partition (or those of `partitions`) back to its committed offset
+        (the last committed batch)."""
         assignment = self._consumer.assignment()
+        if partitions is not None:
+            assignment = [partition for partition in assignment if partition in partitions]
         if not assignment:
             return
         for partition, offset in self._consumer.committed(assignment).items():
@@ -329,6 +346,7 @@ class Processor:
         self.health.stopped()
         self._consumer.close()
         self._replica.close()
+        self._store.close()
         log.info("stopped", extra={"counts": self.counters.as_dict()})
 
 

@@ -1,9 +1,12 @@
 """The consumer group of `memory.MemoryBroker`: members, their partitions and the generation.
 
 Each rebalance (a member joins or leaves, or `rebalance` is called) moves the generation on. A
-member learns its new partitions and the new generation only at its next `poll`/`consume`, as a
-Kafka consumer does, so a member that holds a batch open across a rebalance still carries the old
-generation in its `group_metadata`. With KIP-447 the broker refuses transactional offsets of a
+member learns its new partitions and the new generation only at its next `poll`/`consume`, so a
+member that holds a batch open across a rebalance still carries the old generation in its
+`group_metadata`. That is stricter than Kafka's cooperative protocol, where a partition's new
+owner gets it only after the old one revoked it (and librdkafka rejoins in the background): here
+both may hold it for a moment, and only the generation keeps the old owner's offsets out.
+With KIP-447 the broker refuses transactional offsets of a
 stale generation (`TxnOffsetCommit` answers `ILLEGAL_GENERATION`/`UNKNOWN_MEMBER_ID`, which
 librdkafka turns into an abortable transaction error: `AbortableFault` in `faults`), so the
 zombie's batch can never commit over the new owner's.

@@ -30,7 +30,10 @@ class TopicPosition:
 class CommandSource(Protocol):
     """The commands consumer of the group: read_committed, offsets only in transactions.
 
-    Assignment callbacks run inside `poll`/`consume`, as Kafka runs them."""
+    Assignment callbacks run inside `poll`/`consume`, as Kafka runs them, and are incremental
+    (cooperative rebalancing): `on_revoke` gets only the partitions taken away (or lost),
+    `on_assign` only those added, possibly none, after every rebalance; partitions kept keep
+    their positions."""
 
     def subscribe(self, on_assign: PartitionsCallback, on_revoke: PartitionsCallback) -> None: ...
     def poll(self, timeout: float) -> InboundRecord | None: ...

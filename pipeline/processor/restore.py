@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 
 from pipeline.processor.ports import PartitionReader
@@ -51,7 +52,7 @@ def snapshot_of(record: InboundRecord) -> tuple[str, StreamState | None]:
 class Restored:
     """One partition's streams, and those quarantined (no readable snapshot, no rebuild)."""
 
-    streams: dict[str, StreamState] = field(default_factory=dict)
+    streams: MutableMapping[str, StreamState] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)
     quarantined: frozenset[str] = frozenset()
     read_up_to: int = 0
@@ -85,11 +86,14 @@ def restore(
     partitions: list[int],
     timeout_s: float,
     events_topic: str,
+    staging: Callable[[int], MutableMapping[str, StreamState]] = lambda _: {},
 ) -> dict[int, Restored]:
-    """The committed stream states of `partitions`, read from the aggregates topic. Raises
-    when a read does not finish (`RestoreTimeout`, `rebuild.RebuildInterrupted`)."""
+    """The committed stream states of `partitions`, read from the aggregates topic into the
+    mapping `staging(partition)` gives for each (a dict by default; a bounded store's own, see
+    `spill`). Raises when a read does not finish (`RestoreTimeout`,
+    `rebuild.RebuildInterrupted`)."""
     started = time.monotonic()
-    restored = {partition: Restored() for partition in partitions}
+    restored = {partition: Restored(staging(partition)) for partition in partitions}
     for record in reader.read(topic, partitions, timeout_s):
         restored[record.partition].apply(record)
     unreadable = {p: found.unreadable for p, found in restored.items() if found.unreadable}

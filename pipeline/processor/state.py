@@ -7,6 +7,7 @@ transaction aborts the overlay is dropped, so the store never holds a state Kafk
 
 from __future__ import annotations
 
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -92,15 +93,22 @@ class StateStore:
     def owns(self, partition: int) -> bool:
         return partition in self._partitions
 
+    def staging(self, partition: int) -> MutableMapping[str, StreamState]:
+        """Where a restore of `partition` writes the states it reads, for `load` (a dict)."""
+        return {}
+
     def load(
         self,
         partition: int,
-        streams: dict[str, StreamState],
+        streams: Mapping[str, StreamState],
         quarantined: frozenset[str] = frozenset(),
     ) -> None:
         """Own `partition` with these states; `quarantined` streams have no readable state."""
         self._partitions[partition] = dict(streams)
         self._quarantined[partition] = quarantined
+
+    def close(self) -> None:
+        """Release what the store holds outside memory (nothing here)."""
 
     def drop(self, partition: int) -> dict[str, StreamState]:
         """Own `partition` no more; its streams as they were."""

@@ -16,10 +16,8 @@ are printed at the end of the module (`pytest -s`) and quoted in docs/operations
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -43,8 +41,8 @@ from tests.support.cluster import (
     running_cluster,
 )
 from tests.support.command_load import Load, Results
-from tests.support.pipeline import stop_process
-from tests.support.processor import ROOT, ProcessorProcess
+from tests.support.pipeline import start_worker, stop_process
+from tests.support.processor import ProcessorProcess
 from tests.support.search_index import drop_search_indices, indexed_documents
 from tests.support.services import Endpoints
 from topics import Catalogue, apply, partition_for
@@ -141,7 +139,7 @@ def pipeline(cluster: Cluster, endpoints: Endpoints,
         processor = ProcessorProcess({"bootstrap.servers": cluster.bootstrap}, catalogue,
                                      logs / "processor.log", "failover", env=env)
         projector, search_projector = (
-            _projector(kind, env, logs) for kind in ("postgres", "search"))
+            start_worker(kind, ["project", kind], env, logs) for kind in ("postgres", "search"))
         load = Load(cluster.bootstrap, catalogue.commands.name, PARTITIONS)
         results = Results(cluster.bootstrap, catalogue.command_results.name, PARTITIONS)
         running = Pipeline(cluster, catalogue, settings, logs, processor, projector,
@@ -160,13 +158,6 @@ def pipeline(cluster: Cluster, endpoints: Endpoints,
             drop_search_indices(endpoints.es_url, catalogue.prefix)
             print("\nfailover figures (python3 -m pytest -s "
                   "tests/integration/test_kafka_failover.py):", *FIGURES, sep="\n")
-
-
-def _projector(kind: str, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
-    with (logs / f"{kind}.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "cqrs", "project", kind], cwd=ROOT,
-            env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:

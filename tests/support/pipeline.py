@@ -125,7 +125,7 @@ def running_pipeline(endpoints: Endpoints, logs: Path, partitions: int = 3,
                                 es_url=endpoints.es_url, topic_prefix=prefix,
                                 partitions=partitions)
             pipeline = Pipeline(settings, env, logs, catalogue)
-            pipeline.workers = {name: _start(name, args, env, logs)
+            pipeline.workers = {name: start_worker(name, args, env, logs)
                                 for name, args in WORKERS.items()}
             try:
                 pipeline.wait_ready()
@@ -138,7 +138,10 @@ def running_pipeline(endpoints: Endpoints, logs: Path, partitions: int = 3,
         drop_search_indices(endpoints.es_url, prefix)
 
 
-def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+def start_worker(name: str, args: list[str], env: dict[str, str],
+                 logs: Path) -> subprocess.Popen[bytes]:
+    """`python -m cqrs <args>` with `env` over this environment, its output in
+    `<logs>/<name>.log`."""
     with (logs / f"{name}.log").open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "cqrs", *args], cwd=ROOT,
                                 env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)

@@ -152,11 +152,12 @@ def check_streams(broker: MemoryBroker) -> None:
 class Group:
     """Two processor slots of one group; a slot whose processor stops is restarted."""
 
-    def __init__(self, broker: MemoryBroker, batch_size: int) -> None:
+    def __init__(self, broker: MemoryBroker, batch_size: int,
+                 resident: int | None = None) -> None:
         self.broker = broker
         self.configs = [
             ProcessorConfig(kafka={}, topics=TOPICS, instance_id=slot, batch_size=batch_size,
-                            batch_ms=1)
+                            batch_ms=1, max_resident_streams=resident)
             for slot in SLOTS
         ]
         self.processors: list[Processor] = [self.start(index) for index in range(len(SLOTS))]
@@ -198,17 +199,21 @@ class Group:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(STEPS, FAULTS, st.lists(st.booleans(), max_size=5), st.integers(1, 5), STALLS, SCHEDULE)
+@given(STEPS, FAULTS, st.lists(st.booleans(), max_size=5), st.integers(1, 5), STALLS, SCHEDULE,
+       st.sampled_from([None, 1, 3]))
 def test_any_faults_leave_one_result_per_command_and_consistent_streams(
     steps: list[tuple[str, int, int]], faults: list[Fault], misplace: list[bool],
     batch_size: int, stalls: list[tuple[int, str, int, int, int]], schedule: list[int],
+    resident: int | None,
 ) -> None:
+    """`resident`: the processors' bound on states in memory (`spill`; 1 spills nearly every
+    state between two commands), or none."""
     broker = MemoryBroker.for_config(
         ProcessorConfig(kafka={}, topics=TOPICS), PARTITIONS
     )
     sends = send(broker, steps, misplace)
     broker.inject(*faults)
-    group = Group(broker, batch_size)
+    group = Group(broker, batch_size, resident)
     for stall in stalls:
         group.stall(*stall)
     for entry in schedule:
@@ -217,6 +222,8 @@ def test_any_faults_leave_one_result_per_command_and_consistent_streams(
         else:
             broker.group.rebalance(-1 - entry)
     group.drain(max_steps=1000)
+    for processor in group.processors:
+        processor.close()
     results = Counter(read_headers(list(r.headers))["command_id"] for r in broker.records("r"))
     assert results == sends
     check_streams(broker)

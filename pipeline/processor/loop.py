@@ -283,6 +283,7 @@ class Processor:
     def _sample_lag(self) -> None:
         """The lag gauges; a consumer that cannot tell its position now (`lag` calls
         `position()`, which raises on a broker or state error) costs a warning, never the loop."""
+        self.metrics.sample_streams(self._store.counts)
         try:
             self.metrics.sample_lag(self._consumer.lag)
         except Exception as error:

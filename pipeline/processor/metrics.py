@@ -97,6 +97,12 @@ class ProcessorMetrics:
             "Commands not yet consumed per owned partition (high watermark - position)",
             ["partition"],
         )
+        self._streams = gauge(
+            "cqrs_processor_streams",
+            "Stream states of the owned partitions, in memory or spilled to the local file "
+            "(CQRS_PROCESSOR_MAX_RESIDENT_STREAMS)", ["where"],
+        )
+        self._streams_sampled: float | None = None
         gauge("cqrs_processor_up", "1 while the process runs").labels(prefix).set(1)
 
     def committed(self, counts: ProcessorCounts, records: int, seconds: float) -> None:
@@ -140,6 +146,17 @@ class ProcessorMetrics:
         for partition, records in behind.items():
             self._lag.labels(self.prefix, str(partition)).set(max(records, 0))
         self._lag_partitions = set(behind)
+
+    def sample_streams(self, counts: Callable[[], tuple[int, int]]) -> None:
+        """Set the streams gauges from `counts()` (in memory, spilled), at most once per
+        `LAG_INTERVAL_S`."""
+        now = self._monotonic()
+        if self._streams_sampled is not None and now - self._streams_sampled < LAG_INTERVAL_S:
+            return
+        self._streams_sampled = now
+        resident, spilled = counts()
+        self._streams.labels(self.prefix, "memory").set(resident)
+        self._streams.labels(self.prefix, "disk").set(spilled)
 
     def revoked(self, partitions: Iterable[int]) -> None:
         """Forget the lag of partitions this process no longer owns."""

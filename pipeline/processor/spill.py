@@ -192,6 +192,9 @@ class BoundedStateStore(StateStore):
     def stream_count(self) -> int:
         return len(self._recency) + self._spilled.count()
 
+    def counts(self) -> tuple[int, int]:
+        return len(self._recency), self._spilled.count()
+
     def close(self) -> None:
         self._spilled.close()
 

@@ -88,14 +88,22 @@ def committed_batches(process: ProcessorProcess) -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("resident", [None, 20], ids=["every-state-in-memory", "20-resident"])
 def test_sigkill_and_restart_loses_nothing_and_duplicates_nothing(
-    kafka_config: dict[str, str], catalogue: Catalogue, tmp_path: Path
+    kafka_config: dict[str, str], catalogue: Catalogue, tmp_path: Path, resident: int | None
 ) -> None:
+    """`resident`: the processor's bound on states in memory (300 streams here: with 20, most
+    decisions read a state back from its spill file), or none."""
     rng = random.Random(20240501)
     records = workload(rng)
     waves = [records[i : i + 2500] for i in range(0, TOTAL, 2500)]
     log = tmp_path / "processor.log"
-    process = ProcessorProcess(kafka_config, catalogue, log, "0")
+    env = {} if resident is None else {"CQRS_PROCESSOR_MAX_RESIDENT_STREAMS": str(resident)}
+
+    def start() -> ProcessorProcess:
+        return ProcessorProcess(kafka_config, catalogue, log, "0", env=env)
+
+    process = start()
     kills = 0
     for wave in waves[:-1]:
         before = committed_batches(process)
@@ -106,7 +114,7 @@ def test_sigkill_and_restart_loses_nothing_and_duplicates_nothing(
         time.sleep(rng.uniform(0.0, 0.8))
         process.kill()
         kills += 1
-        process = ProcessorProcess(kafka_config, catalogue, log, "0")
+        process = start()
     produce(kafka_config, catalogue.commands.name, waves[-1], PARTITIONS)
     garbage = sum(isinstance(r, bytes) for r in records)
     answered = len(records) - garbage

@@ -305,3 +305,14 @@ def test_the_poll_interval_covers_an_assignment() -> None:
     assert long.command_consumer()["max.poll.interval.ms"] == int(
         (long.stable_offsets_timeout_s + 3 * 600 + 30) * 1000)
     assert long.command_consumer()["partition.assignment.strategy"] == "cooperative-sticky"
+
+
+def test_the_streams_gauges_say_where_the_states_are() -> None:
+    bounded = dataclasses.replace(CONFIG, max_resident_streams=2)
+    processor, broker = started([create(i) for i in range(5)], config=bounded)
+    drain(processor, broker)
+    processor.metrics._streams_sampled = None  # sampled at most every few seconds
+    processor.step()
+    assert value(processor, "cqrs_processor_streams", where="memory") == 2
+    assert value(processor, "cqrs_processor_streams", where="disk") == 3
+    processor.close()

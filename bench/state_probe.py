@@ -159,6 +159,8 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
     streams = int(found["streams"])
     grown = (after["VmRSS"] - before["VmRSS"]) * 1024
     figures = {key: value for key, value in found.items() if not key.startswith("_")}
+    if isinstance(found.get("_keep"), StateStore):
+        found["_keep"].close()  # a bounded store's spill file
     return {
         "mode": mode, "partitions": partitions, **figures,
         "seconds": round(seconds, 3),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.config import BenchConfig
 from cqrs.metrics_ports import PROCESSOR, PROJECTOR_POSTGRES, PROJECTOR_SEARCH
@@ -38,6 +39,8 @@ class Config:
     """The processor's longest restore (`Settings.processor_restore_timeout_s`)."""
     processor_max_resident_streams: int | None = None
     """The processor's bound on states in memory (`Settings.processor_max_resident_streams`)."""
+    processor_spill_dir: Path | None = None
+    """Where a bounded processor spills (`Settings.processor_spill_dir`)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
@@ -64,7 +67,8 @@ class Config:
                    processor_metrics_port=settings.processor_metrics_port,
                    processor_transaction_timeout_ms=settings.processor_transaction_timeout_ms,
                    processor_restore_timeout_s=settings.processor_restore_timeout_s,
-                   processor_max_resident_streams=settings.processor_max_resident_streams)
+                   processor_max_resident_streams=settings.processor_max_resident_streams,
+                   processor_spill_dir=settings.processor_spill_dir)
 
     @property
     def prefix(self) -> str:
@@ -97,6 +101,7 @@ class Config:
             transaction_timeout_ms=self.processor_transaction_timeout_ms,
             restore_timeout_s=self.processor_restore_timeout_s,
             max_resident_streams=self.processor_max_resident_streams,
+            spill_dir=self.processor_spill_dir,
         )
 
     def bench(self) -> BenchConfig:

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     """At most this many stream states in the processor's memory, the least recently used of the
     others in a local file it reads them back from on demand (docs/processor.md, "Bounded
     memory"). Unset: every stream of the owned partitions in memory."""
+    processor_spill_dir: Path | None = None
+    """Where a bounded processor keeps its spill file (the system's temporary directory by
+    default; put it on a disk, not a tmpfs, for the bound to save memory)."""
     gateway_keys_file: Path | None = None
     """The gateway's API keys (`cqrs gateway keys add`; docs/gateway.md). Set: command routes
     need a key of scope ``commands``. Unset: the gateway is open, and refuses to listen on

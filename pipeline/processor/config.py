@@ -7,6 +7,7 @@ import logging
 import re
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipeline.processor import heap
 from topics import CLIENT_LOGGER, deadletter
@@ -82,6 +83,8 @@ class ProcessorConfig:
     max_resident_streams: int | None = None
     """At most this many stream states in memory, the least recently used of the others in a
     local file (`spill.BoundedStateStore`); `None`: every owned stream in memory."""
+    spill_dir: Path | None = None
+    """Where that file goes (the system's temporary directory by default)."""
     extra_consumer: dict[str, KafkaValue] = field(default_factory=dict)
     gc_young_threshold: int | None = heap.YOUNG_THRESHOLD
     """The process's young-generation threshold (see `heap.tune`; `None`: CPython's 700), set

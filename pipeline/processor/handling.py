@@ -28,7 +28,7 @@ from pipeline.processor.config import TopicNames
 from pipeline.processor.failures import StreamQuarantined, UnreadableHeaders
 from pipeline.processor.outcome import Handled, RecordOutcome
 from pipeline.processor.records import InboundRecord, OutboundRecord
-from pipeline.processor.state import Overlay, StreamState, customer_status_of
+from pipeline.processor.state import Overlay, StateUnavailable, StreamState, customer_status_of
 from topics import (
     CommandEnvelope,
     Event,
@@ -71,6 +71,8 @@ def handle(record: InboundRecord, context: BatchContext) -> Handled:
     try:
         handled = _handle(record, context)
         failures.check_fits(handled.outputs)
+    except StateUnavailable:
+        raise  # the store failed, not the record: the batch and the process stop
     except Exception as error:
         return failures.failed(record, context.topics, context.now, error)
     if handled.change is not None:

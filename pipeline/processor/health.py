@@ -24,8 +24,12 @@ class ProcessorHealth:
     """What the processor's `/livez` and `/readyz` answer (see the module docstring); an
     `observability.HealthCheck`."""
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic,
+                 restore_limit_s: float | None = None) -> None:
+        """`restore_limit_s`: the longest an assignment's restore may keep the loop from
+        iterating and still count as alive (none: any)."""
         self._monotonic = monotonic
+        self._restore_limit_s = restore_limit_s
         self._last_iteration = monotonic()
         self._assigned: list[int] | None = None
         self._rebalancing = False
@@ -69,7 +73,7 @@ class ProcessorHealth:
         idle = self._monotonic() - self._last_iteration
         if self._stopped:
             return Verdict(False, "stopped")
-        if self._restoring:
+        if self._restoring and (self._restore_limit_s is None or idle < self._restore_limit_s):
             # A restore is progress (bounded by the restore timeout) with no loop iteration.
             return Verdict(True, "restoring stream states")
         if idle >= LIVENESS_S:

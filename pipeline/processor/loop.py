@@ -71,13 +71,14 @@ class Processor:
         self.config = config
         self.counters = ProcessorCounts()
         self.metrics = metrics or ProcessorMetrics(CollectorRegistry(), config.prefix)
-        self.health = ProcessorHealth()
+        self.health = ProcessorHealth(restore_limit_s=config.max_poll_interval_ms / 1000)
         self._clock = clock
         self._ports = ports
         self._consumer = ports.commands
         self._replica = ports.replica
         self._store = (StateStore() if config.max_resident_streams is None
-                       else BoundedStateStore(config.max_resident_streams))
+                       else BoundedStateStore(config.max_resident_streams, config.spill_dir,
+                                              owner=config.transactional_id))
         self._restored_up_to: dict[int, int] = {}
         """Per owned partition: the aggregates offset its last restore read up to."""
         self._caution = Caution()
@@ -138,9 +139,8 @@ class Processor:
         """`partitions` were taken away (or lost); the others stay owned and keep going."""
         self._revoked_in_collect.update(partitions)
         for partition in partitions:
-            streams = self._store.drop(partition)
             self._replica.hand_over(
-                partition, streams.values(), self._restored_up_to.pop(partition, 0)
+                partition, self._store.drop(partition), self._restored_up_to.pop(partition, 0)
             )
             self._caution.forget(partition)
         self._follow()
@@ -345,9 +345,11 @@ class Processor:
     def close(self) -> None:
         """Leave the group and close the readers (the producer goes with the process)."""
         self.health.stopped()
-        self._consumer.close()
-        self._replica.close()
-        self._store.close()
+        try:
+            self._consumer.close()
+            self._replica.close()
+        finally:
+            self._store.close()
         log.info("stopped", extra={"counts": self.counters.as_dict()})
 
 

@@ -7,7 +7,7 @@ transaction aborts the overlay is dropped, so the store never holds a state Kafk
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -15,6 +15,11 @@ from pipeline.domain import aggregates, users
 from pipeline.domain.aggregates import State
 from pipeline.domain.common import CustomerStatus
 from topics import Snapshot, parse_stream_id, remember_command
+
+
+class StateUnavailable(Exception):
+    """The store cannot give or keep a state (its spill file failed: `spill`). Not a fault of
+    the record being handled: it stops the batch and the process, nothing decided."""
 
 
 @dataclass(frozen=True)
@@ -110,10 +115,10 @@ class StateStore:
     def close(self) -> None:
         """Release what the store holds outside memory (nothing here)."""
 
-    def drop(self, partition: int) -> dict[str, StreamState]:
+    def drop(self, partition: int) -> Iterable[StreamState]:
         """Own `partition` no more; its streams as they were."""
         self._quarantined.pop(partition, None)
-        return self._partitions.pop(partition, {})
+        return self._partitions.pop(partition, {}).values()
 
     def is_quarantined(self, partition: int, stream_id: str) -> bool:
         return stream_id in self._quarantined.get(partition, ())

@@ -3,13 +3,17 @@ one read back as it was; a restore through `staging` is bounded the same way."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from pipeline.domain.users import UserState
+from pipeline.processor import ProcessorConfig, TopicNames
+from pipeline.processor.memory import MemoryBroker, drain
 from pipeline.processor.spill import BoundedStateStore
-from pipeline.processor.state import StreamState
+from pipeline.processor.state import StateUnavailable, StreamState
 
 
 def user(n: int, version: int = 1) -> StreamState:
@@ -50,7 +54,7 @@ def test_the_most_recently_used_stay_in_memory(store: BoundedStateStore) -> None
     assert store.spilled.count(0) == 2  # u0 and u2: u1 and u3 were used last
     assert store.put(0, user(0, version=2))  # taken back in memory, newer
     assert store.get(0, "user-u0") == user(0, version=2)
-    assert {s.stream_id: s.version for s in store.drop(0).values()} == {
+    assert {s.stream_id: s.version for s in store.drop(0)} == {
         "user-u0": 2, "user-u1": 1, "user-u2": 1, "user-u3": 1}
     assert store.stream_count() == 0
     assert not store.put(0, user(9))  # revoked
@@ -85,12 +89,74 @@ def test_a_restore_again_replaces_what_the_store_held(store: BoundedStateStore) 
     assert store.stream_count() == 2
 
 
-def test_close_removes_the_file(tmp_path: Path) -> None:
-    store = BoundedStateStore(1, spill_directory=tmp_path)
-    store.load(0, {f"user-u{n}": user(n) for n in range(3)})
-    assert store.spilled.path.exists()
+def test_close_removes_the_file_and_a_killed_predecessors(tmp_path: Path) -> None:
+    killed = BoundedStateStore(1, spill_directory=tmp_path, owner="cqrs.processor-0")
+    killed.load(0, {f"user-u{n}": user(n) for n in range(3)})
+    other = BoundedStateStore(1, spill_directory=tmp_path, owner="cqrs.processor-1")
+    store = BoundedStateStore(1, spill_directory=tmp_path, owner="cqrs.processor-0")
+    assert not killed.spilled.path.exists()  # the same slot's, left by a SIGKILL
+    assert other.spilled.path.exists()
     store.close()
+    store.close()
+    other.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_same_id_under_two_partitions_stays_apart(tmp_path: Path) -> None:
+    store = BoundedStateStore(1, spill_directory=tmp_path)
+    store.load(0, {"user-u1": user(1, version=5), "user-u2": user(2)})
+    store.load(1, {"user-u1": user(1), "user-u3": user(3)})
+    assert store.get(0, "user-u1") == user(1, version=5)
+    assert store.get(1, "user-u1") == user(1)
+    assert store.counts() == (1, 3)
+    store.close()
+
+
+def test_a_failing_file_raises_and_drops_nothing_from_memory(
+        store: BoundedStateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.load(0, {"user-u0": user(0), "user-u1": user(1)})
+
+    def full(*_: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store.spilled, "_write", full)
+    with pytest.raises(StateUnavailable, match="disk is full"):
+        store.put(0, user(2))
+    monkeypatch.undo()
+    assert store.get(0, "user-u0") == user(0)  # still resident: never written, never dropped
+    assert store.get(0, "user-u1") == user(1)
+
+
+def test_a_failing_file_stops_the_batch_and_dead_letters_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    config = ProcessorConfig(kafka={}, topics=TopicNames("c", "e", "a", "r", "dlq"),
+                             batch_ms=1, max_resident_streams=1)
+    broker = MemoryBroker.for_config(config, 1)
+    for n in range(3):
+        broker.append("c", 0, b"k", command("CreateUser", f"c{n}", f"u{n}",
+                                            {"email": f"u{n}@example.com", "name": f"U{n}"}))
+    processor = broker.processor(config)
+    processor.start()
+    drain(processor, broker)
+    store = processor._store
+    assert isinstance(store, BoundedStateStore)
+    assert store.counts() == (1, 2)
+
+    def failing(*_: object) -> None:
+        raise StateUnavailable("the spill file failed (database or disk is full)")
+
+    monkeypatch.setattr(store.spilled, "take", failing)
+    broker.append("c", 0, b"k", command("UpdateUser", "c9", "u0", {"name": "New"}))
+    with pytest.raises(StateUnavailable):
+        processor.step()
+    assert broker.records("dlq") == []
+    assert len(broker.records("r")) == 3  # nothing answered for c9, nothing committed
+    processor.close()
+
+
+def command(kind: str, command_id: str, user_id: str, data: dict[str, str]) -> bytes:
+    return json.dumps({"command_id": command_id, "type": kind, "aggregate_id": user_id,
+                       "data": data, "issued_at": "2024-05-01T00:00:00Z"}).encode()
 
 
 def test_a_bound_below_one_is_refused() -> None:

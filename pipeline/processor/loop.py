@@ -107,7 +107,9 @@ class Processor:
         # left open, so a restore is not stuck behind it (read_committed, LSO).
         self._producer = self._fenced_stops(self._ports.producer_factory, self.config.producer())
         self._consumer.subscribe(self._assigned, self._revoked)
-        log.info("started", extra={"fields": {"partitions": self._partitions}})
+        log.info("started", extra={"fields": {
+            "partitions": self._partitions,
+            "max_resident_streams": self.config.max_resident_streams}})
 
     def step(self) -> None:
         """One batch: collect, then transactions until done or one failed (rewound).

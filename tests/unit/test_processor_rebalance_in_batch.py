@@ -12,6 +12,7 @@ from pipeline.processor import Processor, ProcessorConfig, TopicNames
 from pipeline.processor.memory import MemoryBroker, drain
 from pipeline.processor.memory_readers import MemoryCommandSource
 from pipeline.processor.records import InboundRecord
+from tests.support.processor import command
 from topics import read_headers
 
 TOPICS = TopicNames("c", "e", "a", "r", "dlq")
@@ -37,11 +38,8 @@ class Flapping(MemoryCommandSource):
 
 
 def create(i: int) -> bytes:
-    return json.dumps({
-        "command_id": f"c{i}", "type": "CreateUser", "aggregate_id": f"u{i}",
-        "data": {"email": f"u{i}@example.com", "name": f"User {i}"},
-        "issued_at": "2024-05-01T00:00:00Z",
-    }).encode()
+    return json.dumps(command("CreateUser", f"u{i}", {"email": f"u{i}@example.com",
+                                                      "name": f"User {i}"}, f"c{i}")).encode()
 
 
 def test_a_partition_back_within_one_batch_decides_each_command_once() -> None:

@@ -31,7 +31,9 @@ def test_a_cancelled_wait_lets_the_batch_finish_then_propagates() -> None:
     asyncio.run(scenario())
 
 
-def test_a_batch_that_outlives_the_grace_is_cancelled_and_ended_first() -> None:
+def stopped(grace_s: float, cancels: int) -> list[str]:
+    """An agent awaiting a batch stuck in its store (`finished`), cancelled `cancels` times:
+    the order in which the batch ended and the agent's clean-up ran."""
     order: list[str] = []
 
     async def stuck() -> None:
@@ -44,49 +46,28 @@ def test_a_batch_that_outlives_the_grace_is_cancelled_and_ended_first() -> None:
 
     async def agent() -> None:
         try:
-            await finished(stuck(), grace_s=0.05)
+            await finished(stuck(), grace_s=grace_s)
         finally:
             order.append("store closed")
 
     async def scenario() -> None:
         task = asyncio.ensure_future(agent())
-        await asyncio.sleep(0.01)
-        task.cancel()
+        for _ in range(cancels):
+            await asyncio.sleep(0.01)
+            task.cancel()  # a stop; a second: the loop's shutdown cancels what is left
         with pytest.raises(asyncio.CancelledError):
             await task
 
     asyncio.run(scenario())
-    assert order == ["batch ended", "store closed"]
+    return order
+
+
+def test_a_batch_that_outlives_the_grace_is_cancelled_and_ended_first() -> None:
+    assert stopped(grace_s=0.05, cancels=1) == ["batch ended", "store closed"]
 
 
 def test_a_second_cancellation_cancels_the_batch_and_still_waits_for_it() -> None:
-    order: list[str] = []
-
-    async def slow() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            await asyncio.sleep(0.05)
-            order.append("batch ended")
-            raise
-
-    async def agent() -> None:
-        try:
-            await finished(slow(), grace_s=30)
-        finally:
-            order.append("store closed")
-
-    async def scenario() -> None:
-        task = asyncio.ensure_future(agent())
-        await asyncio.sleep(0.01)
-        task.cancel()
-        await asyncio.sleep(0.01)
-        task.cancel()  # the loop's shutdown cancels what is left
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(scenario())
-    assert order == ["batch ended", "store closed"]
+    assert stopped(grace_s=30, cancels=2) == ["batch ended", "store closed"]
 
 
 def test_an_error_during_the_grace_is_raised_not_lost() -> None:

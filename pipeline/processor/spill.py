@@ -217,10 +217,11 @@ class BoundedStateStore(StateStore):
     def drop(self, partition: int) -> Iterable[StreamState]:
         """Own `partition` no more; its streams (the spilled ones read back from the file one
         page at a time, as the caller iterates: iterate to the end)."""
-        resident = list(super().drop(partition))
-        for stream in resident:
-            self._recency.pop((partition, stream.stream_id), None)
-        return _chain(resident, self._spilled.drain(partition))
+        self._quarantined.pop(partition, None)
+        resident = self._partitions.pop(partition, {})
+        for stream_id in resident:
+            self._recency.pop((partition, stream_id), None)
+        return _chain(list(resident.values()), self._spilled.drain(partition))
 
     def put(self, partition: int, stream: StreamState) -> bool:
         streams = self._partitions.get(partition)
